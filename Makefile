@@ -1,0 +1,35 @@
+# Two entry points for a fresh Debian 12/13 machine (as root or with sudo):
+#   make run   sets up and runs PacketTotal with the embedded default store
+#   make test  sets up and runs the test-suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test setup setup-test bench clean
+
+$(BIN)/packettotal: pyproject.toml
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+setup:
+	bash scripts/setup-system.sh run
+	@$(MAKE) --no-print-directory $(BIN)/packettotal
+
+setup-test:
+	bash scripts/setup-system.sh test
+	@$(MAKE) --no-print-directory $(BIN)/packettotal
+
+run: setup
+	$(BIN)/packettotal demo
+
+test: setup-test
+	$(BIN)/pytest -n 2 --dist loadfile
+
+bench: setup-test
+	bash scripts/setup-system.sh bench
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

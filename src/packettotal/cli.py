@@ -1,0 +1,260 @@
+"""The `packettotal` command: thin, it parses arguments and calls the service."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from . import config as config_mod, demo as demo_mod, export as export_mod
+from .errors import PacketTotalError, RefusedCapture
+from .query import fields as catalog
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _service(ctx: click.Context):
+    from .service import PacketTotal
+    if "service" not in ctx.obj:
+        ctx.obj["service"] = PacketTotal(ctx.obj["settings"])
+        ctx.call_on_close(ctx.obj["service"].close)
+    return ctx.obj["service"]
+
+
+def _json(obj) -> None:
+    click.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(path_type=Path), help="Data folder (env PACKETTOTAL_HOME).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="TOML settings file (env PACKETTOTAL_CONFIG).")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, config_file: Path | None) -> None:
+    """PacketTotal: analyse packet captures with Suricata; search and pivot across all of them."""
+    ctx.ensure_object(dict)
+    ctx.obj["settings"] = config_mod.load(config_file, home=home)
+
+
+def result_row(row: dict) -> dict:
+    s = row.get("summary") or {}
+    return {"id": row["id"], "md5": row["md5"], "sha1": row["sha1"], "name": row["name"],
+            "status": row["status"], "error": row.get("error"), "warnings": row.get("warnings") or [],
+            "packets": s.get("packets"), "counts": s.get("counts", {}), "alerts": s.get("alerts", 0)}
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
+@click.pass_context
+def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Analyse captures (pcap, pcapng, or gzip/bzip2/xz/zstd-compressed). Exit 0: all done,
+    1: some failed or were refused."""
+    from rich.progress import Progress
+
+    from .jobs.local import LocalJobs
+    pt = _service(ctx)
+    results: dict[Path, dict] = {}
+    ids: dict[str, list[Path]] = {}
+    for p in paths:
+        try:
+            sub = pt.submit(p, p.name)
+        except RefusedCapture as exc:
+            results[p] = {"id": None, "md5": None, "sha1": None, "name": p.name, "status": "refused",
+                          "error": exc.message, "warnings": [], "packets": None, "counts": {}, "alerts": 0}
+            continue
+        if sub.capture["status"] == "done":
+            results[p] = result_row(sub.capture) | {"name": p.name}
+        else:
+            ids.setdefault(sub.capture["id"], []).append(p)
+    jobs = LocalJobs(pt)
+    with Progress(disable=as_json or len(ids) < 2, transient=True) as progress:
+        task = progress.add_task("analysing", total=len(ids))
+
+        def done(row: dict) -> None:
+            for p in ids[row["id"]]:
+                results[p] = result_row(row) | {"name": p.name}
+            progress.advance(task)
+
+        jobs.run(list(ids), on_done=done)
+    jobs.close()
+    ordered = [results[p] for p in paths]
+    if as_json:
+        _json(ordered)
+    else:
+        for r in ordered:
+            counts = ", ".join(f"{k} {v}" for k, v in r["counts"].items())
+            line = f"{r['status']:8} {r['name']}"
+            if r["id"]:
+                line += f"  {r['id'][:16]}  {r['packets'] or 0} packets, {r['alerts']} alerts"
+                line += f"  [{counts}]" if counts else ""
+            click.echo(line)
+            for msg in ([r["error"]] if r["error"] else []) + r["warnings"]:
+                click.echo(f"         {msg}")
+    ctx.exit(EXIT_OK if all(r["status"] == "done" for r in ordered) else EXIT_FAILED)
+
+
+def _summary_lines(row: dict) -> list[str]:
+    s = row.get("summary") or {}
+    lines = [f"{row['name']}  ({row['status']})", f"  sha256  {row['id']}", f"  md5     {row['md5']}",
+             f"  sha1    {row['sha1']}",
+             f"  packets {s.get('packets')}  bytes {s.get('bytes')}  duration {s.get('duration')} s",
+             f"  first   {s.get('first_ts')}  last {s.get('last_ts')}",
+             f"  link types {', '.join(f'{k} ({v})' for k, v in (s.get('linktypes') or {}).items())}"]
+    if row.get("error"):
+        lines.append(f"  error   {row['error']}")
+    lines += [f"  warning {w}" for w in row.get("warnings") or []]
+    if s.get("counts"):
+        lines.append(f"  alerts {s.get('alerts', 0)}  events {s.get('events', 0)}")
+        lines += [f"    {k:12} {v}" for k, v in s["counts"].items()]
+    return lines
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--tab", "event_type", help="Show this event type's rows (dns, http, tls, alert, ...).")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--offset", default=0)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def show(ctx: click.Context, ref: str, event_type: str | None, limit: int, offset: int, as_json: bool) -> None:
+    """A capture's summary (by sha256, md5, sha1 or unique prefix), or one event type's rows."""
+    pt = _service(ctx)
+    row = pt.capture(ref)
+    if event_type:
+        page = pt.events.events(row["id"], event_type, limit=limit, offset=offset)
+        if as_json:
+            _json({"total": page.total, "events": [e["event"] for e in page.events]})
+        else:
+            click.echo(f"{page.total} {event_type} events; {offset + 1}-{offset + len(page.events)}:")
+            for e in page.events:
+                click.echo(orjson.dumps(e["event"]).decode())
+        return
+    if as_json:
+        _json(row | {"files": pt.db.capture_files(row["id"])})
+    else:
+        click.echo("\n".join(_summary_lines(row)))
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--limit", default=50, show_default=True, help="Captures (grouped) or events (--events).")
+@click.option("--events", "raw", is_flag=True, help="List matching events instead of captures.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def search(ctx: click.Context, query: str, limit: int, raw: bool, as_json: bool) -> None:
+    """Lucene search over every capture's events, e.g. 'dns.rrname:*.evil.com AND src_ip:10.0.0.0/8'."""
+    pt = _service(ctx)
+    if raw:
+        page = pt.search(query, limit=limit, group=False)
+        if as_json:
+            _json({"total": page.total, "events": page.events})
+        else:
+            click.echo(f"{page.total} events")
+            for e in page.events:
+                click.echo(f"{e['capture'][:16]} {orjson.dumps(e['event']).decode()[:300]}")
+        return
+    groups = pt.search(query, limit=limit)
+    rows = pt.db.captures_in(g.capture for g in groups)
+    out = [{"id": g.capture, "name": rows.get(g.capture, {}).get("name"), "hits": g.hits, "found_in": g.found_in,
+            "submitted_at": rows.get(g.capture, {}).get("submitted_at")} for g in groups]
+    if as_json:
+        _json(out)
+    else:
+        click.echo(f"{len(out)} captures")
+        for r in out:
+            found = ", ".join(f"{k} {v}" for k, v in r["found_in"].items())
+            click.echo(f"{r['id'][:16]}  {r['hits']:6} hits  {r['name']}  [{found}]")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--format", "fmt", type=click.Choice(["eve", "csv", "pcap"]), required=True)
+@click.option("--type", "event_type", help="Event type for CSV (default: every type, one table).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="File (default stdout).")
+@click.pass_context
+def export(ctx: click.Context, ref: str, fmt: str, event_type: str | None, output: Path | None) -> None:
+    """Export a capture: EVE NDJSON as stored, CSV of one event type, or the original capture."""
+    pt = _service(ctx)
+    row = pt.capture(ref)
+    if fmt == "pcap":
+        with pt.blobs.open("captures", row["id"]) as src:
+            if output:
+                with open(output, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            else:
+                shutil.copyfileobj(src, sys.stdout.buffer)
+        return
+    records = pt.events.export(row["id"])
+    if fmt == "eve":
+        with (open(output, "wb") if output else _stdout_bytes()) as out:
+            export_mod.write_ndjson(records, out)
+    else:
+        if event_type:
+            records = export_mod.of_type(records, event_type)
+        with (open(output, "w", newline="") if output else _stdout_text()) as out:
+            export_mod.write_csv(records, out)
+
+
+class _NoClose:
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __enter__(self):
+        return self.stream
+
+    def __exit__(self, *exc):
+        self.stream.flush()
+
+
+def _stdout_bytes():
+    return _NoClose(sys.stdout.buffer)
+
+
+def _stdout_text():
+    return _NoClose(sys.stdout)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def fields(as_json: bool) -> None:
+    """The searchable fields: EVE names, aliases, types and examples."""
+    rows = catalog.catalogue()
+    if as_json:
+        _json(rows)
+    else:
+        for r in rows:
+            click.echo(f"{r['name']:32} {r['type']:8} {r['example']}")
+
+
+@cli.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Build the project's demo capture, analyse it, print its summary."""
+    pt = _service(ctx)
+    path = pt.settings.home / "demo" / "packettotal-demo.pcap"
+    if not path.exists():
+        demo_mod.write(path)
+    sub = pt.submit(path, path.name)
+    row = sub.capture if sub.capture["status"] == "done" else pt.analyse(sub.capture["id"])
+    click.echo("\n".join(_summary_lines(row)))
+    click.echo(f"\nTry: packettotal show {row['id'][:12]} --tab alert   |   "
+               "packettotal search 'alert.signature:*EICAR*'")
+    ctx.exit(EXIT_OK if row["status"] == "done" else EXIT_FAILED)
+
+
+def main() -> None:
+    try:
+        rc = cli.main(standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.Abort:
+        sys.exit(EXIT_FAILED)
+    except PacketTotalError as exc:
+        click.echo(f"packettotal: {exc.message}", err=True)
+        sys.exit(EXIT_FAILED)
+    sys.exit(rc if isinstance(rc, int) else EXIT_OK)

@@ -1,0 +1,62 @@
+"""One error hierarchy: every stage raises a subclass carrying a message a person understands."""
+
+from __future__ import annotations
+
+
+class PacketTotalError(Exception):
+    """Root of all errors shown to users. `code` is a stable machine-readable kind."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, detail: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def as_dict(self) -> dict:
+        return {"error": self.code, "detail": self.message}
+
+
+class ConfigError(PacketTotalError):
+    code = "config"
+
+
+class RefusedCapture(PacketTotalError):
+    """The upload is not an acceptable packet capture; nothing was analysed."""
+
+    code = "refused"
+
+    def __init__(self, message: str, *, status: int = 415, detail: str | None = None):
+        super().__init__(message, detail=detail)
+        self.status = status
+
+
+class AnalysisFailed(PacketTotalError):
+    """Suricata could not analyse a capture (or died doing it)."""
+
+    code = "analysis_failed"
+
+
+class EngineError(PacketTotalError):
+    """The Suricata engine itself misbehaved (would not start, stopped answering)."""
+
+    code = "engine"
+
+
+class QueryError(PacketTotalError):
+    """A search query that cannot be parsed or run; `position` is a 0-based offset when known."""
+
+    code = "bad_query"
+
+    def __init__(self, message: str, *, position: int | None = None, expected: str | None = None):
+        super().__init__(message)
+        self.position = position
+        self.expected = expected
+
+    def as_dict(self) -> dict:
+        return {"error": self.code, "detail": self.message, "position": self.position,
+                "expected": self.expected}
+
+
+class NotFound(PacketTotalError):
+    code = "not_found"

@@ -1,0 +1,1 @@
+"""Ingest: validate an upload, run Suricata on it, normalise its EVE output, extract observables."""

@@ -1,0 +1,139 @@
+"""Observables (IOCs) of EVE records: (kind, value, field) triples, normalised for pivoting."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}")
+_HEX = re.compile(r"^[0-9a-f]+$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?\.)+[a-z0-9\-]{1,63}$")
+_HASH_KINDS = {32: "md5", 40: "sha1", 64: "sha256"}
+MAX_VALUE = 1024
+
+
+def get(rec: dict, path: str) -> object:
+    cur: object = rec
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            if isinstance(v, str):
+                yield v
+
+
+def norm_ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
+def norm_domain(value: str) -> str | None:
+    v = value.strip().rstrip(".").lower()
+    if ":" in v and v.count(":") == 1:  # host:port
+        v = v.split(":")[0]
+    if norm_ip(v):
+        return None
+    return v if _DOMAIN.match(v) else None
+
+
+def norm_hash(value: str) -> tuple[str, str] | None:
+    v = value.strip().lower().replace(":", "")
+    kind = _HASH_KINDS.get(len(v))
+    return (kind, v) if kind and _HEX.match(v) else None
+
+
+def _emails(value: str) -> Iterator[str]:
+    for m in _EMAIL.finditer(value):
+        yield m.group(0).lower()
+
+
+# field -> kind of observable; value normalisers below
+IP_FIELDS = ("src_ip", "dest_ip", "dns.answers.rdata", "dns.grouped.A", "dns.grouped.AAAA",
+             "dhcp.assigned_ip", "dhcp.client_ip", "smtp.x_originating_ip", "http.xff")
+DOMAIN_FIELDS = ("dns.rrname", "dns.queries.rrname", "dns.answers.rrname", "dns.grouped.CNAME",
+                 "dns.answers.rdata", "http.hostname", "tls.sni", "quic.sni", "smtp.helo",
+                 "krb5.sname", "http2.request_headers.authority")
+TEXT_FIELDS = {"http.http_user_agent": "user_agent", "tls.subject": "cert_subject",
+               "tls.issuerdn": "cert_issuer", "community_id": "community_id",
+               "tls.ja3.hash": "ja3", "tls.ja3s.hash": "ja3s", "tls.ja4": "ja4", "quic.ja4": "ja4",
+               "ssh.client.hassh.hash": "hassh", "ssh.server.hassh.hash": "hassh",
+               "tls.fingerprint": "cert_sha1"}
+HASH_FIELDS = ("fileinfo.md5", "fileinfo.sha1", "fileinfo.sha256", "smtp.body_md5",
+               "email.body_md5")
+EMAIL_FIELDS = ("smtp.mail_from", "smtp.rcpt_to", "email.from", "email.to", "email.cc",
+                "email.reply_to")
+
+
+def extract(rec: dict) -> Iterator[tuple[str, str, str]]:
+    """(kind, value, field) for every observable in one EVE record."""
+    for f in IP_FIELDS:
+        for s in _strings(get(rec, f)):
+            if ip := norm_ip(s):
+                yield "ip", ip, f
+    for f in DOMAIN_FIELDS:
+        for s in _strings(get(rec, f)):
+            if d := norm_domain(s):
+                yield "domain", d, f
+    for f, kind in TEXT_FIELDS.items():
+        for s in _strings(get(rec, f)):
+            if s:
+                yield kind, (s.lower() if kind in ("cert_sha1", "ja3", "ja3s", "hassh") else s)[:MAX_VALUE], f
+    for f in HASH_FIELDS:
+        for s in _strings(get(rec, f)):
+            if h := norm_hash(s):
+                yield h[0], h[1], f
+    for f in EMAIL_FIELDS:
+        for s in _strings(get(rec, f)):
+            for e in _emails(s):
+                yield "email", e, f
+    http = rec.get("http")
+    if isinstance(http, dict) and isinstance(http.get("url"), str):
+        host = http.get("hostname") if isinstance(http.get("hostname"), str) else None
+        url = http["url"]
+        if host and url.startswith("/"):
+            port = http.get("http_port")
+            netloc = f"{host}:{port}" if port and port not in (80,) else host
+            url = f"http://{netloc}{url}"
+        yield "url", url[:MAX_VALUE], "http.url"
+
+
+@dataclass
+class Seen:
+    count: int = 0
+    first: str | None = None
+    last: str | None = None
+
+    def add(self, ts: str | None) -> None:
+        self.count += 1
+        if ts:
+            if self.first is None or ts < self.first:
+                self.first = ts
+            if self.last is None or ts > self.last:
+                self.last = ts
+
+
+class Collector:
+    """Counts observables over a capture's records: (kind, value, field) -> Seen."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str, str], Seen] = {}
+
+    def add(self, rec: dict) -> None:
+        ts = rec.get("timestamp") if isinstance(rec.get("timestamp"), str) else None
+        for key in set(extract(rec)):
+            s = self.seen.get(key)
+            if s is None:
+                s = self.seen[key] = Seen()
+            s.add(ts)

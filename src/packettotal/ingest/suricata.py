@@ -1,0 +1,322 @@
+"""The one module that owns the Suricata binary: version, config, rules, and long-lived daemons.
+
+Each `Engine` is a Suricata 7 daemon in unix-socket mode (`--runmode single`), fed one
+`pcap-file` command per capture so rules load once. Suricata exits 0 and says nothing on the
+socket when it cannot read a file, so each run also reads the daemon's log and the packet count
+of the final stats record in that capture's EVE file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import struct
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from ..config import Settings
+from ..errors import AnalysisFailed, EngineError
+
+DEBIAN_RULE_FILES = (
+    "app-layer-events.rules", "decoder-events.rules", "dhcp-events.rules", "dns-events.rules",
+    "files.rules", "ftp-events.rules", "http-events.rules", "http2-events.rules",
+    "ipsec-events.rules", "kerberos-events.rules", "modbus-events.rules", "dnp3-events.rules",
+    "mqtt-events.rules", "nfs-events.rules", "ntp-events.rules", "quic-events.rules",
+    "rfb-events.rules", "smb-events.rules", "smtp-events.rules", "ssh-events.rules",
+    "stream-events.rules", "tls-events.rules",
+)
+# Invalid-checksum decoder events: uploads carry NIC-offloaded checksums, so these are noise.
+DROPPED_SIDS = frozenset(range(2200073, 2200080))
+_SID = re.compile(r"\bsid\s*:\s*(\d+)")
+
+
+def version(binary: str = "suricata") -> str:
+    try:
+        out = subprocess.run([binary, "-V"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EngineError(f"cannot run Suricata ({binary}): {exc}") from None
+    m = re.search(r"version (\d+\.\d+\.\d+)", out)
+    if not m:
+        raise EngineError(f"cannot tell Suricata's version from: {out.strip()[:200]!r}")
+    return m.group(1)
+
+
+def rule_lines(text: str) -> list[str]:
+    """Active rules of a rules file, less the dropped sids."""
+    keep = []
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        m = _SID.search(s)
+        if m and int(m.group(1)) in DROPPED_SIDS:
+            continue
+        keep.append(s)
+    return keep
+
+
+def build_rules(settings: Settings, dest: Path) -> int:
+    """Write the one rules file the engines load; returns the number of rules."""
+    sources = [settings.suricata_rules_dir / name for name in DEBIAN_RULE_FILES]
+    sources = [p for p in sources if p.exists()]
+    own = resources.files("packettotal") / "rules" / "packettotal.rules"
+    texts = [p.read_text(errors="replace") for p in sources] + [own.read_text()]
+    if settings.user_rules_dir:
+        if not settings.user_rules_dir.is_dir():
+            raise EngineError(f"user rules folder {settings.user_rules_dir} does not exist")
+        texts += [p.read_text(errors="replace") for p in sorted(settings.user_rules_dir.glob("*.rules"))]
+    lines = [line for text in texts for line in rule_lines(text)]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+class _ConfigTemplate(Template):
+    delimiter = "@"  # the YAML itself is full of $VARS
+
+
+def render_config(settings: Settings, rules_file: Path, log_dir: Path) -> str:
+    template = (resources.files("packettotal") / "ingest" / "suricata.yaml.tmpl").read_text()
+    return _ConfigTemplate(template).substitute(
+        log_dir=str(log_dir), rules_dir=str(settings.suricata_rules_dir), rules_file=str(rules_file))
+
+
+@dataclass
+class EngineRun:
+    eve_path: Path
+    filestore: Path
+    packets: int | None       # decoder.pkts of the capture's final stats record
+    errors: list[str]         # the daemon's Error lines while it read this capture
+    seconds: float
+
+
+def _warmup_pcap(path: Path) -> Path:
+    """A one-packet Ethernet/IPv4/UDP capture: every fresh daemon reads it first (see 7.0.10 defect)."""
+    if not path.exists():
+        ip = bytes.fromhex("4500001c0001000040110000") + bytes([127, 0, 0, 1, 127, 0, 0, 1])
+        frame = b"\x00" * 12 + b"\x08\x00" + ip + struct.pack(">HHHH", 9, 9, 8, 0)
+        header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+        record = struct.pack("<IIII", 1, 0, len(frame), len(frame)) + frame
+        path.write_bytes(header + record)
+    return path
+
+
+@dataclass
+class Engine:
+    """One supervised Suricata daemon."""
+
+    settings: Settings
+    config_path: Path
+    base_dir: Path
+    name: str
+    proc: subprocess.Popen | None = None
+    sock: socket.socket | None = None
+    restarts: int = -1
+    _buf: bytes = field(default=b"", repr=False)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.base_dir / "suricata.sock"
+
+    @property
+    def log_path(self) -> Path:
+        return self.base_dir / "log" / "suricata.log"
+
+    def start(self) -> None:
+        self.stop()
+        self.restarts += 1
+        (self.base_dir / "log").mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        argv = [self.settings.suricata, "-c", str(self.config_path), "-k", "none", "--runmode", "single",
+                f"--unix-socket={self.socket_path}", "-l", str(self.base_dir / "log")]
+        stderr = open(self.base_dir / "log" / "stderr.log", "ab")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                                     start_new_session=True, env={**os.environ, "TZ": "UTC"})
+        stderr.close()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EngineError(f"Suricata exited with code {self.proc.returncode} at start-up: "
+                                  + self._log_tail())
+            if self.socket_path.exists():
+                try:
+                    self._connect()
+                    break
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        else:
+            self.stop()
+            raise EngineError("Suricata did not open its command socket within 120 s: " + self._log_tail())
+        warm = self.base_dir / "warmup"
+        warm.mkdir(exist_ok=True)
+        run = self._run(_warmup_pcap(self.base_dir / "warmup.pcap"), warm, 60)
+        if run.packets != 1:
+            raise EngineError(f"Suricata failed its warm-up capture: {run.errors or self._log_tail()}")
+
+    def _connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(str(self.socket_path))
+        self.sock, self._buf = s, b""
+        if self._call({"version": "0.2"}).get("return") != "OK":
+            raise OSError("Suricata refused the socket protocol version")
+
+    def _call(self, message: dict) -> dict:
+        assert self.sock is not None
+        self.sock.sendall(json.dumps(message).encode() + b"\n")
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise OSError("Suricata closed its command socket")
+            self._buf += chunk
+            try:
+                reply = json.loads(self._buf)
+            except ValueError:
+                continue
+            self._buf = b""
+            return reply
+
+    def command(self, name: str, **arguments) -> dict:
+        msg = {"command": name}
+        if arguments:
+            msg["arguments"] = arguments
+        return self._call(msg)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and self.sock is not None
+
+    def analyze(self, pcap: Path, out_dir: Path, timeout: float | None = None) -> EngineRun:
+        """Run one capture; a hung or dead daemon is killed and restarted, and AnalysisFailed raised."""
+        if not self.alive():
+            self.start()
+        try:
+            return self._run(pcap, out_dir, timeout or self.settings.engine_timeout)
+        except (OSError, TimeoutError, ValueError) as exc:
+            died = self.proc is not None and self.proc.poll() is not None
+            reason = (f"Suricata died (exit code {self.proc.returncode}) while reading the capture"
+                      if died else f"Suricata stopped answering ({exc}); it was killed")
+            tail = self._log_tail()
+            self.stop()
+            with contextlib.suppress(EngineError):
+                self.start()
+            raise AnalysisFailed(reason, detail=tail) from None
+
+    def _run(self, pcap: Path, out_dir: Path, timeout: float) -> EngineRun:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        t0 = time.monotonic()
+        reply = self.command("pcap-file", filename=str(pcap), **{"output-dir": str(out_dir)})
+        if reply.get("return") != "OK":
+            raise AnalysisFailed(f"Suricata refused the capture: {reply.get('message')}")
+        eve = out_dir / "eve.json"
+        delay = 0.002
+        while True:
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"no result after {timeout:.0f} s")
+            if (self.command("pcap-file-number").get("message") == 0
+                    and self.command("pcap-current").get("message") == "None"):
+                packets = _final_packets(eve)
+                if packets is not None:
+                    break
+            if self.proc is not None and self.proc.poll() is not None:
+                raise OSError("daemon exited")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
+        errors = _errors_since(self.log_path, log_offset)
+        return EngineRun(eve, out_dir / "filestore", packets, errors, time.monotonic() - t0)
+
+    def _log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no log)"
+        return " | ".join(text[-lines:])
+
+    def stop(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+
+def _final_packets(eve: Path) -> int | None:
+    """Packets read, from the stats record Suricata writes when it finishes a capture."""
+    try:
+        with open(eve, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 262144))
+            tail = f.read()
+    except FileNotFoundError:
+        return None
+    for line in reversed(tail.splitlines()):
+        if b'"event_type":"stats"' in line:
+            try:
+                return int(json.loads(line)["stats"]["decoder"]["pkts"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+_LOG_LINE = re.compile(r"^\[\d+ - [^\]]*\] \S+ \S+ (Error|Warning): (.*)$")
+
+
+def _errors_since(log: Path, offset: int) -> list[str]:
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            text = f.read(1 << 20).decode(errors="replace")
+    except FileNotFoundError:
+        return []
+    return [m.group(2)[:500] for line in text.splitlines()
+            if (m := _LOG_LINE.match(line)) and m.group(1) == "Error"]
+
+
+class EnginePool:
+    """N daemons, lent one at a time. Started lazily, stopped together."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.version = version(settings.suricata)
+        if not self.version.startswith("7."):
+            raise EngineError(f"PacketTotal needs Suricata 7; {settings.suricata} is {self.version}")
+        base = settings.work_dir / "engines"
+        self.rules_file = base / "packettotal-combined.rules"
+        self.rule_count = build_rules(settings, self.rules_file)
+        self.config_path = base / "suricata.yaml"
+        self.config_path.write_text(render_config(settings, self.rules_file, base / "log"))
+        self._idle: queue.Queue[Engine] = queue.Queue()
+        self._all = [Engine(settings, self.config_path, base / f"engine-{i}", f"engine-{i}")
+                     for i in range(settings.engines)]
+        for e in self._all:
+            self._idle.put(e)
+
+    @contextlib.contextmanager
+    def engine(self):
+        e = self._idle.get()
+        try:
+            if not e.alive():
+                e.start()
+            yield e
+        finally:
+            self._idle.put(e)
+
+    def close(self) -> None:
+        for e in self._all:
+            e.stop()

@@ -1,0 +1,111 @@
+"""Decide whether an upload is a packet capture we can analyse, and stage it content-addressed.
+
+libmagic says what a file appears to be; our own header walk says whether it holds packets.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import magic
+
+from ..errors import RefusedCapture
+from . import capfile
+
+
+@dataclass(frozen=True)
+class StagedCapture:
+    path: Path                # decompressed capture in the work folder
+    digests: capfile.Digests  # of the decompressed capture: sha256 is the capture id
+    info: capfile.CaptureInfo
+    compression: str | None
+    description: str          # libmagic's description of the upload
+    warnings: tuple[str, ...]
+
+
+def describe(path: Path) -> str:
+    try:
+        return magic.from_file(str(path)) or "unknown data"
+    except (magic.MagicException, OSError):
+        return "unknown data"
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def stage(upload: Path, work_dir: Path, limit: int) -> StagedCapture:
+    """Validate `upload` and copy it (decompressed) into work_dir. Raises RefusedCapture."""
+    size = upload.stat().st_size
+    if size == 0:
+        raise RefusedCapture("the file is empty", status=400)
+    with open(upload, "rb") as f:
+        head = f.read(8)
+    description = describe(upload)
+    compression = capfile.sniff_compression(head)
+    if compression is None and capfile.capture_format(head) is None:
+        raise RefusedCapture(f"{_short(description)}, not a packet capture "
+                             "(expected pcap, pcapng, or one of those gzip/bzip2/xz/zstd-compressed)")
+    if compression is None and size > limit:
+        raise RefusedCapture(f"the capture is {_human(size)}, over the limit of {_human(limit)}", status=413)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    dest = work_dir / f"incoming-{uuid.uuid4().hex}.pcap"
+    try:
+        digests = capfile.copy_hashed(upload, dest, limit, compression)
+        return _check_staged(dest, digests, compression, description)
+    except capfile.TooLarge:
+        _unlink(dest)
+        raise RefusedCapture(f"the {compression} data decompresses to more than {_human(limit)}, "
+                             "the upload limit (refused as a possible decompression bomb)", status=413) from None
+    except capfile.BadCompression as exc:
+        _unlink(dest)
+        raise RefusedCapture(f"the {compression} data is damaged: {exc}", status=400) from None
+    except BaseException:
+        _unlink(dest)
+        raise
+
+
+def _check_staged(dest: Path, digests: capfile.Digests, compression: str | None,
+                  description: str) -> StagedCapture:
+    with open(dest, "rb") as f:
+        head = f.read(8)
+    if compression and capfile.capture_format(head) is None:
+        inner = describe(dest) if digests.size else "nothing"
+        raise RefusedCapture(f"{compression}-compressed {_short(inner)}, not a packet capture")
+    try:
+        info = capfile.inspect(dest)
+    except ValueError:
+        raise RefusedCapture("the file is empty", status=400) from None
+    if info.packets == 0:
+        if info.problem:
+            raise RefusedCapture(f"the capture is unreadable: {info.problem}", status=400)
+        raise RefusedCapture("the capture holds no packets (header only)", status=400)
+    readable = sum(n for lt, n in info.linktypes.items() if lt in capfile.SUPPORTED_LINKTYPES)
+    if readable == 0:
+        names = ", ".join(sorted(f"{capfile.linktype_name(lt)} (DLT {lt})" for lt in info.linktypes))
+        raise RefusedCapture(f"unsupported link type: {names}; Suricata 7 decodes Ethernet, "
+                             "Linux cooked (SLL), raw IP, PPP, Cisco HDLC and BSD loopback captures")
+    warnings = []
+    if info.problem:
+        warnings.append(f"the capture is {info.problem}; the {info.packets:,} packets before that were analysed")
+    if readable < info.packets:
+        warnings.append(f"{info.packets - readable:,} packets on unsupported link types were skipped")
+    return StagedCapture(dest, digests, info, compression, description, tuple(warnings))
+
+
+def _short(description: str) -> str:
+    return description.split(",")[0][:120].strip() or "unknown data"
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

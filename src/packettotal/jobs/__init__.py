@@ -1,0 +1,1 @@
+"""Jobs: in-process worker pool (local.py) running PacketTotal.analyse."""

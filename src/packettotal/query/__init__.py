@@ -1,0 +1,1 @@
+"""Query: Lucene text -> typed node tree (lucene.py) -> field mapping (fields.py) -> backends."""

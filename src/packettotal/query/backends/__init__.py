@@ -1,0 +1,1 @@
+"""Backends: one translator per event store, one method per node kind."""

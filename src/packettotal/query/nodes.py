@@ -1,0 +1,75 @@
+"""The backend-neutral query tree. Values stay typed: a wildcard is a tuple of parts, a CIDR is
+an ip_network; each backend escapes for itself."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+ANY = object()   # '*' in a wildcard
+ONE = object()   # '?' in a wildcard
+
+
+@dataclass(frozen=True)
+class Term:
+    field: str | None  # None: free text over all fields
+    value: str
+
+
+@dataclass(frozen=True)
+class Wildcard:
+    field: str | None
+    parts: tuple  # str literals, ANY, ONE
+
+    def regex(self) -> str:
+        import re
+        return "".join(".*" if p is ANY else "." if p is ONE else re.escape(p) for p in self.parts)
+
+
+@dataclass(frozen=True)
+class Phrase:
+    field: str | None
+    value: str
+
+
+@dataclass(frozen=True)
+class Range:
+    field: str
+    low: str | None
+    high: str | None
+    include_low: bool = True
+    include_high: bool = True
+
+
+@dataclass(frozen=True)
+class Cidr:
+    field: str
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Exists:
+    field: str
+
+
+@dataclass(frozen=True)
+class And:
+    children: tuple
+
+
+@dataclass(frozen=True)
+class Or:
+    children: tuple
+
+
+@dataclass(frozen=True)
+class Not:
+    child: object
+
+
+@dataclass(frozen=True)
+class MatchAll:
+    pass
+
+
+Node = Term | Wildcard | Phrase | Range | Cidr | Exists | And | Or | Not | MatchAll

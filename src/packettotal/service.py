@@ -1,0 +1,224 @@
+"""The application: submit captures, analyse them, read results. Web, API and CLI all call this."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import shutil
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config as config_mod
+from .errors import AnalysisFailed, EngineError, NotFound
+from .ingest import capfile, eve, files as carved, observables, suricata, validate
+from .query import lucene
+from .store.blobs import Blobs
+from .store.db import Database, now
+from .store.events.tantivy import TantivyEventStore
+
+log = logging.getLogger("packettotal")
+MAX_ATTEMPTS = 2
+
+
+@dataclass
+class Submission:
+    capture: dict
+    created: bool  # False: the capture was known already
+
+
+class PacketTotal:
+    def __init__(self, settings: config_mod.Settings | None = None):
+        self.settings = settings or config_mod.load()
+        s = self.settings
+        s.home.mkdir(parents=True, exist_ok=True)
+        self.db = Database.sqlite(s.db_path)
+        self.events = TantivyEventStore(s.index_dir)
+        self.blobs = Blobs(s.blob_dir)
+        self._pool: suricata.EnginePool | None = None
+
+    @property
+    def pool(self) -> suricata.EnginePool:
+        if self._pool is None:
+            self._pool = suricata.EnginePool(self.settings)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        self.events.close()
+
+    # write side
+    def submit(self, path: Path, name: str | None = None) -> Submission:
+        """Validate and store a capture. Raises RefusedCapture; a known capture is returned as is."""
+        staged = validate.stage(path, self.settings.work_dir, self.settings.max_upload_bytes)
+        d = staged.digests
+        try:
+            existing = self.db.get_capture(d.sha256)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            staged.path.unlink(missing_ok=True)
+            if existing["status"] == "failed":
+                self.db.update_capture(d.sha256, status="queued", error=None, attempts=0)
+                return Submission(self.db.get_capture(d.sha256), True)
+            return Submission(existing, False)
+        self.blobs.put_move("captures", d.sha256, staged.path)
+        info = staged.info
+        self.db.insert_capture({
+            "id": d.sha256, "md5": d.md5, "sha1": d.sha1, "size": d.size,
+            "upload_sha256": _upload_sha256(path) if staged.compression else None,
+            "name": _display_name(name or path.name), "compression": staged.compression,
+            "status": "queued", "warnings": list(staged.warnings), "attempts": 0, "submitted_at": now(),
+            "summary": capture_facts(info, staged.description),
+        })
+        return Submission(self.db.get_capture(d.sha256), True)
+
+    def analyse(self, capture_id: str) -> dict:
+        """Run one capture through Suricata and into both stores. Never raises for a bad capture:
+        the capture ends `failed` with its reason."""
+        row = self.db.get_capture(capture_id)
+        while True:
+            attempts = row["attempts"] + 1
+            self.db.update_capture(capture_id, status="running", started_at=now(), attempts=attempts)
+            try:
+                self._analyse(row)
+                return self.db.get_capture(capture_id)
+            except (AnalysisFailed, EngineError) as exc:
+                retry = isinstance(exc, AnalysisFailed) and exc.detail is not None and attempts < MAX_ATTEMPTS
+                if retry:
+                    log.warning("capture %s: %s; retrying", capture_id, exc.message)
+                    row = self.db.get_capture(capture_id)
+                    continue
+                reason = exc.message + (f" (Suricata log: {exc.detail[:500]})" if exc.detail else "")
+            except Exception as exc:  # a bug must fail this capture, not the service
+                log.error("capture %s: internal error\n%s", capture_id, traceback.format_exc())
+                reason = f"internal error while analysing: {type(exc).__name__}: {str(exc)[:300]}"
+            self.db.update_capture(capture_id, status="failed", error=reason, finished_at=now())
+            return self.db.get_capture(capture_id)
+
+    def _analyse(self, row: dict) -> None:
+        cid = row["id"]
+        facts = row["summary"] or {}
+        out_dir = self.settings.work_dir / "runs" / f"{cid[:16]}-{uuid.uuid4().hex[:8]}"
+        try:
+            pcap = self.blobs.path("captures", cid)
+            with self.pool.engine() as engine:
+                run = engine.analyze(pcap, out_dir)
+            run.errors = [e.replace(str(pcap), row["name"]) for e in run.errors]
+            warnings = list(row["warnings"] or [])
+            expected = facts.get("packets")
+            if not run.packets:
+                reason = run.errors[0] if run.errors else "no packets were decoded"
+                raise AnalysisFailed(f"Suricata could not read the capture: {reason}")
+            if expected and run.packets < expected:
+                warnings.append(f"Suricata read {run.packets:,} of the {expected:,} packets in the file")
+            warnings += [f"Suricata: {e}" for e in run.errors[:5]]
+            summary, obs, files_ = self._index(cid, run, facts, warnings)
+            self.db.replace_capture_details(cid, obs, files_)
+            self.db.update_capture(cid, status="done", error=None, summary=summary,
+                                   warnings=warnings, finished_at=now())
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+    def _index(self, cid: str, run: suricata.EngineRun, facts: dict, warnings: list[str]):
+        s = self.settings
+        limits = eve.Limits(max_string=s.max_string_bytes)
+        report = eve.NormaliseReport()
+        counts: Counter[str] = Counter()
+        collector = observables.Collector()
+        file_rows: dict[str, dict] = {}
+        stats: dict = {}
+
+        def records() -> Iterator[dict]:
+            for rec in eve.read_file(run.eve_path, limits, report):
+                etype = rec["event_type"]
+                if etype == "stats":
+                    stats.update(rec.get("stats") or {})
+                    continue
+                counts[etype] += 1
+                collector.add(rec)
+                if etype == "fileinfo":
+                    self._keep_file(cid, rec, run.filestore, file_rows)
+                if sum(counts.values()) <= s.max_events_per_capture:
+                    yield rec
+
+        indexed = self.events.index_capture(cid, records())
+        total = sum(counts.values())
+        if indexed < total:
+            warnings.append(f"{total - indexed:,} of {total:,} events were counted but not indexed "
+                            f"(limit {s.max_events_per_capture:,} per capture)")
+        if report.bad_lines:
+            warnings.append(f"{report.bad_lines} EVE lines could not be read: {'; '.join(report.examples)}")
+        if report.cut_values:
+            warnings.append(f"{report.cut_values:,} over-long values were cut to {s.max_string_bytes:,} bytes")
+        obs = [{"capture_id": cid, "kind": k, "value": v, "field": f, "count": seen.count,
+                "first_seen": seen.first, "last_seen": seen.last}
+               for (k, v, f), seen in collector.seen.items()]
+        summary = dict(facts)
+        summary.update({
+            "counts": dict(sorted(counts.items())), "events": total, "indexed": indexed,
+            "alerts": counts.get("alert", 0), "anomalies": counts.get("anomaly", 0),
+            "files": len(file_rows),
+            "suricata": {"version": self.pool.version, "packets_read": run.packets, "seconds": round(run.seconds, 3),
+                         "rules": self.pool.rule_count},
+        })
+        return summary, obs, list(file_rows.values())
+
+    def _keep_file(self, cid: str, rec: dict, filestore: Path, rows: dict[str, dict]) -> None:
+        sha = str((rec.get("fileinfo") or {}).get("sha256", "")).lower()
+        src = filestore / sha[:2] / sha if len(sha) == 64 else None
+        stored = bool(src and (src.exists() or self.blobs.has("files", sha)))
+        if src is not None and src.exists():
+            self.blobs.put_move("files", sha, src)
+        row = carved.file_row(cid, rec, stored)
+        if row and (row["sha256"] not in rows or row["truncated"] < rows[row["sha256"]]["truncated"]):
+            rows[row["sha256"]] = row
+
+    # read side
+    def capture(self, ref: str) -> dict:
+        return self.db.resolve(ref)
+
+    def search(self, text: str, limit: int = 50, offset: int = 0, group: bool = True):
+        node = lucene.parse(text)
+        if group:
+            return self.events.search_by_capture(node, size=limit)
+        return self.events.search(node, limit, offset)
+
+
+def capture_facts(info: capfile.CaptureInfo, description: str) -> dict:
+    duration = (info.last_ts - info.first_ts) if info.first_ts is not None else None
+    return {
+        "format": info.format, "description": description[:200], "packets": info.packets,
+        "bytes": info.bytes, "first_ts": _iso(info.first_ts), "last_ts": _iso(info.last_ts),
+        "duration": round(duration, 6) if duration is not None else None,
+        "linktypes": {capfile.linktype_name(k): v for k, v in info.linktypes.items()},
+        "snaplen": info.snaplen,
+    }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _display_name(name: str) -> str:
+    """A capture's name is shown, never used as a path: keep it printable and short."""
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in name.replace("\\", "/").split("/")[-1])
+    return cleaned[:255] or "capture"
+
+
+def _upload_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Storage: relational metadata (store.db), event index (store.events), blobs (store.blobs)."""

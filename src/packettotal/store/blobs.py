@@ -1,0 +1,52 @@
+"""Content-addressed blob folder: <root>/<kind>/<sha256[:2]>/<sha256>."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from ..errors import NotFound
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Blobs:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, kind: str, sha256: str) -> Path:
+        if not _SHA256.match(sha256):  # the only way a name reaches the filesystem
+            raise NotFound(f"not a sha256: {sha256[:80]!r}")
+        return self.root / kind / sha256[:2] / sha256
+
+    def has(self, kind: str, sha256: str) -> bool:
+        return self.path(kind, sha256).exists()
+
+    def put_move(self, kind: str, sha256: str, src: Path) -> Path:
+        """Move src into place (same filesystem rename); a blob already there is kept."""
+        dest = self.path(kind, sha256)
+        if dest.exists():
+            src.unlink(missing_ok=True)
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+        shutil.move(src, tmp)
+        os.replace(tmp, dest)
+        return dest
+
+    def put_copy(self, kind: str, sha256: str, src: Path) -> Path:
+        dest = self.path(kind, sha256)
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        return dest
+
+    def open(self, kind: str, sha256: str):
+        p = self.path(kind, sha256)
+        if not p.exists():
+            raise NotFound(f"no {kind} blob {sha256}")
+        return open(p, "rb")

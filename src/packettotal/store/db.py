@@ -1,0 +1,169 @@
+"""Relational metadata: captures, their observables and carved files. SQLAlchemy Core, so the same
+schema runs on SQLite (embedded default, WAL) and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ..errors import NotFound
+
+metadata = sa.MetaData()
+
+captures = sa.Table(
+    "captures", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),           # sha256 of the capture
+    sa.Column("md5", sa.String(32), nullable=False, index=True),
+    sa.Column("sha1", sa.String(40), nullable=False, index=True),
+    sa.Column("upload_sha256", sa.String(64), index=True),      # of the compressed upload, if any
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("compression", sa.String(16)),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # queued|running|done|failed
+    sa.Column("error", sa.Text),
+    sa.Column("warnings", sa.JSON, nullable=False, default=list),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("submitted_at", sa.DateTime, nullable=False),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("summary", sa.JSON),
+)
+
+observables = sa.Table(
+    "observables", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("field", sa.String(64), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("first_seen", sa.String(40)),
+    sa.Column("last_seen", sa.String(40)),
+    sa.PrimaryKeyConstraint("capture_id", "kind", "value", "field"),
+    sa.Index("ix_observables_value", "value", "kind"),
+)
+
+files = sa.Table(
+    "files", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("md5", sa.String(32)),
+    sa.Column("sha1", sa.String(40)),
+    sa.Column("filename", sa.Text),
+    sa.Column("magic", sa.Text),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("state", sa.String(16)),
+    sa.Column("stored", sa.Boolean, nullable=False),
+    sa.Column("truncated", sa.Boolean, nullable=False),
+    sa.Column("app_proto", sa.String(24)),
+    sa.PrimaryKeyConstraint("capture_id", "sha256"),
+    sa.Index("ix_files_sha256", "sha256"),
+)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Database:
+    """The one way to the relational store. Writes are serialised (SQLite has one writer)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = sa.create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+        self._write = threading.Lock()
+
+    @classmethod
+    def sqlite(cls, path: Path) -> Database:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{path}")
+
+    def _exec(self, stmt, params=None):
+        with self._write, self.engine.begin() as conn:
+            return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
+
+    def _rows(self, stmt) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    # captures
+    def get_capture(self, capture_id: str) -> dict:
+        rows = self._rows(sa.select(captures).where(captures.c.id == capture_id))
+        if not rows:
+            raise NotFound(f"no capture {capture_id}")
+        return rows[0]
+
+    def resolve(self, ref: str) -> dict:
+        """A capture by sha256, md5, sha1, upload sha256, or a unique sha256 prefix (>= 8 chars)."""
+        ref = ref.strip().lower()
+        c = captures.c
+        rows = self._rows(sa.select(captures).where(sa.or_(
+            c.id == ref, c.md5 == ref, c.sha1 == ref, c.upload_sha256 == ref)))
+        if not rows and len(ref) >= 8 and ref.isalnum():
+            rows = self._rows(sa.select(captures).where(c.id.startswith(ref)).limit(2))
+            if len(rows) > 1:
+                raise NotFound(f"{ref!r} names more than one capture: give more characters")
+        if not rows:
+            raise NotFound(f"no capture {ref[:80]!r}")
+        return rows[0]
+
+    def insert_capture(self, row: dict) -> None:
+        self._exec(sa.insert(captures).values(**row))
+
+    def update_capture(self, capture_id: str, **values) -> None:
+        self._exec(sa.update(captures).where(captures.c.id == capture_id).values(**values))
+
+    def list_captures(self, status: str | None = None, limit: int = 100, offset: int = 0) -> list[dict]:
+        q = sa.select(captures).order_by(captures.c.submitted_at.desc()).limit(limit).offset(offset)
+        if status:
+            q = q.where(captures.c.status == status)
+        return self._rows(q)
+
+    def captures_in(self, ids: Iterable[str]) -> dict[str, dict]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        return {r["id"]: r for r in self._rows(sa.select(captures).where(captures.c.id.in_(ids)))}
+
+    # observables and files, replaced whole per capture (idempotent re-indexing)
+    def replace_capture_details(self, capture_id: str, obs: list[dict], carved: list[dict]) -> None:
+        with self._write, self.engine.begin() as conn:
+            conn.execute(sa.delete(observables).where(observables.c.capture_id == capture_id))
+            conn.execute(sa.delete(files).where(files.c.capture_id == capture_id))
+            if obs:
+                conn.execute(sa.insert(observables), obs)
+            if carved:
+                conn.execute(sa.insert(files), carved)
+
+    def capture_observables(self, capture_id: str, kind: str | None = None) -> list[dict]:
+        q = sa.select(observables).where(observables.c.capture_id == capture_id)
+        if kind:
+            q = q.where(observables.c.kind == kind)
+        return self._rows(q.order_by(observables.c.count.desc()))
+
+    def find_observable(self, value: str, kind: str | None = None) -> list[dict]:
+        q = sa.select(observables).where(observables.c.value == value)
+        if kind:
+            q = q.where(observables.c.kind == kind)
+        return self._rows(q)
+
+    def capture_files(self, capture_id: str) -> list[dict]:
+        return self._rows(sa.select(files).where(files.c.capture_id == capture_id))
+
+    def file_by_sha256(self, sha256: str) -> list[dict]:
+        return self._rows(sa.select(files).where(files.c.sha256 == sha256))
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()

@@ -1,0 +1,1 @@
+"""Event stores: the embedded tantivy index (default) behind the EventStore interface."""

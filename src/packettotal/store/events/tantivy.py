@@ -1,0 +1,169 @@
+"""The embedded event store: one tantivy index, queries built from the node tree (never tantivy's
+own parser). One writer, serialised by a lock; readers reload after each commit."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import orjson
+import tantivy
+from tantivy import Document, Filter, Index, Occur, Order, Query, SchemaBuilder, TextAnalyzerBuilder, Tokenizer
+
+from ...errors import PacketTotalError
+from ...query import fields as catalog
+from ...query.backends.tantivy import CAPTURE_FIELD, JSON_FIELD, TEXT_FIELD, TantivyTranslator
+from .base import CaptureHits, Page, catalogue_values, full_text, searchable
+
+KEYWORD = "kw"
+PAGE = 10_000
+
+
+def build_schema() -> tantivy.Schema:
+    sb = SchemaBuilder()
+    sb.add_text_field(CAPTURE_FIELD, stored=True, tokenizer_name="raw", fast=True)
+    sb.add_integer_field("seq", stored=True, indexed=True, fast=True)
+    sb.add_bytes_field("doc", stored=True)
+    sb.add_text_field(TEXT_FIELD, stored=False)
+    sb.add_json_field(JSON_FIELD, stored=False, tokenizer_name=KEYWORD, fast=False)
+    for f in catalog.CATALOG:
+        if f.kind == "keyword":
+            sb.add_text_field(f.name, stored=False, tokenizer_name=KEYWORD, fast=True)
+        elif f.kind == "int":
+            sb.add_integer_field(f.name, stored=False, indexed=True, fast=True)
+        elif f.kind == "ip":
+            sb.add_ip_addr_field(f.name, stored=False, indexed=True, fast=True)
+        elif f.kind == "date":
+            sb.add_date_field(f.name, stored=False, indexed=True, fast=True)
+    return sb.build()
+
+
+class IndexBusy(PacketTotalError):
+    code = "index_busy"
+
+
+class TantivyEventStore:
+    def __init__(self, path: Path, writer_heap: int = 128_000_000):
+        path.mkdir(parents=True, exist_ok=True)
+        self.schema = build_schema()
+        self.index = Index(self.schema, path=str(path))
+        analyzer = TextAnalyzerBuilder(Tokenizer.raw()).filter(Filter.lowercase()).build()
+        self.index.register_tokenizer(KEYWORD, analyzer)
+        self.index.register_fast_field_tokenizer(KEYWORD, analyzer)
+        self.translator = TantivyTranslator(self.schema)
+        self._writer_heap = writer_heap
+        self._writer: tantivy.IndexWriter | None = None
+        self._lock = threading.Lock()
+
+    def _w(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            try:
+                self._writer = self.index.writer(self._writer_heap, 1)
+            except ValueError as exc:
+                raise IndexBusy("the event index is being written by another PacketTotal process "
+                                f"(stop it, or point PACKETTOTAL_HOME elsewhere): {exc}") from None
+        return self._writer
+
+    def _doc(self, capture_id: str, seq: int, rec: dict) -> Document:
+        d = Document()
+        d.add_text(CAPTURE_FIELD, capture_id)
+        d.add_integer("seq", seq)
+        d.add_bytes("doc", orjson.dumps(rec))
+        d.add_text(TEXT_FIELD, full_text(rec))
+        d.add_json(JSON_FIELD, searchable(rec))
+        for f, v in catalogue_values(rec):
+            if f.kind == "keyword":
+                d.add_text(f.name, v)
+            elif f.kind == "int":
+                d.add_integer(f.name, v)
+            elif f.kind == "date":
+                d.add_date(f.name, v)
+            elif f.kind == "ip":
+                try:
+                    d.add_ip_addr(f.name, str(ipaddress.ip_address(str(v))))
+                except ValueError:
+                    pass
+        return d
+
+    def index_capture(self, capture_id: str, records: Iterable[dict]) -> int:
+        """Replace a capture's events (idempotent: a retried job never duplicates)."""
+        n = 0
+        with self._lock:
+            w = self._w()
+            try:
+                w.delete_documents_by_term(CAPTURE_FIELD, capture_id)
+                for n, rec in enumerate(records, 1):
+                    w.add_document(self._doc(capture_id, n, rec))
+                w.commit()
+            except BaseException:
+                w.rollback()
+                raise
+        self.index.reload()
+        return n
+
+    def delete_capture(self, capture_id: str) -> None:
+        with self._lock:
+            w = self._w()
+            w.delete_documents_by_term(CAPTURE_FIELD, capture_id)
+            w.commit()
+        self.index.reload()
+
+    def _query(self, query, capture_id: str | None = None, event_type: str | None = None) -> Query:
+        clauses = []
+        if query is not None:
+            clauses.append((Occur.Must, self.translator.translate(query)))
+        if capture_id:
+            clauses.append((Occur.Must, Query.term_query(self.schema, CAPTURE_FIELD, capture_id)))
+        if event_type:
+            clauses.append((Occur.Must, Query.term_query(self.schema, "event_type", event_type.lower())))
+        if not clauses:
+            return Query.all_query()
+        return clauses[0][1] if len(clauses) == 1 else Query.boolean_query(clauses)
+
+    def _page(self, q: Query, limit: int, offset: int, order_by_seq: bool) -> Page:
+        searcher = self.index.searcher()
+        kwargs = {"order_by_field": "seq", "order": Order.Asc} if order_by_seq else {}
+        result = searcher.search(q, limit, count=True, offset=offset, **kwargs)
+        events = []
+        for _score, addr in result.hits:
+            doc = searcher.doc(addr)
+            rec = orjson.loads(doc["doc"][0])
+            events.append({"capture": doc[CAPTURE_FIELD][0], "seq": doc["seq"][0], "event": rec})
+        return Page(result.count, events)
+
+    def events(self, capture_id: str, event_type: str | None = None, query=None,
+               limit: int = 50, offset: int = 0) -> Page:
+        return self._page(self._query(query, capture_id, event_type), limit, offset, True)
+
+    def search(self, query, limit: int = 50, offset: int = 0) -> Page:
+        return self._page(self._query(query), limit, offset, False)
+
+    def search_by_capture(self, query, size: int = 100) -> list[CaptureHits]:
+        aggs = {"c": {"terms": {"field": CAPTURE_FIELD, "size": size},
+                      "aggs": {"t": {"terms": {"field": "event_type", "size": 50}}}}}
+        result = self.index.searcher().aggregate(self._query(query), aggs)
+        return [CaptureHits(b["key"], b["doc_count"], {t["key"]: t["doc_count"] for t in b["t"]["buckets"]})
+                for b in result["c"]["buckets"]]
+
+    def count_by_type(self, capture_id: str) -> dict[str, int]:
+        aggs = {"t": {"terms": {"field": "event_type", "size": 100}}}
+        result = self.index.searcher().aggregate(self._query(None, capture_id), aggs)
+        return {b["key"]: b["doc_count"] for b in result["t"]["buckets"]}
+
+    def export(self, capture_id: str) -> Iterator[dict]:
+        offset = 0
+        while True:
+            page = self._page(self._query(None, capture_id), PAGE, offset, True)
+            for e in page.events:
+                yield e["event"]
+            offset += len(page.events)
+            if not page.events or offset >= page.total:
+                return
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.wait_merging_threads()
+                self._writer = None
