@@ -10,7 +10,7 @@ import click
 import orjson
 
 from . import config as config_mod, demo as demo_mod, export as export_mod
-from .errors import PacketTotalError, RefusedCapture
+from .errors import PacketTotalError, QueryError, RefusedCapture
 from .query import fields as catalog
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -256,5 +256,5 @@ def main() -> None:
         sys.exit(EXIT_FAILED)
     except PacketTotalError as exc:
         click.echo(f"packettotal: {exc.message}", err=True)
-        sys.exit(EXIT_FAILED)
+        sys.exit(EXIT_USAGE if isinstance(exc, QueryError) else EXIT_FAILED)
     sys.exit(rc if isinstance(rc, int) else EXIT_OK)

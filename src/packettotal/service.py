@@ -132,23 +132,23 @@ class PacketTotal:
         counts: Counter[str] = Counter()
         collector = observables.Collector()
         file_rows: dict[str, dict] = {}
-        stats: dict = {}
 
         def records() -> Iterator[dict]:
             for rec in eve.read_file(run.eve_path, limits, report):
                 etype = rec["event_type"]
-                if etype == "stats":
-                    stats.update(rec.get("stats") or {})
-                    continue
                 counts[etype] += 1
+                if etype == "stats":  # Suricata's counters for this capture: stored, not counted
+                    yield rec
+                    continue
                 collector.add(rec)
                 if etype == "fileinfo":
                     self._keep_file(cid, rec, run.filestore, file_rows)
-                if sum(counts.values()) <= s.max_events_per_capture:
+                if sum(counts.values()) - counts["stats"] <= s.max_events_per_capture:
                     yield rec
 
-        indexed = self.events.index_capture(cid, records())
-        total = sum(counts.values())
+        stored = self.events.index_capture(cid, records())
+        stats_records = counts.pop("stats", 0)
+        total, indexed = sum(counts.values()), stored - stats_records
         if indexed < total:
             warnings.append(f"{total - indexed:,} of {total:,} events were counted but not indexed "
                             f"(limit {s.max_events_per_capture:,} per capture)")

@@ -1,0 +1,172 @@
+"""The whole pipeline with real Suricata on real captures from ../shared/pcaps."""
+
+import gzip
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from packettotal import demo
+from packettotal.errors import RefusedCapture
+from packettotal.query import lucene
+from packettotal.service import PacketTotal
+
+from .conftest import PCAPS, analyse, manifest, settings
+
+SPECIAL = ("CORRUPT", "TRUNCATED", "MALFORMED", "UNSUPPORTED LINK TYPE", "EMPTY")
+EICAR_SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
+
+
+def test_every_special_capture_ends_with_a_reason_and_harms_no_other(service):
+    rows = [r for r in manifest() if r["description"].startswith(SPECIAL)]
+    assert len(rows) >= 10
+    good = analyse(service, PCAPS / "sv-dns-udp-txt.pcap")
+    for r in rows:
+        try:
+            result = analyse(service, PCAPS / r["file"])
+        except RefusedCapture as exc:
+            assert exc.message, r["file"]
+            if r["description"].startswith("UNSUPPORTED LINK TYPE"):
+                assert "unsupported link type" in exc.message
+            continue
+        if result["status"] == "failed":
+            assert result["error"], r["file"]
+        else:
+            assert result["status"] == "done", r["file"]
+            if r["description"].startswith(("CORRUPT", "TRUNCATED")):
+                assert any("cut short" in w or "damaged" in w for w in result["warnings"]), r["file"]
+    # the good capture's results are untouched, and the engine still works
+    assert service.capture(good["id"])["status"] == "done"
+    assert analyse(service, PCAPS / "sv-icmp-echo.pcap")["status"] == "done"
+
+
+def test_packet_counts_and_summary(service):
+    row = analyse(service, PCAPS / "cs-http_espn.pcapng")
+    s = row["summary"]
+    assert row["status"] == "done" and row["error"] is None
+    assert (s["packets"], s["format"], s["linktypes"]) == (956, "pcapng", {"Ethernet": 956})
+    assert s["suricata"]["packets_read"] == 956
+    assert s["counts"]["http"] == 61 and s["counts"]["dns"] == 28  # as Suricata 7.0.10 logs it
+    assert s["duration"] > 0 and s["first_ts"] < s["last_ts"]
+    assert sum(s["counts"].values()) == s["events"] == s["indexed"]
+    assert service.events.count_by_type(row["id"]) == s["counts"] | {"stats": 1}
+
+
+def test_dedup_returns_the_existing_analysis(service, tmp_path):
+    first = analyse(service, PCAPS / "sv-dns-udp-txt.pcap")
+    again = service.submit(PCAPS / "sv-dns-udp-txt.pcap")
+    assert not again.created and again.capture["id"] == first["id"]
+    gz = tmp_path / "same.pcap.gz"
+    gz.write_bytes(gzip.compress((PCAPS / "sv-dns-udp-txt.pcap").read_bytes()))
+    assert service.submit(gz).capture["id"] == first["id"]  # same capture, compressed
+    assert service.capture(first["md5"])["id"] == first["id"]  # md5 ids still work
+
+
+def test_reindexing_is_idempotent(service):
+    row = analyse(service, PCAPS / "sv-http-4files.pcap")
+    before = service.events.count_by_type(row["id"])
+    again = service.analyse(row["id"])
+    assert again["status"] == "done" and again["attempts"] == row["attempts"] + 1
+    assert service.events.count_by_type(row["id"]) == before
+
+
+def test_project_rule_fires_on_the_demo_and_the_alert_is_indexed(service, tmp_path):
+    row = analyse(service, demo.write(tmp_path / "demo.pcap"))
+    assert row["status"] == "done" and row["summary"]["alerts"] >= 2
+    groups = service.search("alert.signature_id:9100001")
+    assert row["id"] in {g.capture for g in groups}
+    page = service.events.events(row["id"], "alert")
+    sigs = {e["event"]["alert"]["signature_id"] for e in page.events}
+    assert {9100001, 9100011} <= sigs
+    # the EICAR download was carved, hashed and stored
+    files = service.db.capture_files(row["id"])
+    assert [f["sha256"] for f in files] == [EICAR_SHA256]
+    assert files[0]["stored"] and not files[0]["truncated"]
+    assert service.blobs.path("files", EICAR_SHA256).read_bytes() == demo.EICAR
+    kinds = {(o["kind"], o["value"]) for o in service.db.capture_observables(row["id"])}
+    assert {("domain", "downloads.example.com"), ("domain", "secure.example.org"), ("sha256", EICAR_SHA256),
+            ("url", "http://downloads.example.com/tools/eicar.com"), ("user_agent", "curl/8.5.0"),
+            ("ip", "203.0.113.80")} <= kinds
+    assert {"ja3", "ja3s", "ja4", "cert_sha1", "cert_subject", "community_id"} <= {k for k, _ in kinds}
+
+
+def test_project_rule_fires_on_a_real_capture(service):
+    row = analyse(service, PCAPS / "sv-smb-eicar-sll.pcap")
+    alerts = service.events.events(row["id"], "alert").events
+    assert [a["event"]["alert"]["signature_id"] for a in alerts] == [9100002]
+
+
+def test_killed_engine_is_restarted(service):
+    analyse(service, PCAPS / "sv-dns-nxdomain-soa.pcap")
+    with service.pool.engine() as engine:
+        os.killpg(engine.proc.pid, signal.SIGKILL)
+        engine.proc.wait()
+    assert analyse(service, PCAPS / "sv-sip.pcap")["status"] == "done"
+
+
+def test_hung_engine_fails_the_job_with_a_reason_and_recovers(tmp_path):
+    pt = PacketTotal(settings(tmp_path / "home", engine_timeout=0.001))
+    try:
+        row = analyse(pt, PCAPS / "sv-dhcp-flood.pcap")
+        assert row["status"] == "failed" and row["attempts"] == 2
+        assert "stopped answering" in row["error"] and "killed" in row["error"]
+        with pt.pool.engine() as engine:
+            assert engine.alive() and engine.restarts >= 2
+        # other jobs continue once the limit allows them
+        pt.settings.__dict__["engine_timeout"] = 60.0
+        assert analyse(pt, PCAPS / "sv-dns-udp-txt.pcap")["status"] == "done"
+    finally:
+        pt.close()
+
+
+def test_hostile_strings_are_bounded(tmp_path):
+    pt = PacketTotal(settings(tmp_path / "home", max_string_bytes=256))
+    try:
+        ua = "<script>alert(1)</script>" + "A" * 1000
+        row = analyse(pt, demo.write(tmp_path / "hostile.pcap", {"user_agent": ua}))
+        http = pt.events.events(row["id"], "http").events[0]["event"]["http"]
+        assert len(http["http_user_agent"].encode()) <= 256 + 3 and http["http_user_agent"].endswith("…")
+        assert any("cut to 256 bytes" in w for w in row["warnings"])
+    finally:
+        pt.close()
+
+
+@pytest.mark.parametrize("query,expect", [
+    ("dns.rrname:*.example.com", {"dns"}),
+    ("tls.sni:secure.example.org", {"tls"}),
+    ("src_ip:10.13.37.0/24 AND event_type:http", {"http"}),
+    ("hash:" + EICAR_SHA256, {"fileinfo"}),
+])
+def test_search_finds_the_demo(service, tmp_path, query, expect):
+    row = analyse(service, demo.write(tmp_path / "demo.pcap"))
+    groups = {g.capture: g for g in service.search(query)}
+    assert set(groups[row["id"]].found_in) == expect
+    assert lucene.parse(query)  # parsed once, translated by the backend
+
+
+def test_capture_stays_queued_until_both_stores_commit(service, tmp_path):
+    sub = service.submit(demo.write(tmp_path / "d2.pcap", {"dns": "other.example.net"}))
+    assert sub.capture["status"] == "queued" and sub.capture["summary"]["packets"] > 0
+    assert service.events.count_by_type(sub.capture["id"]) == {}
+    done = service.analyse(sub.capture["id"])
+    assert done["status"] == "done" and service.events.count_by_type(done["id"])
+
+
+def test_recover_requeues_unfinished_captures(service, tmp_path):
+    from packettotal.jobs.local import LocalJobs
+    sub = service.submit(demo.write(tmp_path / "d3.pcap", {"dns": "third.example.net"}))
+    service.db.update_capture(sub.capture["id"], status="running")  # as a crash would leave it
+    jobs = LocalJobs(service)
+    try:
+        results = [f.result() for f in jobs.recover()]
+    finally:
+        jobs.close()
+    assert sub.capture["id"] in {r["id"] for r in results if r["status"] == "done"}
+
+
+def test_missing_capture_blob_fails_the_job_not_the_service(service, tmp_path):
+    sub = service.submit(demo.write(tmp_path / "d4.pcap", {"dns": "fourth.example.net"}))
+    Path(service.blobs.path("captures", sub.capture["id"])).unlink()
+    row = service.analyse(sub.capture["id"])
+    assert row["status"] == "failed" and row["error"]
