@@ -43,7 +43,13 @@ def parse(text: str) -> Node:
                     else "a term, field:value, quoted phrase, or AND/OR/NOT")
         raise QueryError(f"cannot parse the query at position {pos}: {msg}", position=pos,
                          expected=expected) from None
-    return _convert(tree, None)
+    try:
+        return _convert(tree, None)
+    except QueryError as exc:
+        if exc.position is not None and quoted == text:  # point at the token, not the space before it
+            while exc.position < len(text) and text[exc.position].isspace():
+                exc.position += 1
+        raise
 
 
 def _pos(exc: Exception, end: int) -> int:
@@ -93,7 +99,8 @@ def _no_mix(node: lt.Item, other: type) -> None:
     for child in node.children:
         if isinstance(child, other):
             raise QueryError("the query mixes AND and OR at one level: add parentheses to say which binds first",
-                             position=child.pos, expected="parentheses around the AND or the OR part")
+                             position=child.pos + child.size,
+                             expected="parentheses around the AND or the OR part")
 
 
 def _range(field, low, high, inc_low, inc_high, pos) -> Node:

@@ -90,7 +90,7 @@ class Database:
 
     def _rows(self, stmt) -> list[dict]:
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt)]
+            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(stmt)]
 
     # captures
     def get_capture(self, capture_id: str) -> dict:

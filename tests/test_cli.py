@@ -1,0 +1,81 @@
+"""The packettotal command as a script would use it: exit codes, JSON, exports."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import PCAPS, ROOT
+
+EXE = Path(sys.executable).parent / "packettotal"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    return tmp_path_factory.mktemp("clihome")
+
+
+def run(home, *args, check=None):
+    env = {**os.environ, "PACKETTOTAL_HOME": str(home), "PACKETTOTAL_ENGINES": "1"}
+    p = subprocess.run([str(EXE), *args], capture_output=True, env=env, timeout=300, cwd=ROOT)
+    if check is not None:
+        assert p.returncode == check, p.stderr.decode()
+    return p
+
+
+def test_analyze_json_and_exit_codes(home, tmp_path):
+    html = tmp_path / "page.html"
+    html.write_text("<!DOCTYPE html><html><body>not a capture</body></html>\n")
+    p = run(home, "analyze", "--json", str(PCAPS / "sv-http-4files.pcap"), str(PCAPS / "td-edsa.pcap"),
+            str(html), check=1)
+    rows = json.loads(p.stdout)
+    assert [r["status"] for r in rows] == ["done", "refused", "refused"]
+    done = rows[0]
+    assert len(done["id"]) == 64 and len(done["md5"]) == 32 and done["error"] is None
+    assert done["packets"] == 158 and done["counts"]["fileinfo"] >= 3 and done["alerts"] == 0
+    assert "Marvell EDSA" in rows[1]["error"]
+    assert rows[2]["error"].startswith("HTML document, not a packet capture")
+    # all done -> 0, and a known capture is not analysed again
+    again = json.loads(run(home, "analyze", "--json", str(PCAPS / "sv-http-4files.pcap"), check=0).stdout)
+    assert again[0]["id"] == done["id"] and again[0]["status"] == "done"
+
+
+def test_usage_errors_exit_2(home):
+    assert run(home, "analyze").returncode == 2
+    assert run(home, "search", "a AND (").returncode == 2
+
+
+def test_show_search_export(home, tmp_path):
+    row = json.loads(run(home, "analyze", "--json", str(PCAPS / "sv-http-4files.pcap"), check=0).stdout)[0]
+    summary = json.loads(run(home, "show", row["md5"], "--json", check=0).stdout)
+    assert summary["id"] == row["id"] and len(summary["files"]) >= 3
+    tab = json.loads(run(home, "show", row["id"][:12], "--tab", "http", "--json", check=0).stdout)
+    assert tab["total"] == 2 and tab["events"][0]["event_type"] == "http"
+    assert "sv-http-4files.pcap" in run(home, "show", row["id"], check=0).stdout.decode()
+
+    found = json.loads(run(home, "search", "event_type:fileinfo", "--json", check=0).stdout)
+    assert row["id"] in {g["id"] for g in found}
+
+    out = tmp_path / "orig.pcap"
+    run(home, "export", row["id"], "--format", "pcap", "-o", str(out), check=0)
+    assert out.read_bytes() == (PCAPS / "sv-http-4files.pcap").read_bytes()
+    eve = run(home, "export", row["id"], "--format", "eve", check=0).stdout.decode().splitlines()
+    assert len(eve) == sum(row["counts"].values()) + 1  # + Suricata's stats record
+    table = list(csv.DictReader(io.StringIO(
+        run(home, "export", row["id"], "--format", "csv", "--type", "http", check=0).stdout.decode())))
+    assert len(table) == 2 and "http.hostname" in table[0]
+
+
+def test_unknown_capture_is_a_clear_error(home):
+    p = run(home, "show", "0" * 64, check=1)
+    assert b"no capture" in p.stderr
+
+
+def test_fields_lists_the_catalogue(home):
+    names = {r["name"] for r in json.loads(run(home, "fields", "--json", check=0).stdout)}
+    assert {"dns.rrname", "src_ip", "ip", "domain", "hash", "capture"} <= names
