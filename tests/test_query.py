@@ -41,6 +41,7 @@ def store(tmp_path_factory):
     s = TantivyEventStore(tmp_path_factory.mktemp("idx"))
     for cap, evs in CORPUS.items():
         s.index_capture(cap, evs)
+    s.commit()
     yield s
     s.close()
 

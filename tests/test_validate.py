@@ -78,7 +78,8 @@ def test_oversized_plain_capture_is_refused(tmp_path):
     (gzip.compress(b"just some text\n" * 10), "gzip-compressed ASCII text, not a packet capture"),
     (gzip.compress(pcap_bytes(2))[:-30], "gzip data is damaged"),
     (pcap_bytes(2, linktype=127), "unsupported link type: IEEE 802.11 radiotap (DLT 127)"),
-])
+], ids=["html", "pdf", "exe", "empty", "pcap-header-only", "pcapng-header-only", "cut-header",
+        "gzip-text", "gzip-damaged", "radiotap"])
 def test_refusals_say_why(tmp_path, data, reason):
     with pytest.raises(RefusedCapture) as exc:
         stage(tmp_path, data)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import orjson
 
-from . import config as config_mod, demo as demo_mod, export as export_mod
+from . import config as config_mod, export as export_mod
 from .errors import PacketTotalError, QueryError, RefusedCapture
 from .query import fields as catalog
 
@@ -234,6 +234,7 @@ def fields(as_json: bool) -> None:
 @click.pass_context
 def demo(ctx: click.Context) -> None:
     """Build the project's demo capture, analyse it, print its summary."""
+    from . import demo as demo_mod
     pt = _service(ctx)
     path = pt.settings.home / "demo" / "packettotal-demo.pcap"
     if not path.exists():

@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import shutil
+import threading
 import traceback
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +39,8 @@ class PacketTotal:
         self.events = TantivyEventStore(s.index_dir)
         self.blobs = Blobs(s.blob_dir)
         self._pool: suricata.EnginePool | None = None
+        self._pending: list[dict] = []  # indexed, waiting for a commit to be `done`
+        self._pending_lock = threading.Lock()
 
     @property
     def pool(self) -> suricata.EnginePool:
@@ -78,15 +79,16 @@ class PacketTotal:
         })
         return Submission(self.db.get_capture(d.sha256), True)
 
-    def analyse(self, capture_id: str) -> dict:
+    def analyse(self, capture_id: str, defer_commit: bool = False) -> dict:
         """Run one capture through Suricata and into both stores. Never raises for a bad capture:
-        the capture ends `failed` with its reason."""
+        the capture ends `failed` with its reason. With defer_commit, a successful capture stays
+        `running` until `flush()` commits it together with others (batches)."""
         row = self.db.get_capture(capture_id)
         while True:
             attempts = row["attempts"] + 1
             self.db.update_capture(capture_id, status="running", started_at=now(), attempts=attempts)
             try:
-                self._analyse(row)
+                self._analyse(row, defer_commit)
                 return self.db.get_capture(capture_id)
             except (AnalysisFailed, EngineError) as exc:
                 retry = isinstance(exc, AnalysisFailed) and exc.detail is not None and attempts < MAX_ATTEMPTS
@@ -101,52 +103,66 @@ class PacketTotal:
             self.db.update_capture(capture_id, status="failed", error=reason, finished_at=now())
             return self.db.get_capture(capture_id)
 
-    def _analyse(self, row: dict) -> None:
-        cid = row["id"]
-        facts = row["summary"] or {}
-        out_dir = self.settings.work_dir / "runs" / f"{cid[:16]}-{uuid.uuid4().hex[:8]}"
-        try:
-            pcap = self.blobs.path("captures", cid)
-            with self.pool.engine() as engine:
-                run = engine.analyze(pcap, out_dir)
-            run.errors = [e.replace(str(pcap), row["name"]) for e in run.errors]
-            warnings = list(row["warnings"] or [])
-            expected = facts.get("packets")
-            if not run.packets:
-                reason = run.errors[0] if run.errors else "no packets were decoded"
-                raise AnalysisFailed(f"Suricata could not read the capture: {reason}")
-            if expected and run.packets < expected:
-                warnings.append(f"Suricata read {run.packets:,} of the {expected:,} packets in the file")
-            warnings += [f"Suricata: {e}" for e in run.errors[:5]]
-            summary, obs, files_ = self._index(cid, run, facts, warnings)
-            self.db.replace_capture_details(cid, obs, files_)
-            self.db.update_capture(cid, status="done", error=None, summary=summary,
-                                   warnings=warnings, finished_at=now())
-        finally:
-            shutil.rmtree(out_dir, ignore_errors=True)
+    def _analyse(self, row: dict, defer_commit: bool) -> None:
+        warnings = list(row["warnings"] or [])
+        pcap = self.blobs.path("captures", row["id"])
+        with self.pool.engine() as engine, engine.analyze(pcap) as run:
+            summary, obs, files_ = self._index(row, run, warnings)
+        done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
+                "summary": summary, "warnings": warnings, "finished_at": now()}
+        with self._pending_lock:
+            self._pending.append(done)
+        if not defer_commit:
+            self.flush()
 
-    def _index(self, cid: str, run: suricata.EngineRun, facts: dict, warnings: list[str]):
+    def flush(self) -> list[str]:
+        """Commit the event index, then mark every capture indexed so far `done` (group commit:
+        one index commit and one database transaction for all of them)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        if pending:
+            self.events.commit()
+            self.db.finish_captures(pending)
+        return [p["id"] for p in pending]
+
+    def _index(self, row: dict, run: suricata.LiveRun, warnings: list[str]):
+        """Normalise and index EVE records while Suricata writes them; the index commits only
+        once Suricata has finished and read the capture (else it rolls back)."""
         s = self.settings
+        cid, facts = row["id"], row["summary"] or {}
         limits = eve.Limits(max_string=s.max_string_bytes)
         report = eve.NormaliseReport()
         counts: Counter[str] = Counter()
         collector = observables.Collector()
-        file_rows: dict[str, dict] = {}
+        fileinfo: list[dict] = []
 
         def records() -> Iterator[dict]:
-            for rec in eve.read_file(run.eve_path, limits, report):
+            events = 0
+            for rec in eve.records(run.lines(), limits, report):
                 etype = rec["event_type"]
                 counts[etype] += 1
                 if etype == "stats":  # Suricata's counters for this capture: stored, not counted
                     yield rec
                     continue
+                events += 1
                 collector.add(rec)
                 if etype == "fileinfo":
-                    self._keep_file(cid, rec, run.filestore, file_rows)
-                if sum(counts.values()) - counts["stats"] <= s.max_events_per_capture:
+                    fileinfo.append(rec)
+                if events <= s.max_events_per_capture:
                     yield rec
+            run.errors = [e.replace(str(run.pcap), row["name"]) for e in run.errors]
+            if not run.packets:
+                reason = run.errors[0] if run.errors else "no packets were decoded"
+                raise AnalysisFailed(f"Suricata could not read the capture: {reason}")
 
         stored = self.events.index_capture(cid, records())
+        expected = facts.get("packets")
+        if expected and run.packets < expected:
+            warnings.append(f"Suricata read {run.packets:,} of the {expected:,} packets in the file")
+        warnings += [f"Suricata: {e}" for e in run.errors[:5]]
+        file_rows: dict[str, dict] = {}
+        for rec in fileinfo:
+            self._keep_file(cid, rec, run.filestore, file_rows)
         stats_records = counts.pop("stats", 0)
         total, indexed = sum(counts.values()), stored - stats_records
         if indexed < total:

@@ -78,7 +78,8 @@ def records(lines: Iterable[bytes], limits: Limits, report: NormaliseReport) -> 
             continue
         report.records += 1
         rec.pop("pcap_filename", None)  # a path in our work folder: meaningless to users
-        yield bound(rec, limits, report)
+        # a line shorter than the string budget holds no over-long string, list or nesting
+        yield bound(rec, limits, report) if len(line) > limits.max_string else rec
 
 
 def read_file(path: Path, limits: Limits, report: NormaliseReport) -> Iterator[dict]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .observables import get
+from ..records import values_at
 
 
 def content_length(rec: dict) -> int | None:
-    for h in get(rec, "http.response_headers") or []:
+    for h in values_at(rec, "http.response_headers", scalars=False):
         if isinstance(h, dict) and str(h.get("name", "")).lower() == "content-length":
             try:
                 return int(str(h.get("value", "")).strip())

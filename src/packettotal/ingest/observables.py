@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from ..records import values_at
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}")
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -14,24 +17,13 @@ _HASH_KINDS = {32: "md5", 40: "sha1", 64: "sha256"}
 MAX_VALUE = 1024
 
 
-def get(rec: dict, path: str) -> object:
-    cur: object = rec
-    for part in path.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
+def _strings(rec: dict, path: str) -> Iterator[str]:
+    for v in values_at(rec, path):
+        if isinstance(v, str):
+            yield v
 
 
-def _strings(value: object) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for v in value:
-            if isinstance(v, str):
-                yield v
-
-
+@functools.lru_cache(maxsize=65536)
 def norm_ip(value: str) -> str | None:
     try:
         return str(ipaddress.ip_address(value.strip()))
@@ -39,6 +31,7 @@ def norm_ip(value: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=65536)
 def norm_domain(value: str) -> str | None:
     v = value.strip().rstrip(".").lower()
     if ":" in v and v.count(":") == 1:  # host:port
@@ -76,28 +69,42 @@ EMAIL_FIELDS = ("smtp.mail_from", "smtp.rcpt_to", "email.from", "email.to", "ema
                 "email.reply_to")
 
 
+def _rules() -> dict[str, list[tuple[str, str]]]:
+    """root key -> [(field, rule)]: only the fields whose root a record has are looked at."""
+    rules = [(f, "ip") for f in IP_FIELDS] + [(f, "domain") for f in DOMAIN_FIELDS]
+    rules += [(f, "text") for f in TEXT_FIELDS] + [(f, "hash") for f in HASH_FIELDS]
+    rules += [(f, "email") for f in EMAIL_FIELDS]
+    out: dict[str, list[tuple[str, str]]] = {}
+    for f, rule in rules:
+        out.setdefault(f.split(".", 1)[0], []).append((f, rule))
+    return out
+
+
+_RULES = _rules()
+_LOWERED = frozenset({"cert_sha1", "ja3", "ja3s", "hassh"})
+
+
 def extract(rec: dict) -> Iterator[tuple[str, str, str]]:
     """(kind, value, field) for every observable in one EVE record."""
-    for f in IP_FIELDS:
-        for s in _strings(get(rec, f)):
-            if ip := norm_ip(s):
-                yield "ip", ip, f
-    for f in DOMAIN_FIELDS:
-        for s in _strings(get(rec, f)):
-            if d := norm_domain(s):
-                yield "domain", d, f
-    for f, kind in TEXT_FIELDS.items():
-        for s in _strings(get(rec, f)):
-            if s:
-                yield kind, (s.lower() if kind in ("cert_sha1", "ja3", "ja3s", "hassh") else s)[:MAX_VALUE], f
-    for f in HASH_FIELDS:
-        for s in _strings(get(rec, f)):
-            if h := norm_hash(s):
-                yield h[0], h[1], f
-    for f in EMAIL_FIELDS:
-        for s in _strings(get(rec, f)):
-            for e in _emails(s):
-                yield "email", e, f
+    for root in rec.keys() & _RULES.keys():
+        for f, rule in _RULES[root]:
+            for s in _strings(rec, f):
+                if rule == "ip":
+                    if ip := norm_ip(s):
+                        yield "ip", ip, f
+                elif rule == "domain":
+                    if d := norm_domain(s):
+                        yield "domain", d, f
+                elif rule == "text":
+                    kind = TEXT_FIELDS[f]
+                    if s:
+                        yield kind, (s.lower() if kind in _LOWERED else s)[:MAX_VALUE], f
+                elif rule == "hash":
+                    if h := norm_hash(s):
+                        yield h[0], h[1], f
+                else:
+                    for e in _emails(s):
+                        yield "email", e, f
     http = rec.get("http")
     if isinstance(http, dict) and isinstance(http.get("url"), str):
         host = http.get("hostname") if isinstance(http.get("hostname"), str) else None

@@ -18,6 +18,7 @@ import socket
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -90,13 +91,103 @@ def render_config(settings: Settings, rules_file: Path, log_dir: Path) -> str:
         log_dir=str(log_dir), rules_dir=str(settings.suricata_rules_dir), rules_file=str(rules_file))
 
 
-@dataclass
-class EngineRun:
-    eve_path: Path
-    filestore: Path
-    packets: int | None       # decoder.pkts of the capture's final stats record
-    errors: list[str]         # the daemon's Error lines while it read this capture
-    seconds: float
+STATS_MARK = b'"event_type":"stats"'
+
+
+class LiveRun:
+    """One capture in a daemon. Iterate `lines()` to read EVE records while Suricata still writes
+    them (analysis and indexing overlap); when they end, `packets` and `errors` are known."""
+
+    def __init__(self, engine: Engine, pcap: Path, timeout: float):
+        self.engine, self.pcap, self.timeout = engine, pcap, timeout
+        self.out_dir = engine.run_dir
+        self.eve_path = self.out_dir / "eve.json"
+        self.filestore = self.out_dir / "filestore"
+        self.packets: int | None = None
+        self.errors: list[str] = []
+        self.seconds = 0.0
+        self.complete = False
+
+    def __enter__(self) -> LiveRun:
+        self.eve_path.unlink(missing_ok=True)
+        self._log_offset = self.engine.log_size()
+        self._t0 = time.monotonic()
+        reply = self.engine.command("pcap-file", filename=str(self.pcap), **{"output-dir": str(self.out_dir)})
+        if reply.get("return") != "OK":
+            raise AnalysisFailed(f"Suricata refused the capture: {str(reply.get('message'))[:300]}")
+        return self
+
+    def lines(self) -> Iterator[bytes]:
+        try:
+            yield from self._follow()
+        except (OSError, TimeoutError) as exc:
+            raise self.engine.failed(exc) from None
+
+    def _follow(self) -> Iterator[bytes]:
+        f = None
+        buf = b""
+        stats: bytes | None = None  # Suricata's closing record for the capture
+        delay = 0.0005
+        try:
+            while True:
+                if f is None and self.eve_path.exists():
+                    f = open(self.eve_path, "rb")
+                chunk = f.read(1 << 20) if f is not None else b""
+                if chunk:
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    for line in lines:
+                        if STATS_MARK in line:
+                            stats = line
+                        else:
+                            yield line
+                if stats is not None and self._idle():
+                    # the daemon has closed this capture's output: read what is left
+                    rest = buf + (f.read() if f is not None else b"")
+                    yield from (line for line in rest.split(b"\n") if line.strip())
+                    yield stats
+                    self._finish(stats)
+                    return
+                if chunk:
+                    delay = 0.0005
+                    continue
+                if time.monotonic() - self._t0 > self.timeout:
+                    raise TimeoutError(f"no result after {self.timeout:g} s")
+                if not self.engine.alive():
+                    raise OSError("the daemon exited")
+                if delay >= 0.004:
+                    # Suricata's command loop closes a finished file only when it wakes up, and
+                    # a command wakes it at once (else it sleeps ~200 ms): ask it something.
+                    self.engine.command("pcap-file-number")
+                time.sleep(delay)
+                delay = min(delay * 2, 0.02)
+        finally:
+            if f is not None:
+                f.close()
+
+    def _idle(self) -> bool:
+        """True once the daemon has finished the capture. Its command loop also resets the
+        engine (closing the capture's EVE file), so a reply means that is done too."""
+        return (self.engine.command("pcap-current").get("message") == "None"
+                and self.engine.command("pcap-file-number").get("message") == 0)
+
+    def _finish(self, stats_line: bytes) -> None:
+        try:
+            self.packets = int(json.loads(stats_line)["stats"]["decoder"]["pkts"])
+        except (ValueError, KeyError, TypeError):
+            self.packets = None
+        self.errors = _errors_since(self.engine.log_path, self._log_offset)
+        self.seconds = time.monotonic() - self._t0
+        self.complete = True
+
+    def __exit__(self, *exc) -> None:
+        if not self.complete:  # the reader stopped early: let Suricata finish, or restart it
+            try:
+                for _ in self.lines():
+                    pass
+            except AnalysisFailed:
+                pass
+        self.engine.clean_run_dir()
 
 
 def _warmup_pcap(path: Path) -> Path:
@@ -158,9 +249,13 @@ class Engine:
         else:
             self.stop()
             raise EngineError("Suricata did not open its command socket within 120 s: " + self._log_tail())
-        warm = self.base_dir / "warmup"
-        warm.mkdir(exist_ok=True)
-        run = self._run(_warmup_pcap(self.base_dir / "warmup.pcap"), warm, 60)
+        self.run_dir.mkdir(exist_ok=True)
+        try:
+            with LiveRun(self, _warmup_pcap(self.base_dir / "warmup.pcap"), 60) as run:
+                for _ in run.lines():
+                    pass
+        except AnalysisFailed as exc:
+            raise EngineError(f"Suricata failed its warm-up capture: {exc.message}") from None
         if run.packets != 1:
             raise EngineError(f"Suricata failed its warm-up capture: {run.errors or self._log_tail()}")
 
@@ -196,45 +291,40 @@ class Engine:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None and self.sock is not None
 
-    def analyze(self, pcap: Path, out_dir: Path, timeout: float | None = None) -> EngineRun:
-        """Run one capture; a hung or dead daemon is killed and restarted, and AnalysisFailed raised."""
+    @property
+    def run_dir(self) -> Path:
+        return self.base_dir / "run"
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def analyze(self, pcap: Path, timeout: float | None = None) -> LiveRun:
+        """`with engine.analyze(pcap) as run: for line in run.lines(): ...`"""
         if not self.alive():
             self.start()
-        try:
-            return self._run(pcap, out_dir, timeout or self.settings.engine_timeout)
-        except (OSError, TimeoutError, ValueError) as exc:
-            died = self.proc is not None and self.proc.poll() is not None
-            reason = (f"Suricata died (exit code {self.proc.returncode}) while reading the capture"
-                      if died else f"Suricata stopped answering ({exc}); it was killed")
-            tail = self._log_tail()
-            self.stop()
-            with contextlib.suppress(EngineError):
-                self.start()
-            raise AnalysisFailed(reason, detail=tail) from None
+        return LiveRun(self, pcap, timeout or self.settings.engine_timeout)
 
-    def _run(self, pcap: Path, out_dir: Path, timeout: float) -> EngineRun:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        t0 = time.monotonic()
-        reply = self.command("pcap-file", filename=str(pcap), **{"output-dir": str(out_dir)})
-        if reply.get("return") != "OK":
-            raise AnalysisFailed(f"Suricata refused the capture: {reply.get('message')}")
-        eve = out_dir / "eve.json"
-        delay = 0.002
-        while True:
-            if time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"no result after {timeout:.0f} s")
-            if (self.command("pcap-file-number").get("message") == 0
-                    and self.command("pcap-current").get("message") == "None"):
-                packets = _final_packets(eve)
-                if packets is not None:
-                    break
-            if self.proc is not None and self.proc.poll() is not None:
-                raise OSError("daemon exited")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.05)
-        errors = _errors_since(self.log_path, log_offset)
-        return EngineRun(eve, out_dir / "filestore", packets, errors, time.monotonic() - t0)
+    def failed(self, exc: Exception) -> AnalysisFailed:
+        """Kill and restart a daemon that died or hung; the reason for the job that saw it."""
+        died = self.proc is not None and self.proc.poll() is not None
+        reason = (f"Suricata died (exit code {self.proc.returncode}) while reading the capture"
+                  if died else f"Suricata stopped answering ({exc}); it was killed")
+        tail = self._log_tail()
+        self.stop()
+        with contextlib.suppress(EngineError, OSError):
+            self.start()
+        return AnalysisFailed(reason, detail=tail)
+
+    def clean_run_dir(self) -> None:
+        """Empty the reused output folder (Suricata's 256 filestore folders are kept)."""
+        (self.run_dir / "eve.json").unlink(missing_ok=True)
+        store = self.run_dir / "filestore"
+        if store.is_dir():
+            for sub in os.scandir(store):
+                if sub.is_dir():
+                    for entry in os.scandir(sub.path):
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
 
     def _log_tail(self, lines: int = 5) -> str:
         try:
@@ -253,25 +343,6 @@ class Engine:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
         self.proc = None
-
-
-def _final_packets(eve: Path) -> int | None:
-    """Packets read, from the stats record Suricata writes when it finishes a capture."""
-    try:
-        with open(eve, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 262144))
-            tail = f.read()
-    except FileNotFoundError:
-        return None
-    for line in reversed(tail.splitlines()):
-        if b'"event_type":"stats"' in line:
-            try:
-                return int(json.loads(line)["stats"]["decoder"]["pkts"])
-            except (ValueError, KeyError, TypeError):
-                return None
-    return None
 
 
 _LOG_LINE = re.compile(r"^\[\d+ - [^\]]*\] \S+ \S+ (Error|Warning): (.*)$")

@@ -4,6 +4,7 @@ left `queued` or `running` by a crash are picked up again by `recover()`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 from ..service import PacketTotal
@@ -18,14 +19,31 @@ class LocalJobs:
     def enqueue(self, capture_id: str) -> Future:
         return self.executor.submit(self.service.analyse, capture_id)
 
-    def run(self, capture_ids: Iterable[str], on_done: Callable[[dict], None] | None = None) -> list[dict]:
-        futures = [self.enqueue(cid) for cid in capture_ids]
+    def run(self, capture_ids: Iterable[str], on_done: Callable[[dict], None] | None = None,
+            commit_every: float = 2.0) -> list[dict]:
+        """Analyse a batch; the index commits every `commit_every` seconds and at the end,
+        rather than once per capture."""
+        futures = [self.executor.submit(self.service.analyse, cid, True) for cid in capture_ids]
         results = []
+        last = time.monotonic()
+
+        def report(ids: list[str]) -> None:
+            for cid in ids:
+                row = self.service.db.get_capture(cid)
+                results.append(row)
+                if on_done:
+                    on_done(row)
+
         for fut in as_completed(futures):
             row = fut.result()
-            results.append(row)
-            if on_done:
-                on_done(row)
+            if row["status"] != "running":  # failed: final already
+                results.append(row)
+                if on_done:
+                    on_done(row)
+            if time.monotonic() - last > commit_every:
+                report(self.service.flush())
+                last = time.monotonic()
+        report(self.service.flush())
         return results
 
     def recover(self) -> list[Future]:

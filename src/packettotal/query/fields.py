@@ -15,6 +15,7 @@ class Field:
     kind: str  # keyword | int | ip | date
     example: str
     help: str = ""
+    fast: bool = False  # kept column-wise too, for sorting and top-N aggregations
 
 
 def _k(name: str, example: str, help: str = "") -> Field:
@@ -26,14 +27,17 @@ def _i(name: str, example: str, help: str = "") -> Field:
 
 
 CATALOG: tuple[Field, ...] = (
-    Field("timestamp", "date", "[2020-01-01 TO 2020-02-01]", "time of the event (UTC)"),
-    _k("event_type", "dns", "EVE record type: alert, anomaly, flow, dns, http, tls, fileinfo, ..."),
-    Field("src_ip", "ip", "10.0.0.0/8", "source address; CIDR accepted"),
-    Field("dest_ip", "ip", "2001:db8::/32", "destination address; CIDR accepted"),
-    _i("src_port", "[1024 TO *]"), _i("dest_port", "443"),
-    _k("proto", "TCP"), _k("app_proto", "http"), _k("community_id", '"1:abcd...="'),
+    Field("timestamp", "date", "[2020-01-01 TO 2020-02-01]", "time of the event (UTC)", fast=True),
+    Field("event_type", "keyword", "dns", "EVE record type: alert, anomaly, flow, dns, http, tls, fileinfo, ...",
+          fast=True),
+    Field("src_ip", "ip", "10.0.0.0/8", "source address; CIDR accepted", fast=True),
+    Field("dest_ip", "ip", "2001:db8::/32", "destination address; CIDR accepted", fast=True),
+    Field("src_port", "int", "[1024 TO *]", fast=True), Field("dest_port", "int", "443", fast=True),
+    Field("proto", "keyword", "TCP", fast=True), Field("app_proto", "keyword", "http", fast=True),
+    _k("community_id", '"1:abcd...="'),
     _k("flow_id", "1209992739716149"),
-    _i("flow.bytes_toserver", "[100000 TO *]"), _i("flow.bytes_toclient", "[100000 TO *]"),
+    Field("flow.bytes_toserver", "int", "[100000 TO *]", fast=True),
+    Field("flow.bytes_toclient", "int", "[100000 TO *]", fast=True),
     _i("flow.pkts_toserver", "[10 TO *]"), _i("flow.pkts_toclient", "[10 TO *]"),
     _i("flow.age", "[60 TO *]"), _k("flow.state", "established"), _k("flow.reason", "timeout"),
     _k("dns.type", "answer"), _k("dns.rrname", "*.evil.com"), _k("dns.rrtype", "TXT"),

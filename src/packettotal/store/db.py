@@ -131,15 +131,19 @@ class Database:
             return {}
         return {r["id"]: r for r in self._rows(sa.select(captures).where(captures.c.id.in_(ids)))}
 
-    # observables and files, replaced whole per capture (idempotent re-indexing)
-    def replace_capture_details(self, capture_id: str, obs: list[dict], carved: list[dict]) -> None:
+    def finish_captures(self, results: list[dict]) -> None:
+        """Observables, files and the final status of analysed captures, in one transaction."""
         with self._write, self.engine.begin() as conn:
-            conn.execute(sa.delete(observables).where(observables.c.capture_id == capture_id))
-            conn.execute(sa.delete(files).where(files.c.capture_id == capture_id))
-            if obs:
-                conn.execute(sa.insert(observables), obs)
-            if carved:
-                conn.execute(sa.insert(files), carved)
+            for r in results:
+                cid = r["id"]
+                conn.execute(sa.delete(observables).where(observables.c.capture_id == cid))
+                conn.execute(sa.delete(files).where(files.c.capture_id == cid))
+                if r["observables"]:
+                    conn.execute(sa.insert(observables), r["observables"])
+                if r["files"]:
+                    conn.execute(sa.insert(files), r["files"])
+                values = {k: v for k, v in r.items() if k not in ("id", "observables", "files")}
+                conn.execute(sa.update(captures).where(captures.c.id == cid).values(**values))
 
     def capture_observables(self, capture_id: str, kind: str | None = None) -> list[dict]:
         q = sa.select(observables).where(observables.c.capture_id == capture_id)

@@ -18,6 +18,9 @@ JSON_FIELD = "f"
 CAPTURE_FIELD = "capture"
 _TOKEN = re.compile(r"[^\W_]+")  # tantivy's default tokenizer: alphanumeric runs, lowercased
 _I64 = (-(2 ** 63), 2 ** 63 - 1)
+_RANGE_TYPES = {"int": FieldType.Integer, "date": FieldType.Date, "ip": FieldType.IpAddr}
+_FULL_RANGE = {"int": _I64, "date": (dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31)),
+               "ip": ("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")}
 
 
 def tokens(text: str) -> list[str]:
@@ -152,8 +155,15 @@ class TantivyTranslator:
             self.schema, f.name, FieldType.IpAddr, str(net.network_address), str(net.broadcast_address)))
 
     def convert_exists(self, node: Exists) -> Query:
+        def build(f: catalog.Field) -> Query:
+            if f.fast:
+                return Query.exists_query(f.name)
+            if f.kind == "keyword":
+                return Query.regex_query(self.schema, f.name, ".*")
+            return Query.range_query(self.schema, f.name, _RANGE_TYPES[f.kind], *_FULL_RANGE[f.kind])
+
         try:
-            return self._each(node.field, lambda f: Query.exists_query(f.name))
+            return self._each(node.field, build)
         except LookupError:
             return Query.exists_query(f"{JSON_FIELD}.{node.field}")
 

@@ -8,54 +8,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ...query import fields as catalog
+from ...records import values_at
 
 # Bulky base64/binary members: kept in the stored record, left out of the text index.
 NOT_SEARCHED = frozenset({"payload", "packet", "chain", "client_chain", "certificate", "stats"})
-MAX_TEXT = 64 * 1024
-
-
-def values_at(rec: object, path: str) -> list:
-    """All scalar values at a dotted path, descending through lists (dns.answers.rdata)."""
-    cur = [rec]
-    for part in path.split("."):
-        nxt = []
-        for c in cur:
-            if isinstance(c, dict) and part in c:
-                v = c[part]
-                nxt.extend(v if isinstance(v, list) else [v])
-            elif isinstance(c, list):
-                for item in c:
-                    if isinstance(item, dict) and part in item:
-                        v = item[part]
-                        nxt.extend(v if isinstance(v, list) else [v])
-        cur = nxt
-        if not cur:
-            return []
-    return [v for v in cur if isinstance(v, (str, int, float, bool)) and v is not None]
 
 
 def searchable(rec: dict) -> dict:
-    return {k: v for k, v in rec.items() if k not in NOT_SEARCHED}
-
-
-def text_of(value: object, out: list[str], budget: list[int], key: str = "") -> None:
-    if budget[0] <= 0 or key in NOT_SEARCHED:
-        return
-    if isinstance(value, str):
-        out.append(value)
-        budget[0] -= len(value)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            text_of(v, out, budget, k)
-    elif isinstance(value, list):
-        for v in value:
-            text_of(v, out, budget, key)
-
-
-def full_text(rec: dict) -> str:
-    out: list[str] = []
-    text_of(rec, out, [MAX_TEXT])
-    return "\n".join(out)
+    """The record less its bulky members (top level, and one level down: tls.chain)."""
+    return {k: ({k2: v2 for k2, v2 in v.items() if k2 not in NOT_SEARCHED} if isinstance(v, dict) else v)
+            for k, v in rec.items() if k not in NOT_SEARCHED}
 
 
 def parse_ts(value: object) -> dt.datetime | None:
@@ -68,20 +30,48 @@ def parse_ts(value: object) -> dt.datetime | None:
     return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
-def catalogue_values(rec: dict) -> Iterator[tuple[catalog.Field, object]]:
+def _plan() -> dict[str, list[tuple[catalog.Field, tuple[str, ...]]]]:
+    """root key -> [(field, rest of its path)], so a record is only asked for what it has."""
+    out: dict[str, list[tuple[catalog.Field, tuple[str, ...]]]] = {}
     for f in catalog.CATALOG:
-        if f.kind == "date":
-            t = parse_ts(rec.get(f.name))
-            if t is not None:
-                yield f, t
-            continue
-        for v in values_at(rec, f.name):
-            if f.kind == "int":
-                if isinstance(v, bool) or not isinstance(v, int) or not -(2 ** 63) <= v < 2 ** 63:
+        root, *rest = f.name.split(".")
+        out.setdefault(root, []).append((f, tuple(rest)))
+    return out
+
+
+_PLAN = _plan()
+_INT_RANGE = range(-(2 ** 63), 2 ** 63)
+
+
+def catalogue_values(rec: dict) -> list[tuple[catalog.Field, object]]:
+    out = []
+    for root in rec.keys() & _PLAN.keys():
+        top = rec[root]
+        for f, rest in _PLAN[root]:
+            if not rest:
+                found = top
+            elif len(rest) == 1 and isinstance(top, dict):
+                found = top.get(rest[0])
+                if found is None:
                     continue
-            elif f.kind == "keyword":
-                v = str(v)
-            yield f, v
+            else:
+                found = values_at(rec, f.name)
+            kind = f.kind
+            for v in (found if isinstance(found, list) else (found,)):
+                if kind == "keyword":
+                    if isinstance(v, str):
+                        out.append((f, v))
+                    elif isinstance(v, (int, float)):
+                        out.append((f, str(v)))
+                elif kind == "int":
+                    if type(v) is int and v in _INT_RANGE:
+                        out.append((f, v))
+                elif kind == "ip":
+                    if isinstance(v, str):
+                        out.append((f, v))
+                elif (t := parse_ts(v)) is not None:
+                    out.append((f, t))
+    return out
 
 
 @dataclass

@@ -3,7 +3,6 @@ own parser). One writer, serialised by a lock; readers reload after each commit.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,10 +14,16 @@ from tantivy import Document, Filter, Index, Occur, Order, Query, SchemaBuilder,
 from ...errors import PacketTotalError
 from ...query import fields as catalog
 from ...query.backends.tantivy import CAPTURE_FIELD, JSON_FIELD, TEXT_FIELD, TantivyTranslator
-from .base import CaptureHits, Page, catalogue_values, full_text, searchable
+from .base import NOT_SEARCHED, CaptureHits, Page, catalogue_values, searchable
 
 KEYWORD = "kw"
+
+
+def _bulky(rec: dict) -> bool:
+    return bool(NOT_SEARCHED & rec.keys()) or any(
+        isinstance(v, dict) and NOT_SEARCHED & v.keys() for v in rec.values())
 PAGE = 10_000
+BATCH = 512  # documents added per writer-lock hold
 
 
 def build_schema() -> tantivy.Schema:
@@ -30,13 +35,13 @@ def build_schema() -> tantivy.Schema:
     sb.add_json_field(JSON_FIELD, stored=False, tokenizer_name=KEYWORD, fast=False)
     for f in catalog.CATALOG:
         if f.kind == "keyword":
-            sb.add_text_field(f.name, stored=False, tokenizer_name=KEYWORD, fast=True)
+            sb.add_text_field(f.name, stored=False, tokenizer_name=KEYWORD, fast=f.fast)
         elif f.kind == "int":
-            sb.add_integer_field(f.name, stored=False, indexed=True, fast=True)
+            sb.add_integer_field(f.name, stored=False, indexed=True, fast=f.fast)
         elif f.kind == "ip":
-            sb.add_ip_addr_field(f.name, stored=False, indexed=True, fast=True)
+            sb.add_ip_addr_field(f.name, stored=False, indexed=True, fast=f.fast)
         elif f.kind == "date":
-            sb.add_date_field(f.name, stored=False, indexed=True, fast=True)
+            sb.add_date_field(f.name, stored=False, indexed=True, fast=f.fast)
     return sb.build()
 
 
@@ -55,7 +60,9 @@ class TantivyEventStore:
         self.translator = TantivyTranslator(self.schema)
         self._writer_heap = writer_heap
         self._writer: tantivy.IndexWriter | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()         # the writer: one operation at a time
+        self._commit_lock = threading.Lock()  # one commit at a time
+        self._ops = self._committed = 0
 
     def _w(self) -> tantivy.IndexWriter:
         if self._writer is None:
@@ -70,45 +77,73 @@ class TantivyEventStore:
         d = Document()
         d.add_text(CAPTURE_FIELD, capture_id)
         d.add_integer("seq", seq)
-        d.add_bytes("doc", orjson.dumps(rec))
-        d.add_text(TEXT_FIELD, full_text(rec))
-        d.add_json(JSON_FIELD, searchable(rec))
+        raw = orjson.dumps(rec)
+        d.add_bytes("doc", raw)
+        text = orjson.dumps(searchable(rec)).decode() if _bulky(rec) else raw.decode()
+        d.add_text(TEXT_FIELD, text)  # the default tokenizer drops the JSON punctuation
+        d.add_json(JSON_FIELD, text)
         for f, v in catalogue_values(rec):
-            if f.kind == "keyword":
+            kind = f.kind
+            if kind == "keyword":
                 d.add_text(f.name, v)
-            elif f.kind == "int":
+            elif kind == "int":
                 d.add_integer(f.name, v)
-            elif f.kind == "date":
-                d.add_date(f.name, v)
-            elif f.kind == "ip":
+            elif kind == "ip":
                 try:
-                    d.add_ip_addr(f.name, str(ipaddress.ip_address(str(v))))
+                    d.add_ip_addr(f.name, v)
                 except ValueError:
                     pass
+            else:
+                d.add_date(f.name, v)
         return d
 
     def index_capture(self, capture_id: str, records: Iterable[dict]) -> int:
-        """Replace a capture's events (idempotent: a retried job never duplicates)."""
+        """Replace a capture's events (idempotent: a retried job never duplicates). Records are
+        turned into documents outside the writer lock, so several captures index at once.
+        Nothing is durable until `commit()`, which one call makes for all captures added."""
+        self._write(lambda w: w.delete_documents_by_term(CAPTURE_FIELD, capture_id))
         n = 0
-        with self._lock:
-            w = self._w()
-            try:
-                w.delete_documents_by_term(CAPTURE_FIELD, capture_id)
-                for n, rec in enumerate(records, 1):
-                    w.add_document(self._doc(capture_id, n, rec))
-                w.commit()
-            except BaseException:
-                w.rollback()
-                raise
-        self.index.reload()
+        batch: list[Document] = []
+        try:
+            for n, rec in enumerate(records, 1):
+                batch.append(self._doc(capture_id, n, rec))
+                if len(batch) >= BATCH:
+                    self._add(batch)
+                    batch = []
+            self._add(batch)
+        except BaseException:  # undo this capture only: others' pending documents stay
+            self._write(lambda w: w.delete_documents_by_term(CAPTURE_FIELD, capture_id))
+            raise
         return n
 
-    def delete_capture(self, capture_id: str) -> None:
+    def _write(self, op) -> None:
         with self._lock:
-            w = self._w()
-            w.delete_documents_by_term(CAPTURE_FIELD, capture_id)
-            w.commit()
+            op(self._w())
+            self._ops += 1
+
+    def _add(self, docs: list[Document]) -> None:
+        if docs:
+            def add(w):
+                for d in docs:
+                    w.add_document(d)
+            self._write(add)
+
+    def commit(self) -> None:
+        """Make every operation made so far durable and visible (at most one commit at a time)."""
+        with self._lock:
+            wanted = self._ops
+        with self._commit_lock:
+            if self._committed >= wanted:
+                return
+            with self._lock:
+                target = self._ops
+                self._w().commit()
+            self._committed = target
         self.index.reload()
+
+    def delete_capture(self, capture_id: str) -> None:
+        self._write(lambda w: w.delete_documents_by_term(CAPTURE_FIELD, capture_id))
+        self.commit()
 
     def _query(self, query, capture_id: str | None = None, event_type: str | None = None) -> Query:
         clauses = []

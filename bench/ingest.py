@@ -1,0 +1,109 @@
+"""Ingest benchmark: bare Suricata vs PacketTotal, side by side in one run.
+
+1. The big capture (../shared/pcaps/make_big.sh): `suricata -r` with PacketTotal's own generated
+   config and rules, vs `packettotal analyze` end to end (validate, hash, Suricata, normalise,
+   index, commit). Target: at most 1.25x bare Suricata's wall time.
+2. The small dev captures in one batch: `packettotal analyze` (long-lived engines) vs a cold
+   `suricata -r` per file. Target: at least 3x faster.
+Wall time and peak memory (largest process, ru_maxrss) of each. Usage: python bench/ingest.py [--skip-big]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PCAPS = (ROOT / ".." / "shared" / "pcaps").resolve()
+OUT = ROOT / "bench" / "out"
+EXE = Path(sys.executable).parent / "packettotal"
+
+
+def timed(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MiB of the process or any of its waited-for children, exit code)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+def big_capture() -> Path:
+    path = OUT / "big-capture" / "big.pcap"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["bash", str(PCAPS / "make_big.sh")], cwd=OUT, check=True)
+    return path
+
+
+def small_captures() -> list[Path]:
+    """The dev captures PacketTotal accepts (the refused ones would flatter the batch)."""
+    skip = {"cs-3e80211_wpaauth.pcapng", "td-edsa.pcap", "sv-sll2.pcap", "scapy-http_chunk.pcap.gz"}
+    return sorted(p for p in PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng") and p.name not in skip)
+
+
+def engine_config(home: Path) -> Path:
+    """PacketTotal's generated Suricata config (same rules, same outputs) for the bare runs."""
+    env = {**os.environ, "PACKETTOTAL_HOME": str(home)}
+    code = ("from packettotal import config; from packettotal.ingest.suricata import EnginePool;"
+            "print(EnginePool(config.load()).config_path)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+def bare(conf: Path, pcap: Path, log: Path) -> tuple[float, float, int]:
+    log.mkdir(parents=True, exist_ok=True)
+    return timed(["suricata", "-c", str(conf), "-k", "none", "--runmode", "single", "-r", str(pcap), "-l", str(log)],
+                 env={**os.environ, "TZ": "UTC"})
+
+
+def ours(home: Path, pcaps: list[Path]) -> tuple[float, float, int]:
+    env = {**os.environ, "PACKETTOTAL_HOME": str(home)}
+    return timed([str(EXE), "analyze", "--json", *map(str, pcaps)], env=env)
+
+
+def row(label: str, wall: float, rss: float) -> str:
+    return f"  {label:44} {wall:8.2f} s  {rss:8.0f} MiB"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-big", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pt-bench-"))
+    try:
+        conf = engine_config(tmp / "conf-home")
+        print(f"Suricata: {subprocess.run(['suricata', '-V'], capture_output=True, text=True).stdout.strip()}; "
+              f"{os.cpu_count()} cores")
+        if not args.skip_big:
+            big = big_capture()
+            print(f"\n1. big capture: {big.stat().st_size / 2**20:.0f} MiB")
+            b_wall, b_rss, _ = bare(conf, big, tmp / "bare-big")
+            o_wall, o_rss, rc = ours(tmp / "home-big", [big])
+            print(row("bare suricata -r", b_wall, b_rss))
+            print(row(f"packettotal analyze (exit {rc})", o_wall, o_rss))
+            print(f"  ratio packettotal / bare: {o_wall / b_wall:.2f}x wall (target <= 1.25x), "
+                  f"{o_rss / b_rss:.2f}x peak memory")
+        small = small_captures()
+        print(f"\n2. {len(small)} small dev captures, {sum(p.stat().st_size for p in small) / 2**20:.1f} MiB")
+        c_wall, c_rss = 0.0, 0.0
+        for i, p in enumerate(small):
+            w, r, _ = bare(conf, p, tmp / "bare-small" / str(i))
+            c_wall, c_rss = c_wall + w, max(c_rss, r)
+        o_wall, o_rss, rc = ours(tmp / "home-small", small)
+        print(row("cold suricata -r per file, one after another", c_wall, c_rss))
+        print(row(f"packettotal analyze, one batch (exit {rc})", o_wall, o_rss))
+        print(f"  ratio cold / packettotal: {c_wall / o_wall:.2f}x faster (target >= 3x)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
