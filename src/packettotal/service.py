@@ -39,13 +39,15 @@ class PacketTotal:
         self.events = TantivyEventStore(s.index_dir)
         self.blobs = Blobs(s.blob_dir)
         self._pool: suricata.EnginePool | None = None
+        self._pool_lock = threading.Lock()
         self._pending: list[dict] = []  # indexed, waiting for a commit to be `done`
         self._pending_lock = threading.Lock()
 
     @property
     def pool(self) -> suricata.EnginePool:
-        if self._pool is None:
-            self._pool = suricata.EnginePool(self.settings)
+        with self._pool_lock:  # workers race here on first use: one pool, one set of daemons
+            if self._pool is None:
+                self._pool = suricata.EnginePool(self.settings)
         return self._pool
 
     def close(self) -> None:

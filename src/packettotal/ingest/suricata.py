@@ -92,6 +92,7 @@ def render_config(settings: Settings, rules_file: Path, log_dir: Path) -> str:
 
 
 STATS_MARK = b'"event_type":"stats"'
+FILEINFO_MARK = b'"event_type":"fileinfo"'
 
 
 class LiveRun:
@@ -107,6 +108,7 @@ class LiveRun:
         self.errors: list[str] = []
         self.seconds = 0.0
         self.complete = False
+        self.carved = False  # fileinfo seen: the filestore needs emptying afterwards
 
     def __enter__(self) -> LiveRun:
         self.eve_path.unlink(missing_ok=True)
@@ -140,6 +142,7 @@ class LiveRun:
                         if STATS_MARK in line:
                             stats = line
                         else:
+                            self.carved = self.carved or FILEINFO_MARK in line
                             yield line
                 if stats is not None and self._idle():
                     # the daemon has closed this capture's output: read what is left
@@ -160,7 +163,7 @@ class LiveRun:
                     # a command wakes it at once (else it sleeps ~200 ms): ask it something.
                     self.engine.command("pcap-file-number")
                 time.sleep(delay)
-                delay = min(delay * 2, 0.02)
+                delay = min(delay * 2, 0.005)
         finally:
             if f is not None:
                 f.close()
@@ -187,7 +190,7 @@ class LiveRun:
                     pass
             except AnalysisFailed:
                 pass
-        self.engine.clean_run_dir()
+        self.engine.clean_run_dir(self.carved or not self.complete)
 
 
 def _warmup_pcap(path: Path) -> Path:
@@ -315,11 +318,11 @@ class Engine:
             self.start()
         return AnalysisFailed(reason, detail=tail)
 
-    def clean_run_dir(self) -> None:
+    def clean_run_dir(self, filestore: bool = True) -> None:
         """Empty the reused output folder (Suricata's 256 filestore folders are kept)."""
         (self.run_dir / "eve.json").unlink(missing_ok=True)
         store = self.run_dir / "filestore"
-        if store.is_dir():
+        if filestore and store.is_dir():
             for sub in os.scandir(store):
                 if sub.is_dir():
                     for entry in os.scandir(sub.path):
