@@ -25,7 +25,7 @@ run: setup
 	$(BIN)/packettotal demo
 
 test: setup-test
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest
 
 bench: setup-test
 	bash scripts/setup-system.sh bench

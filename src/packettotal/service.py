@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import config as config_mod
 from .errors import AnalysisFailed, EngineError, NotFound
-from .ingest import capfile, eve, files as carved, observables, suricata, validate
+from .ingest import capfile, eve, files as carved, observables, suricata, summary as summary_mod, validate
 from .query import lucene
 from .store.blobs import Blobs
 from .store.db import Database, now
@@ -136,6 +136,7 @@ class PacketTotal:
         report = eve.NormaliseReport()
         counts: Counter[str] = Counter()
         collector = observables.Collector()
+        aggregates = summary_mod.Aggregates()
         fileinfo: list[dict] = []
 
         def records() -> Iterator[dict]:
@@ -148,6 +149,7 @@ class PacketTotal:
                     continue
                 events += 1
                 collector.add(rec)
+                aggregates.add(rec)
                 if etype == "fileinfo":
                     fileinfo.append(rec)
                 if events <= s.max_events_per_capture:
@@ -181,7 +183,7 @@ class PacketTotal:
         summary.update({
             "counts": dict(sorted(counts.items())), "events": total, "indexed": indexed,
             "alerts": counts.get("alert", 0), "anomalies": counts.get("anomaly", 0),
-            "files": len(file_rows),
+            "files": len(file_rows), **aggregates.result(),
             "suricata": {"version": self.pool.version, "packets_read": run.packets, "seconds": round(run.seconds, 3),
                          "rules": self.pool.rule_count},
         })

@@ -9,6 +9,7 @@ of the final stats record in that capture's EVE file.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import queue
@@ -123,6 +124,7 @@ class LiveRun:
         try:
             yield from self._follow()
         except (OSError, TimeoutError) as exc:
+            self.complete = True  # the daemon was killed: there is nothing left to drain
             raise self.engine.failed(exc) from None
 
     def _follow(self) -> Iterator[bytes]:
@@ -193,6 +195,11 @@ class LiveRun:
         self.engine.clean_run_dir(self.carved or not self.complete)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when PacketTotal dies, so no daemon is orphaned."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _warmup_pcap(path: Path) -> Path:
     """A one-packet Ethernet/IPv4/UDP capture: every fresh daemon reads it first (see 7.0.10 defect)."""
     if not path.exists():
@@ -235,7 +242,8 @@ class Engine:
                 f"--unix-socket={self.socket_path}", "-l", str(self.base_dir / "log")]
         stderr = open(self.base_dir / "log" / "stderr.log", "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-                                     start_new_session=True, env={**os.environ, "TZ": "UTC"})
+                                     start_new_session=True, env={**os.environ, "TZ": "UTC"},
+                                     preexec_fn=_die_with_parent)
         stderr.close()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
