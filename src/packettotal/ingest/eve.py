@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 
@@ -80,8 +79,3 @@ def records(lines: Iterable[bytes], limits: Limits, report: NormaliseReport) -> 
         rec.pop("pcap_filename", None)  # a path in our work folder: meaningless to users
         # a line shorter than the string budget holds no over-long string, list or nesting
         yield bound(rec, limits, report) if len(line) > limits.max_string else rec
-
-
-def read_file(path: Path, limits: Limits, report: NormaliseReport) -> Iterator[dict]:
-    with open(path, "rb") as f:
-        yield from records(f, limits, report)

@@ -218,7 +218,6 @@ class Engine:
     settings: Settings
     config_path: Path
     base_dir: Path
-    name: str
     proc: subprocess.Popen | None = None
     sock: socket.socket | None = None
     restarts: int = -1
@@ -384,7 +383,7 @@ class EnginePool:
         self.config_path = base / "suricata.yaml"
         self.config_path.write_text(render_config(settings, self.rules_file, base / "log"))
         self._idle: queue.Queue[Engine] = queue.Queue()
-        self._all = [Engine(settings, self.config_path, base / f"engine-{i}", f"engine-{i}")
+        self._all = [Engine(settings, self.config_path, base / f"engine-{i}")
                      for i in range(settings.engines)]
         for e in self._all:
             self._idle.put(e)

@@ -151,17 +151,9 @@ class Database:
             q = q.where(observables.c.kind == kind)
         return self._rows(q.order_by(observables.c.count.desc()))
 
-    def find_observable(self, value: str, kind: str | None = None) -> list[dict]:
-        q = sa.select(observables).where(observables.c.value == value)
-        if kind:
-            q = q.where(observables.c.kind == kind)
-        return self._rows(q)
-
     def capture_files(self, capture_id: str) -> list[dict]:
         return self._rows(sa.select(files).where(files.c.capture_id == capture_id))
 
-    def file_by_sha256(self, sha256: str) -> list[dict]:
-        return self._rows(sa.select(files).where(files.c.sha256 == sha256))
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
