@@ -16,12 +16,14 @@ from . import config as config_mod
 from .errors import AnalysisFailed, EngineError, NotFound
 from .ingest import capfile, eve, files as carved, observables, suricata, summary as summary_mod, validate
 from .query import lucene
+from .records import values_at
 from .store.blobs import Blobs
 from .store.db import Database, now
 from .store.events.tantivy import TantivyEventStore
 
 log = logging.getLogger("packettotal")
 MAX_ATTEMPTS = 2
+MAX_RULE_TEXTS = 500
 
 
 @dataclass
@@ -138,6 +140,7 @@ class PacketTotal:
         collector = observables.Collector()
         aggregates = summary_mod.Aggregates()
         fileinfo: list[dict] = []
+        fired: set = set()
 
         def records() -> Iterator[dict]:
             events = 0
@@ -152,6 +155,8 @@ class PacketTotal:
                 aggregates.add(rec)
                 if etype == "fileinfo":
                     fileinfo.append(rec)
+                elif etype == "alert":
+                    fired.update(values_at(rec, "alert.signature_id"))
                 if events <= s.max_events_per_capture:
                     yield rec
             run.errors = [e.replace(str(run.pcap), row["name"]) for e in run.errors]
@@ -184,10 +189,17 @@ class PacketTotal:
             "counts": dict(sorted(counts.items())), "events": total, "indexed": indexed,
             "alerts": counts.get("alert", 0), "anomalies": counts.get("anomaly", 0),
             "files": len(file_rows), **aggregates.result(),
+            "rules": self._rule_texts(fired),
             "suricata": {"version": self.pool.version, "packets_read": run.packets, "seconds": round(run.seconds, 3),
                          "rules": self.pool.rule_count},
         })
         return summary, obs, list(file_rows.values())
+
+    def _rule_texts(self, sids: set) -> dict[str, str]:
+        """The text of the rules that fired, as loaded for this analysis (rules change later)."""
+        rules = self.pool.rules
+        found = sorted(s for s in sids if isinstance(s, int) and s in rules)[:MAX_RULE_TEXTS]
+        return {str(s): rules[s][:4096] for s in found}
 
     def _keep_file(self, cid: str, rec: dict, filestore: Path, rows: dict[str, dict]) -> None:
         sha = str((rec.get("fileinfo") or {}).get("sha256", "")).lower()
@@ -202,6 +214,22 @@ class PacketTotal:
     # read side
     def capture(self, ref: str) -> dict:
         return self.db.resolve(ref)
+
+    def recent(self, limit: int = 20) -> list[dict]:
+        return self.db.list_captures(limit=limit)
+
+    def capture_events(self, capture_id: str, event_type: str | None = None, text: str = "",
+                       limit: int = 50, offset: int = 0, sort: str | None = None,
+                       descending: bool = False, after: int | None = None):
+        """One page of a capture's events, filtered by a query (raises QueryError)."""
+        node = lucene.parse(text) if text.strip() else None
+        return self.events.events(capture_id, event_type, node, limit=limit, offset=offset, sort=sort,
+                                  descending=descending, after=after)
+
+    def ioc(self, value: str, limit: int = 1000) -> dict:
+        """Every capture holding an indicator (the full pivot page grows in the search issue)."""
+        return {"value": value, "kind": observables.ioc_kind(value),
+                "hits": self.db.observable_hits(observables.lookup_forms(value), limit)}
 
     def search(self, text: str, limit: int = 50, offset: int = 0, group: bool = True):
         node = lucene.parse(text)

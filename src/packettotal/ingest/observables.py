@@ -116,6 +116,46 @@ def extract(rec: dict) -> Iterator[tuple[str, str, str]]:
         yield "url", url[:MAX_VALUE], "http.url"
 
 
+_JA4 = re.compile(r"^[tqd][0-9a-z]{2}[di][0-9]{4}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$")
+_COLON_HEX = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){19}$")
+
+
+def ioc_kind(value: str) -> str:
+    """What a pasted indicator looks like (for display; lookups use `lookup_forms`)."""
+    v = value.strip()
+    low = v.lower()
+    if norm_ip(v):
+        return "ip"
+    if low.startswith(("http://", "https://")):
+        return "url"
+    if _COLON_HEX.match(low):
+        return "cert_sha1"
+    if _JA4.match(low):
+        return "ja4"
+    if h := norm_hash(v):
+        return h[0] if h[0] != "md5" else "md5/ja3/hassh"
+    if "@" in v and any(True for _ in _emails(v)):
+        return "email"
+    if norm_domain(v):
+        return "domain"
+    return "text"
+
+
+def lookup_forms(value: str) -> list[str]:
+    """The normalised forms under which `value` may be stored in the observables table."""
+    v = value.strip()[:MAX_VALUE]
+    forms = {v, v.lower()}
+    if ip := norm_ip(v):
+        forms.add(ip)
+    if d := norm_domain(v):
+        forms.add(d)
+    if h := norm_hash(v):
+        forms.add(h[1])
+        if h[0] == "sha1":  # certificate fingerprints are stored the way Suricata writes them
+            forms.add(":".join(h[1][i:i + 2] for i in range(0, 40, 2)))
+    return sorted(f for f in forms if f)
+
+
 @dataclass
 class Seen:
     count: int = 0

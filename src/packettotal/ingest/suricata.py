@@ -66,8 +66,8 @@ def rule_lines(text: str) -> list[str]:
     return keep
 
 
-def build_rules(settings: Settings, dest: Path) -> int:
-    """Write the one rules file the engines load; returns the number of rules."""
+def build_rules(settings: Settings, dest: Path) -> dict[int, str]:
+    """Write the one rules file the engines load; returns sid -> rule text."""
     sources = [settings.suricata_rules_dir / name for name in DEBIAN_RULE_FILES]
     sources = [p for p in sources if p.exists()]
     own = resources.files("packettotal") / "rules" / "packettotal.rules"
@@ -79,7 +79,7 @@ def build_rules(settings: Settings, dest: Path) -> int:
     lines = [line for text in texts for line in rule_lines(text)]
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text("\n".join(lines) + "\n")
-    return len(lines)
+    return {int(m.group(1)): line for line in lines if (m := _SID.search(line))}
 
 
 class _ConfigTemplate(Template):
@@ -379,7 +379,8 @@ class EnginePool:
             raise EngineError(f"PacketTotal needs Suricata 7; {settings.suricata} is {self.version}")
         base = settings.work_dir / "engines"
         self.rules_file = base / "packettotal-combined.rules"
-        self.rule_count = build_rules(settings, self.rules_file)
+        self.rules = build_rules(settings, self.rules_file)  # sid -> text, shown beside alerts
+        self.rule_count = len(self.rules)
         self.config_path = base / "suricata.yaml"
         self.config_path.write_text(render_config(settings, self.rules_file, base / "log"))
         self._idle: queue.Queue[Engine] = queue.Queue()

@@ -152,7 +152,23 @@ class Database:
         return self._rows(q.order_by(observables.c.count.desc()))
 
     def capture_files(self, capture_id: str) -> list[dict]:
-        return self._rows(sa.select(files).where(files.c.capture_id == capture_id))
+        return self._rows(sa.select(files).where(files.c.capture_id == capture_id)
+                          .order_by(files.c.filename, files.c.sha256))
+
+    def count_captures(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(captures)).scalar_one()
+
+    def observable_hits(self, values: Iterable[str], limit: int = 1000) -> list[dict]:
+        """Where any of `values` (already normalised) was seen: one row per capture and field,
+        with the capture's name and date, newest captures first."""
+        o, c = observables.c, captures.c
+        q = (sa.select(o.capture_id, o.kind, o.value, o.field, o.count, o.first_seen, o.last_seen,
+                       c.name, c.submitted_at, c.status)
+             .join(captures, c.id == o.capture_id)
+             .where(o.value.in_(list(values)))
+             .order_by(c.submitted_at.desc(), o.field).limit(limit))
+        return self._rows(q)
 
 
 

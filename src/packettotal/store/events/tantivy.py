@@ -11,12 +11,13 @@ import orjson
 import tantivy
 from tantivy import Document, Filter, Index, Occur, Order, Query, SchemaBuilder, TextAnalyzerBuilder, Tokenizer
 
-from ...errors import PacketTotalError
+from ...errors import PacketTotalError, QueryError
 from ...query import fields as catalog
 from ...query.backends.tantivy import CAPTURE_FIELD, JSON_FIELD, TEXT_FIELD, TantivyTranslator
 from .base import NOT_SEARCHED, CaptureHits, Page, catalogue_values, searchable
 
 KEYWORD = "kw"
+SORTABLE = frozenset({"seq"} | {f.name for f in catalog.CATALOG if f.fast})
 
 
 def _bulky(rec: dict) -> bool:
@@ -157,9 +158,10 @@ class TantivyEventStore:
             return Query.all_query()
         return clauses[0][1] if len(clauses) == 1 else Query.boolean_query(clauses)
 
-    def _page(self, q: Query, limit: int, offset: int, order_by_seq: bool) -> Page:
+    def _page(self, q: Query, limit: int, offset: int, order_by: str | None,
+              descending: bool = False) -> Page:
         searcher = self.index.searcher()
-        kwargs = {"order_by_field": "seq", "order": Order.Asc} if order_by_seq else {}
+        kwargs = {"order_by_field": order_by, "order": Order.Desc if descending else Order.Asc} if order_by else {}
         result = searcher.search(q, limit, count=True, offset=offset, **kwargs)
         events = []
         for _score, addr in result.hits:
@@ -169,11 +171,20 @@ class TantivyEventStore:
         return Page(result.count, events)
 
     def events(self, capture_id: str, event_type: str | None = None, query=None,
-               limit: int = 50, offset: int = 0) -> Page:
-        return self._page(self._query(query, capture_id, event_type), limit, offset, True)
+               limit: int = 50, offset: int = 0, sort: str | None = None, descending: bool = False,
+               after: int | None = None) -> Page:
+        """A capture's events in capture order, or sorted by a fast field; `after` is a cursor:
+        only events after that sequence number (cheap at any depth, unlike offsets)."""
+        if sort is not None and sort not in SORTABLE:
+            raise QueryError(f"cannot sort by {sort!r}; sortable fields: {', '.join(sorted(SORTABLE))}")
+        q = self._query(query, capture_id, event_type)
+        if after is not None:
+            seq = Query.range_query(self.schema, "seq", tantivy.FieldType.Integer, after, None, include_lower=False)
+            q = Query.boolean_query([(Occur.Must, q), (Occur.Must, seq)])
+        return self._page(q, limit, offset, sort or "seq", descending)
 
     def search(self, query, limit: int = 50, offset: int = 0) -> Page:
-        return self._page(self._query(query), limit, offset, False)
+        return self._page(self._query(query), limit, offset, None)
 
     def search_by_capture(self, query, size: int = 100) -> list[CaptureHits]:
         aggs = {"c": {"terms": {"field": CAPTURE_FIELD, "size": size},
@@ -187,15 +198,15 @@ class TantivyEventStore:
         result = self.index.searcher().aggregate(self._query(None, capture_id), aggs)
         return {b["key"]: b["doc_count"] for b in result["t"]["buckets"]}
 
-    def export(self, capture_id: str) -> Iterator[dict]:
-        offset = 0
+    def export(self, capture_id: str, event_type: str | None = None) -> Iterator[dict]:
+        after = 0
         while True:
-            page = self._page(self._query(None, capture_id), PAGE, offset, True)
+            page = self.events(capture_id, event_type, limit=PAGE, after=after)
             for e in page.events:
                 yield e["event"]
-            offset += len(page.events)
-            if not page.events or offset >= page.total:
+            if len(page.events) < PAGE:
                 return
+            after = page.events[-1]["seq"]
 
     def close(self) -> None:
         with self._lock:
