@@ -247,6 +247,21 @@ def demo(ctx: click.Context) -> None:
     ctx.exit(EXIT_OK if row["status"] == "done" else EXIT_FAILED)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-demo", is_flag=True, help="Do not analyse the demo capture on an empty instance.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
+    """Run the web console and REST API (one process: the event index has one writer)."""
+    import uvicorn
+
+    from .web.app import create_app
+    click.echo(f"PacketTotal on http://{host}:{port}/  (API: http://{host}:{port}/api)")
+    uvicorn.run(create_app(ctx.obj["settings"], seed_demo=not no_demo), host=host, port=port,
+                log_level="info", proxy_headers=False, server_header=False)
+
+
 def main() -> None:
     try:
         rc = cli.main(standalone_mode=False)

@@ -33,7 +33,7 @@ def describe(path: Path) -> str:
         return "unknown data"
 
 
-def _human(n: int) -> str:
+def human_size(n: int) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -54,7 +54,7 @@ def stage(upload: Path, work_dir: Path, limit: int) -> StagedCapture:
         raise RefusedCapture(f"{_short(description)}, not a packet capture "
                              "(expected pcap, pcapng, or one of those gzip/bzip2/xz/zstd-compressed)")
     if compression is None and size > limit:
-        raise RefusedCapture(f"the capture is {_human(size)}, over the limit of {_human(limit)}", status=413)
+        raise RefusedCapture(f"the capture is {human_size(size)}, over the limit of {human_size(limit)}", status=413)
     work_dir.mkdir(parents=True, exist_ok=True)
     dest = work_dir / f"incoming-{uuid.uuid4().hex}.pcap"
     try:
@@ -62,7 +62,7 @@ def stage(upload: Path, work_dir: Path, limit: int) -> StagedCapture:
         return _check_staged(dest, digests, compression, description)
     except capfile.TooLarge:
         _unlink(dest)
-        raise RefusedCapture(f"the {compression} data decompresses to more than {_human(limit)}, "
+        raise RefusedCapture(f"the {compression} data decompresses to more than {human_size(limit)}, "
                              "the upload limit (refused as a possible decompression bomb)", status=413) from None
     except capfile.BadCompression as exc:
         _unlink(dest)

@@ -24,6 +24,7 @@ def _bulky(rec: dict) -> bool:
     return bool(NOT_SEARCHED & rec.keys()) or any(
         isinstance(v, dict) and NOT_SEARCHED & v.keys() for v in rec.values())
 PAGE = 10_000
+MAX_OFFSET = 1_000_000  # tantivy collects offset + limit hits: deep offsets cost memory
 BATCH = 512  # documents added per writer-lock hold
 
 
@@ -175,13 +176,19 @@ class TantivyEventStore:
                after: int | None = None) -> Page:
         """A capture's events in capture order, or sorted by a fast field; `after` is a cursor:
         only events after that sequence number (cheap at any depth, unlike offsets)."""
+        if offset > MAX_OFFSET:
+            raise QueryError(f"pages deeper than {MAX_OFFSET:,} events are not served: narrow the filter, "
+                             "or page with a cursor in capture order")
         if sort is not None and sort not in SORTABLE:
             raise QueryError(f"cannot sort by {sort!r}; sortable fields: {', '.join(sorted(SORTABLE))}")
         q = self._query(query, capture_id, event_type)
-        if after is not None:
-            seq = Query.range_query(self.schema, "seq", tantivy.FieldType.Integer, after, None, include_lower=False)
-            q = Query.boolean_query([(Occur.Must, q), (Occur.Must, seq)])
-        return self._page(q, limit, offset, sort or "seq", descending)
+        if after is None:
+            return self._page(q, limit, offset, sort or "seq", descending)
+        seq = Query.range_query(self.schema, "seq", tantivy.FieldType.Integer, after, None, include_lower=False)
+        page = self._page(Query.boolean_query([(Occur.Must, q), (Occur.Must, seq)]), limit, offset,
+                          sort or "seq", descending)
+        page.total = self.index.searcher().search(q, 1, count=True).count  # all matches, not those left
+        return page
 
     def search(self, query, limit: int = 50, offset: int = 0) -> Page:
         return self._page(self._query(query), limit, offset, None)

@@ -1,0 +1,288 @@
+"""REST API under /api/v1. Handlers are thin: they call the service and shape JSON."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path as PathParam, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+
+from ..errors import NotFound, QueryError
+from ..query import fields as catalog
+from . import downloads, uploads
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+Ref = Annotated[str, PathParam(min_length=8, max_length=64, pattern=r"^[0-9A-Fa-f]+$",
+                               description="sha256 (the id), md5, sha1, or a unique sha256 prefix")]
+
+
+class Error(BaseModel):
+    error: str
+    detail: str
+
+
+class Submitted(BaseModel):
+    id: str
+    status: str
+    status_url: str
+    page_url: str
+
+
+class Capture(BaseModel):
+    id: str
+    md5: str
+    sha1: str
+    name: str
+    size: int
+    compression: str | None
+    status: Literal["queued", "running", "done", "failed"]
+    error: str | None
+    warnings: list[str]
+    submitted_at: str
+    finished_at: str | None
+    summary: dict[str, Any] | None
+    links: dict[str, str]
+
+
+class Event(BaseModel):
+    seq: int
+    event: dict[str, Any]
+
+
+class Events(BaseModel):
+    total: int
+    events: list[Event]
+    next_cursor: str | None
+
+
+class CarvedFile(BaseModel):
+    sha256: str
+    md5: str | None
+    sha1: str | None
+    filename: str | None
+    magic: str | None
+    size: int | None
+    state: str | None
+    stored: bool
+    truncated: bool
+    app_proto: str | None
+    download_url: str | None
+
+
+class IocHit(BaseModel):
+    capture_id: str
+    name: str
+    kind: str
+    value: str
+    field: str
+    count: int
+    first_seen: str | None
+    last_seen: str | None
+
+
+class Ioc(BaseModel):
+    value: str
+    kind: str
+    captures: int
+    hits: list[IocHit]
+
+
+class CaptureHits(BaseModel):
+    capture_id: str
+    name: str | None
+    hits: int
+    found_in: dict[str, int]
+
+
+ERRORS = {400: {"model": Error}, 404: {"model": Error}, 422: {"model": Error}}
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary",
+                            "description": "pcap, pcapng, or either compressed with gzip/bzip2/xz/zstd"}}}}}}}
+
+
+def _instance(request: Request):
+    return request.app.state.instance
+
+
+def capture_json(row: dict) -> dict:
+    cid = row["id"]
+    base = f"/api/v1/captures/{cid}"
+    return {
+        **{k: row[k] for k in ("id", "md5", "sha1", "name", "size", "compression", "status", "error", "summary")},
+        "warnings": row["warnings"] or [],
+        "submitted_at": _iso(row["submitted_at"]), "finished_at": _iso(row["finished_at"]),
+        "links": {"self": base, "events": f"{base}/events", "files": f"{base}/files",
+                  "download": f"{base}/download", "export": f"{base}/export?format=zip",
+                  "page": f"/captures/{cid}"},
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
+
+
+@router.post("/captures", status_code=202, response_model=Submitted, openapi_extra=UPLOAD_BODY,
+             responses={303: {"model": Submitted, "description": "known capture: see its analysis"},
+                        413: {"model": Error}, 415: {"model": Error}, **ERRORS},
+             summary="Upload a capture for analysis")
+async def submit(request: Request):
+    instance = _instance(request)
+    settings = instance.service.settings
+    received = await uploads.receive(request, settings.work_dir, settings.max_upload_bytes)
+    try:
+        sub = await run_in_threadpool(instance.submit, received.path, received.filename or "capture")
+    finally:
+        received.path.unlink(missing_ok=True)
+    cid = sub.capture["id"]
+    body = {"id": cid, "status": sub.capture["status"], "status_url": f"/api/v1/captures/{cid}",
+            "page_url": f"/captures/{cid}"}
+    if not sub.created:
+        return JSONResponse(body, status_code=303, headers={"location": body["status_url"]})
+    return JSONResponse(body, status_code=202)
+
+
+@router.get("/captures", response_model=list[Capture], summary="Recent captures, newest first")
+def list_captures(request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                  offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+                  status: Literal["queued", "running", "done", "failed"] | None = None):
+    return [capture_json(r) for r in _instance(request).service.db.list_captures(status, limit, offset)]
+
+
+@router.get("/captures/{ref}", response_model=Capture, responses=ERRORS,
+            summary="A capture: metadata, status, summary")
+def get_capture(request: Request, ref: Ref):
+    return capture_json(_instance(request).service.capture(ref))
+
+
+def _cursor(token: str | None, kind: str) -> int | None:
+    """A cursor is the last sequence number seen ("s") or an offset ("o") for sorted pages."""
+    if not token:
+        return None
+    try:
+        got, _, n = base64.urlsafe_b64decode(token.encode() + b"==").decode().partition(":")
+        if got == kind and n.isdigit() and len(n) < 12:
+            return int(n)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise QueryError("the cursor is not one this API gave out for this sort order")
+
+
+def _token(kind: str, n: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{n}".encode()).decode().rstrip("=")
+
+
+@router.get("/captures/{ref}/events", response_model=Events, responses=ERRORS,
+            summary="A capture's events, one page at a time")
+def get_events(request: Request, ref: Ref,
+               type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_\-]+$",
+                                                 description="EVE event type: alert, dns, http, ...")] = None,
+               q: Annotated[str, Query(max_length=4000, description="Lucene filter (see /api/v1/fields)")] = "",
+               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+               cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
+               sort: Annotated[str | None, Query(max_length=64, description="a sortable field; default capture order")] = None,
+               order: Literal["asc", "desc"] = "asc"):
+    service = _instance(request).service
+    cid = service.capture(ref)["id"]
+    by_seq = sort in (None, "seq") and order == "asc"  # capture order: a true cursor, cheap at any depth
+    position = _cursor(cursor, "s" if by_seq else "o")
+    offset = 0 if by_seq else position or 0
+    page = service.capture_events(cid, type, q, limit, offset=offset, sort=None if sort == "seq" else sort,
+                                  descending=order == "desc", after=position if by_seq else None)
+    events = [{"seq": e["seq"], "event": e["event"]} for e in page.events]
+    next_cursor = None
+    if len(events) == limit:
+        next_cursor = _token("s", events[-1]["seq"]) if by_seq else _token("o", offset + limit)
+    return {"total": page.total, "events": events, "next_cursor": next_cursor}
+
+
+def file_json(row: dict) -> dict:
+    url = (f"/api/v1/captures/{row['capture_id']}/files/{row['sha256']}" if row["stored"] else None)
+    return {**{k: row[k] for k in downloads.FILE_COLUMNS}, "download_url": url}
+
+
+@router.get("/captures/{ref}/files", response_model=list[CarvedFile], responses=ERRORS,
+            summary="Files carved from a capture")
+def get_files(request: Request, ref: Ref):
+    service = _instance(request).service
+    return [file_json(r) for r in service.db.capture_files(service.capture(ref)["id"])]
+
+
+def _zip_response(path, name: str) -> FileResponse:
+    return FileResponse(path, media_type="application/zip", filename=name,
+                        background=BackgroundTask(path.unlink, missing_ok=True))
+
+
+@router.get("/captures/{ref}/files/{sha256}", responses={200: {"content": {"application/zip": {}}}, **ERRORS},
+            response_class=FileResponse,
+            summary="One carved file, in a zip encrypted with the password 'infected'")
+def get_file(request: Request, ref: Ref,
+             sha256: Annotated[str, PathParam(pattern=r"^[0-9a-fA-F]{64}$")]):
+    service = _instance(request).service
+    cid = service.capture(ref)["id"]
+    sha256 = sha256.lower()
+    if not any(r["sha256"] == sha256 and r["stored"] for r in service.db.capture_files(cid)):
+        raise NotFound(f"capture {cid[:12]} has no stored file {sha256}")
+    return _zip_response(downloads.files_zip(service, cid, sha256), f"{sha256}.zip")
+
+
+@router.get("/captures/{ref}/download", responses={200: {"content": {"application/vnd.tcpdump.pcap": {}}}, **ERRORS},
+            response_class=FileResponse, summary="The original capture (decompressed)")
+def download(request: Request, ref: Ref):
+    service = _instance(request).service
+    cid = service.capture(ref)["id"]
+    return FileResponse(service.blobs.path("captures", cid), media_type="application/vnd.tcpdump.pcap",
+                        filename=f"{cid}.pcap")
+
+
+@router.get("/captures/{ref}/export", responses={
+    200: {"content": {"application/x-ndjson": {}, "text/csv": {}, "application/zip": {}}}, **ERRORS},
+    response_class=FileResponse, summary="EVE NDJSON, CSV of one event type, or a zip of everything")
+def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"] = "eve",
+           type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_\-]+$",
+                                             description="event type, for format=csv")] = None):
+    service = _instance(request).service
+    cap = service.capture(ref)
+    cid = cap["id"]
+    if cap["status"] != "done":
+        raise NotFound(f"capture {cid[:12]} is {cap['status']}: nothing to export yet")
+    if format == "eve":
+        return StreamingResponse(downloads.eve_lines(service, cid), media_type="application/x-ndjson",
+                                 headers={"content-disposition": f'attachment; filename="{cid}.eve.json"'})
+    if format == "csv":
+        counts = (cap["summary"] or {}).get("counts") or {}
+        if type not in counts:
+            raise QueryError(f"format=csv needs type=, one of: {', '.join(sorted(counts)) or 'none'}")
+        path = downloads.csv_file(service, cid, type)
+        return FileResponse(path, media_type="text/csv", filename=f"{cid[:16]}-{type}.csv",
+                            background=BackgroundTask(path.unlink, missing_ok=True))
+    return _zip_response(downloads.bundle_zip(service, cap), f"{cid}.zip")
+
+
+@router.get("/ioc/{value:path}", response_model=Ioc, summary="Every capture holding an indicator")
+def ioc(request: Request, value: Annotated[str, PathParam(min_length=1, max_length=2048)]):
+    found = _instance(request).service.ioc(value)
+    hits = [{k: h[k] for k in ("capture_id", "name", "kind", "value", "field", "count", "first_seen", "last_seen")}
+            for h in found["hits"]]
+    return {"value": value, "kind": found["kind"], "captures": len({h["capture_id"] for h in hits}), "hits": hits}
+
+
+@router.get("/fields", summary="The searchable fields: name, type, example")
+def fields() -> list[dict[str, str]]:
+    return catalog.catalogue()
+
+
+@router.get("/search", response_model=list[CaptureHits], responses=ERRORS,
+            summary="Lucene search over all events, grouped by capture")
+def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=4000)],
+           limit: Annotated[int, Query(ge=1, le=1000)] = 50):
+    service = _instance(request).service
+    groups = service.search(q, limit=limit)
+    names = service.db.captures_in(g.capture for g in groups)
+    return [{"capture_id": g.capture, "name": (names.get(g.capture) or {}).get("name"), "hits": g.hits,
+             "found_in": g.found_in} for g in groups]

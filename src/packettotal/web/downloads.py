@@ -1,0 +1,101 @@
+"""Files a capture's console offers for download. Carved files only ever leave inside a zip
+encrypted with the password `infected` (AES, the convention for malware samples), named by their
+sha256: a name taken from the packets never becomes a path, on our disk or in an archive."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pyzipper
+
+from .. import export
+from ..service import PacketTotal
+
+PASSWORD = b"infected"
+FILE_COLUMNS = ["sha256", "md5", "sha1", "filename", "magic", "size", "state", "stored", "truncated", "app_proto"]
+
+
+def temp_path(service: PacketTotal, suffix: str) -> Path:
+    folder = service.settings.work_dir / "downloads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{uuid.uuid4().hex}{suffix}"
+
+
+def eve_lines(service: PacketTotal, capture_id: str) -> Iterator[bytes]:
+    batch: list[bytes] = []
+    for rec in service.events.export(capture_id):
+        batch.append(orjson.dumps(rec))
+        if len(batch) >= 1000:
+            yield b"\n".join(batch) + b"\n"
+            batch = []
+    if batch:
+        yield b"\n".join(batch) + b"\n"
+
+
+def csv_file(service: PacketTotal, capture_id: str, event_type: str) -> Path:
+    dest = temp_path(service, ".csv")
+    with open(dest, "w", newline="", encoding="utf-8") as out:
+        export.write_csv(service.events.export(capture_id, event_type), out)
+    return dest
+
+
+def _manifest(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FILE_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: export.csv_safe(r.get(k)) for k in FILE_COLUMNS})
+    return buf.getvalue()
+
+
+def _zip(dest: Path) -> pyzipper.AESZipFile:
+    z = pyzipper.AESZipFile(dest, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES)
+    z.setpassword(PASSWORD)
+    return z
+
+
+def _add_files(z: pyzipper.AESZipFile, service: PacketTotal, rows: list[dict], folder: str = "") -> None:
+    for r in rows:
+        if r["stored"] and service.blobs.has("files", r["sha256"]):
+            z.write(service.blobs.path("files", r["sha256"]), f"{folder}{r['sha256']}.bin")
+    z.writestr(f"{folder}files.csv", _manifest(rows))
+
+
+def files_zip(service: PacketTotal, capture_id: str, sha256: str | None = None) -> Path:
+    """One carved file, or all of a capture's, with a manifest of their original names."""
+    rows = service.db.capture_files(capture_id)
+    if sha256:
+        rows = [r for r in rows if r["sha256"] == sha256]
+    dest = temp_path(service, ".zip")
+    with _zip(dest) as z:
+        _add_files(z, service, rows)
+    return dest
+
+
+def bundle_zip(service: PacketTotal, capture: dict) -> Path:
+    """Everything, as PacketTotal offered: capture, EVE, summary, a CSV per event type, carved files."""
+    cid = capture["id"]
+    dest = temp_path(service, ".zip")
+    with _zip(dest) as z:
+        z.write(service.blobs.path("captures", cid), f"{cid}.pcap")
+        with z.open("eve.json", "w", force_zip64=True) as out:
+            for chunk in eve_lines(service, cid):
+                out.write(chunk)
+        z.writestr("summary.json", orjson.dumps(
+            {k: capture[k] for k in ("id", "md5", "sha1", "name", "size", "status", "warnings", "summary")},
+            option=orjson.OPT_INDENT_2, default=str))
+        for etype in sorted((capture.get("summary") or {}).get("counts") or {}):
+            with z.open(f"csv/{_safe(etype)}.csv", "w", force_zip64=True) as raw, \
+                    io.TextIOWrapper(raw, encoding="utf-8", newline="") as out:
+                export.write_csv(service.events.export(cid, etype), out)
+        _add_files(z, service, service.db.capture_files(cid), "files/")
+    return dest
+
+
+def _safe(name: str) -> str:
+    return "".join(ch for ch in name if ch.isalnum() or ch in "-_")[:40] or "events"

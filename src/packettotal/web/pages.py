@@ -1,0 +1,184 @@
+"""Server-rendered pages. Every value shown comes from packets: templates autoescape everything,
+and nothing from a capture is ever marked safe."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+import jinja2
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from ..errors import QueryError, RefusedCapture
+from ..ingest.validate import human_size
+from ..query import fields as catalog
+from ..store.events.base import searchable
+from . import charts, tabs, uploads
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZES = (25, 50, 100, 500)
+MAX_JSON = 16_000  # characters of a row's JSON view
+
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                          autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                          undefined=jinja2.StrictUndefined)
+_env.filters["urlpath"] = lambda v: quote(str(v), safe="")
+_env.filters["size"] = lambda n: human_size(n) if isinstance(n, int) else "–"
+_env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, (int, float)) else "–"
+templates = Jinja2Templates(env=_env)
+
+
+def _instance(request: Request):
+    return request.app.state.instance
+
+
+def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", status=status, status_code=status, message=message)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request):
+    service = _instance(request).service
+    return render(request, "home.html", recent=service.recent(30),
+                  max_bytes=service.settings.max_upload_bytes, refused=None)
+
+
+@router.post("/upload", response_class=HTMLResponse)
+async def upload(request: Request):
+    """The form's no-script path; the page's script posts to the API instead."""
+    instance = _instance(request)
+    settings = instance.service.settings
+    try:
+        received = await uploads.receive(request, settings.work_dir, settings.max_upload_bytes)
+        try:
+            sub = await run_in_threadpool(instance.submit, received.path, received.filename or "capture")
+        finally:
+            received.path.unlink(missing_ok=True)
+    except RefusedCapture as exc:
+        recent = await run_in_threadpool(instance.service.recent, 30)
+        return render(request, "home.html", status=exc.status, recent=recent,
+                      max_bytes=settings.max_upload_bytes, refused=exc.message)
+    return RedirectResponse(f"/captures/{sub.capture['id']}", status_code=303)
+
+
+@router.get("/captures/{ref}", response_class=HTMLResponse)
+def capture_page(request: Request, ref: str):
+    service = _instance(request).service
+    cap = service.capture(ref)
+    if cap["status"] != "done":
+        return render(request, "status.html", cap=cap)
+    summary = cap["summary"] or {}
+    return render(request, "summary.html", cap=cap, s=summary, tabs=tabs.tabs_for(summary.get("counts") or {}),
+                  current="summary", timeline=charts.timeline(summary.get("timeline") or {}),
+                  chart=charts, talkers=charts.shares([(t["ip"], t["bytes"]) for t in summary.get("top_talkers") or []]),
+                  protocols=charts.shares(summary.get("protocols") or {}),
+                  indicators=_indicators(service.db.capture_observables(cap["id"])),
+                  files=service.db.capture_files(cap["id"]))
+
+
+def _indicators(rows: list[dict], per_kind: int = 10) -> dict[str, list[dict]]:
+    """The most frequent observables of each kind (the summary's pivot list)."""
+    out: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        kind = out.setdefault(r["kind"], {})
+        seen = kind.get(r["value"])
+        if seen is None:
+            kind[r["value"]] = {"value": r["value"], "count": r["count"], "fields": [r["field"]]}
+        else:
+            seen["count"] += r["count"]
+            seen["fields"].append(r["field"])
+    return {k: sorted(v.values(), key=lambda x: -x["count"])[:per_kind] for k, v in sorted(out.items())}
+
+
+@router.get("/captures/{ref}/tab/{event_type}", response_class=HTMLResponse)
+def tab_page(request: Request, ref: str, event_type: str,
+             q: Annotated[str, Query(max_length=4000)] = "",
+             sort: Annotated[str | None, Query(max_length=64)] = None,
+             order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
+             page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+             size: Annotated[int, Query(ge=1, le=500)] = 50):
+    service = _instance(request).service
+    cap = service.capture(ref)
+    if cap["status"] != "done":
+        return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
+    counts = (cap["summary"] or {}).get("counts") or {}
+    if event_type not in counts or event_type in tabs.HIDDEN:
+        return error_page(request, 404, f"this capture has no {event_type[:40]!r} events")
+    tab = tabs.tab(event_type)
+    size = size if size in PAGE_SIZES else 50
+    error = None
+    try:
+        result = service.capture_events(cap["id"], event_type, q, limit=size, offset=(page - 1) * size,
+                                        sort=sort, descending=order == "desc")
+    except QueryError as exc:
+        error, result = exc, None
+    total = result.total if result else 0
+    rows = [{"seq": e["seq"], "event": e["event"], "cells": [tabs.cell(e["event"], c) for c in tab.columns],
+             "json": _json_view(e["event"])} for e in (result.events if result else [])]
+    base = {"q": q, "size": size}
+    stored = {f["sha256"] for f in service.db.capture_files(cap["id"]) if f["stored"]} if event_type == "fileinfo" else set()
+    return render(request, "tab.html", status=400 if error else 200, cap=cap, tabs=tabs.tabs_for(counts),
+                  current=event_type, tab=tab, rows=rows, total=total, page=page, size=size,
+                  pages=max(1, math.ceil(total / size)), q=q, sort=sort, order=order, error=error,
+                  sizes=PAGE_SIZES, rules=(cap["summary"] or {}).get("rules") or {},
+                  stored=stored, files=service.db.capture_files(cap["id"]) if event_type == "fileinfo" else [],
+                  link=lambda **kw: "?" + urlencode({k: v for k, v in {**base, "sort": sort, "order": order,
+                                                                       **kw}.items() if v not in (None, "")}))
+
+
+def _json_view(rec: dict) -> str:
+    text = orjson.dumps(searchable(rec), option=orjson.OPT_INDENT_2).decode()
+    return text if len(text) <= MAX_JSON else text[:MAX_JSON] + "\n… (cut: the full record is in the EVE export)"
+
+
+@router.get("/ioc/{value:path}", response_class=HTMLResponse)
+def ioc_page(request: Request, value: str):
+    if not value or len(value) > 2048:
+        return error_page(request, 400, "give an indicator of 1 to 2048 characters")
+    found = _instance(request).service.ioc(value)
+    by_capture: dict[str, dict] = {}
+    for h in found["hits"]:
+        c = by_capture.setdefault(h["capture_id"], {"id": h["capture_id"], "name": h["name"],
+                                                    "submitted_at": h["submitted_at"], "rows": []})
+        c["rows"].append(h)
+    return render(request, "ioc.html", value=value, kind=found["kind"], captures=list(by_capture.values()))
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search_page(request: Request, q: Annotated[str, Query(max_length=4000)] = ""):
+    service = _instance(request).service
+    groups, error = [], None
+    if q.strip():
+        try:
+            groups = service.search(q, limit=100)
+        except QueryError as exc:
+            error = exc
+    names = service.db.captures_in(g.capture for g in groups)
+    return render(request, "search.html", status=400 if error else 200, q=q, groups=groups, names=names,
+                  error=error, examples=[f for f in catalog.catalogue()][:12])
+
+
+@router.get("/fields", response_class=HTMLResponse)
+def fields_page(request: Request):
+    return render(request, "fields.html", fields=catalog.catalogue())
+
+
+@router.get("/api", response_class=HTMLResponse)
+def api_page(request: Request):
+    spec = request.app.openapi()
+    ops = [{"method": m.upper(), "path": p, "summary": op.get("summary", ""),
+            "params": [(x["name"], x["in"], (x.get("schema") or {}).get("description") or x.get("description") or "")
+                       for x in op.get("parameters", [])],
+            "responses": sorted(op.get("responses", {}))}
+           for p, methods in spec["paths"].items() for m, op in methods.items()]
+    return render(request, "api.html", ops=ops, version=spec["info"]["version"])

@@ -1,0 +1,39 @@
+"""Helpers for the web tests: an app on a fresh home, uploads, waiting for jobs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from packettotal.web.app import create_app
+
+from .conftest import settings
+
+DEMO_DOMAIN = "downloads.example.com"
+
+
+def client(home: Path, **kw) -> TestClient:
+    return TestClient(create_app(settings(home, **kw), seed_demo=False), follow_redirects=False)
+
+
+def upload(c: TestClient, path: Path | None = None, data: bytes | None = None, name: str | None = None):
+    body = data if data is not None else path.read_bytes()
+    return c.post("/api/v1/captures", files={"file": (name or (path.name if path else "x.pcap"), body)})
+
+
+def wait_done(c: TestClient, capture_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = c.get(f"/api/v1/captures/{capture_id}").json()
+        if row["status"] in ("done", "failed"):
+            return row
+        time.sleep(0.05)
+    raise AssertionError(f"capture {capture_id} not finished after {timeout} s")
+
+
+def analysed(c: TestClient, path: Path | None = None, data: bytes | None = None, name: str | None = None) -> dict:
+    r = upload(c, path, data, name)
+    assert r.status_code in (202, 303), r.text
+    return wait_done(c, r.json()["id"])
