@@ -264,7 +264,7 @@ def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"] = "e
     return _zip_response(downloads.bundle_zip(service, cap), f"{cid}.zip")
 
 
-@router.get("/ioc/{value:path}", response_model=Ioc, summary="Every capture holding an indicator")
+@router.get("/ioc/{value:path}", response_model=Ioc, responses=ERRORS, summary="Every capture holding an indicator")
 def ioc(request: Request, value: Annotated[str, PathParam(min_length=1, max_length=2048)]):
     found = _instance(request).service.ioc(value)
     hits = [{k: h[k] for k in ("capture_id", "name", "kind", "value", "field", "count", "first_seen", "last_seen")}

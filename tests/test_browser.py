@@ -1,0 +1,140 @@
+"""The console in a real browser: Playwright driving Debian's Chromium (headless) against a real
+server with real Suricata."""
+
+import hashlib
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import pyzipper
+import uvicorn
+
+from packettotal import demo
+from packettotal.web.app import create_app
+
+from .conftest import PCAPS, settings
+from .test_pages import HOSTILE
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+ESPN = PCAPS / "cs-http_espn.pcapng"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
+                                "(scripts/setup-system.sh test installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    app = create_app(settings(tmp_path_factory.mktemp("home")), seed_demo=False)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(accept_downloads=True)
+    pg = context.new_page()
+    pg.dialogs = []
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    yield pg
+    context.close()
+
+
+def test_upload_watch_open_tabs_pivot_download(page, server, tmp_path):
+    page.goto(server + "/")
+    page.set_input_files("#file-input", str(ESPN))
+    page.wait_for_url(f"{server}/captures/*", timeout=60_000)  # forwarded when the job is done
+    cid = page.url.rsplit("/", 1)[1]
+    assert page.locator("nav.tabs a.current").inner_text().startswith("Summary")
+    assert page.locator("svg.timeline rect").count() > 0
+
+    tabs = page.locator("nav.tabs a").evaluate_all("els => els.map(e => [e.dataset.tab, e.href])")
+    assert {"flow", "dns", "http"} <= {t for t, _ in tabs}
+    for key, href in tabs:
+        if key == "summary":
+            continue
+        page.goto(href)
+        assert page.locator("nav.tabs a.current").get_attribute("data-tab") == key
+        assert page.locator("#events tbody tr").count() > 0, key
+        assert page.locator("#events td.empty").count() == 0, key
+
+    page.goto(f"{server}/captures/{cid}/tab/dns")
+    link = page.locator("#events a.ioc").first
+    value = link.inner_text()
+    link.click()
+    page.wait_for_url(f"{server}/ioc/**")
+    assert page.locator("h1").inner_text() == value
+    assert page.locator(f'a[href="/captures/{cid}"]').count() == 1
+
+    page.goto(f"{server}/captures/{cid}")
+    with page.expect_download() as d:
+        page.click("text=Original capture (pcap)")
+    assert hashlib.sha256(Path(d.value.path()).read_bytes()).hexdigest() == cid
+    with page.expect_download() as d:
+        page.click("#download-zip")
+    with pyzipper.AESZipFile(d.value.path()) as z:
+        z.setpassword(b"infected")
+        assert hashlib.sha256(z.read(f"{cid}.pcap")).hexdigest() == cid
+        assert "eve.json" in z.namelist()
+    assert page.dialogs == []
+
+
+def test_refused_drop_shows_its_reason(page, server):
+    page.goto(server + "/")
+    page.evaluate("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(["<!doctype html><html><body>not a capture</body></html>"], "notes.pcap"));
+        document.getElementById('dropzone').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));
+    }""")
+    refused = page.locator("#uploads .refused")
+    refused.wait_for()
+    assert "HTML document, not a packet capture" in refused.inner_text()
+
+
+def test_hostile_capture_renders_as_text(page, server, tmp_path):
+    path = demo.write(tmp_path / "hostile.pcap", HOSTILE)
+    with open(path, "rb") as f:
+        r = httpx.post(server + "/api/v1/captures", files={"file": ("<svg onload=alert(8)>.pcap", f)})
+    assert r.status_code == 202, r.text
+    cid = r.json()["id"]
+    page.goto(f"{server}/captures/{cid}")
+    page.locator("nav.tabs").wait_for(timeout=60_000)  # the status page reloads itself when done
+    hrefs = page.locator("nav.tabs a").evaluate_all("els => els.map(e => e.href)")
+    shown = ""
+    for href in hrefs:
+        page.goto(href)
+        page.locator("details").evaluate_all("els => els.forEach(e => e.open = true)")
+        shown += page.locator("main").inner_text()
+        assert page.evaluate("() => window.__pwned") is None
+    assert page.dialogs == []
+    for key in ("user_agent", "host", "filename", "dns", "sni"):
+        assert HOSTILE[key] in shown, key
+    assert "<svg onload=alert(8)>.pcap" in shown
