@@ -1,9 +1,11 @@
 # Two entry points for a fresh Debian 12/13 machine (as root or with sudo):
-#   make run   sets up and runs PacketTotal with the embedded default store
+#   make run   sets up and runs PacketTotal (web console + API on http://127.0.0.1:8000/)
 #   make test  sets up and runs the test-suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
 
 .PHONY: run test setup setup-test bench clean
 
@@ -22,7 +24,7 @@ setup-test:
 	@$(MAKE) --no-print-directory $(BIN)/packettotal
 
 run: setup
-	$(BIN)/packettotal demo
+	$(BIN)/packettotal serve --host $(HOST) --port $(PORT)
 
 test: setup-test
 	$(BIN)/pytest
@@ -30,6 +32,7 @@ test: setup-test
 bench: setup-test
 	bash scripts/setup-system.sh bench
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages PacketTotal needs. Idempotent: does nothing when all are present.
-# Usage: scripts/setup-system.sh [run|test|bench]   (bench adds the tools make_big.sh needs)
+# Usage: scripts/setup-system.sh [run|test|bench]
+#   test adds Debian's Chromium (browser tests); bench adds it and the tools make_big.sh needs
 set -euo pipefail
 profile="${1:-run}"
 
@@ -12,8 +13,9 @@ codename="${VERSION_CODENAME:-}"
 
 packages=(suricata libmagic1 python3-venv)
 case "$profile" in
-  run|test) ;;
-  bench) packages+=(tshark tcpreplay) ;;
+  run) ;;
+  test) packages+=(chromium) ;;
+  bench) packages+=(chromium tshark tcpreplay) ;;
   *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
 esac
 

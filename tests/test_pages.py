@@ -76,7 +76,10 @@ def test_every_tab_renders_and_escapes(site, hostile):
         assert_inert(html, path)
     http = site.get(f"/captures/{cid}/tab/http").text
     assert "&lt;svg onload=alert(3)&gt;Mozilla" in http  # shown, as text
-    assert "&lt;i onmouseover=alert(7)&gt;hostile.pcap" in site.get(f"/captures/{cid}").text
+    summary = site.get(f"/captures/{cid}").text
+    assert "&lt;i onmouseover=alert(7)&gt;hostile.pcap" in summary
+    indicators = summary[summary.index("<h2>Indicators</h2>"):]
+    assert 'href="/ioc/10.13.37.5"' in indicators and "<h3>ja3</h3>" in indicators
 
 
 def test_ioc_links_are_url_encoded(site, hostile):

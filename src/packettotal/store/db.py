@@ -151,6 +151,20 @@ class Database:
             q = q.where(observables.c.kind == kind)
         return self._rows(q.order_by(observables.c.count.desc()))
 
+    def top_observables(self, capture_id: str, per_kind: int = 10) -> dict[str, list[dict]]:
+        """The most frequent values of each kind in one capture (summed over fields)."""
+        o = observables.c
+        total = sa.func.sum(o.count).label("count")
+        ranked = (sa.select(o.kind, o.value, total,
+                            sa.func.row_number().over(partition_by=o.kind, order_by=total.desc()).label("rank"))
+                  .where(o.capture_id == capture_id).group_by(o.kind, o.value).subquery())
+        rows = self._rows(sa.select(ranked.c.kind, ranked.c.value, ranked.c["count"])
+                          .where(ranked.c.rank <= per_kind).order_by(ranked.c.kind, ranked.c.rank))
+        out: dict[str, list[dict]] = {}
+        for r in rows:
+            out.setdefault(r["kind"], []).append({"value": r["value"], "count": r["count"]})
+        return out
+
     def capture_files(self, capture_id: str) -> list[dict]:
         return self._rows(sa.select(files).where(files.c.capture_id == capture_id)
                           .order_by(files.c.filename, files.c.sha256))

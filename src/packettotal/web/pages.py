@@ -82,22 +82,8 @@ def capture_page(request: Request, ref: str):
                   current="summary", timeline=charts.timeline(summary.get("timeline") or {}),
                   chart=charts, talkers=charts.shares([(t["ip"], t["bytes"]) for t in summary.get("top_talkers") or []]),
                   protocols=charts.shares(summary.get("protocols") or {}),
-                  indicators=_indicators(service.db.capture_observables(cap["id"])),
+                  indicators=service.db.top_observables(cap["id"]),
                   files=service.db.capture_files(cap["id"]))
-
-
-def _indicators(rows: list[dict], per_kind: int = 10) -> dict[str, list[dict]]:
-    """The most frequent observables of each kind (the summary's pivot list)."""
-    out: dict[str, dict[str, dict]] = {}
-    for r in rows:
-        kind = out.setdefault(r["kind"], {})
-        seen = kind.get(r["value"])
-        if seen is None:
-            kind[r["value"]] = {"value": r["value"], "count": r["count"], "fields": [r["field"]]}
-        else:
-            seen["count"] += r["count"]
-            seen["fields"].append(r["field"])
-    return {k: sorted(v.values(), key=lambda x: -x["count"])[:per_kind] for k, v in sorted(out.items())}
 
 
 @router.get("/captures/{ref}/tab/{event_type}", response_class=HTMLResponse)
