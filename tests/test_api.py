@@ -216,14 +216,16 @@ def test_export_eve_csv_zip(api, files_capture):
 
 def test_ioc_fields_and_search(api, demo_capture):
     ioc = api.get(f"/api/v1/ioc/{DEMO_DOMAIN.upper()}").json()
-    assert ioc["kind"] == "domain" and ioc["captures"] >= 1
-    assert {h["capture_id"] for h in ioc["hits"]} >= {demo_capture["id"]}
+    assert ioc["kind"] == "domain" and ioc["matched"] == [DEMO_DOMAIN]
+    mine = next(c for c in ioc["captures"] if c["capture_id"] == demo_capture["id"])
+    assert {"dns", "http"} <= set(mine["found_in"]) and mine["first_seen"] <= mine["last_seen"]
+    assert {"dns.rrname", "http.hostname"} <= {f["field"] for f in mine["fields"]}
     url = api.get("/api/v1/ioc/http://downloads.example.com/tools/eicar.com").json()
-    assert url["kind"] == "url" and url["captures"] >= 1
+    assert url["kind"] == "url" and url["total_captures"] >= 1
     fields = {f["name"] for f in api.get("/api/v1/fields").json()}
-    assert {"dns.rrname", "src_ip", "ip", "capture"} <= fields
+    assert {"dns.rrname", "src_ip", "ip", "capture", "tag", "family", "campaign"} <= fields
     found = api.get("/api/v1/search", params={"q": "alert.signature_id:9100001"}).json()
-    assert demo_capture["id"] in {g["capture_id"] for g in found}
+    assert demo_capture["id"] in {g["capture_id"] for g in found["groups"]}
     assert api.get("/api/v1/search", params={"q": "a AND (b"}).status_code == 400
 
 

@@ -59,7 +59,17 @@ def test_show_search_export(home, tmp_path):
     assert "sv-http-4files.pcap" in run(home, "show", row["id"], check=0).stdout.decode()
 
     found = json.loads(run(home, "search", "event_type:fileinfo", "--json", check=0).stdout)
-    assert row["id"] in {g["id"] for g in found}
+    assert row["id"] in {g["capture_id"] for g in found["groups"]} and found["total_captures"] >= 1
+
+    run(home, "label", row["id"], "Test Family", "--kind", "family", "--note", "from the CLI test", check=0)
+    assert row["id"][:16] in run(home, "search", 'family:"test family"', check=0).stdout.decode()
+    labels = json.loads(run(home, "label", row["id"], "--json", check=0).stdout)
+    assert [(x["kind"], x["value"], x["source"]) for x in labels] == [("family", "Test Family", "cli")]
+    sha = summary["files"][0]["sha256"]
+    pivot = json.loads(run(home, "ioc", sha, "--json", check=0).stdout)
+    assert [c["capture_id"] for c in pivot["captures"]] == [row["id"]]
+    assert pivot["captures"][0]["labels"][0]["value"] == "Test Family"
+    assert "no other capture" in run(home, "similar", row["id"], check=0).stdout.decode()
 
     out = tmp_path / "orig.pcap"
     run(home, "export", row["id"], "--format", "pcap", "-o", str(out), check=0)

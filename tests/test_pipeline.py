@@ -76,8 +76,8 @@ def test_reindexing_is_idempotent(service):
 def test_project_rule_fires_on_the_demo_and_the_alert_is_indexed(service, tmp_path):
     row = analyse(service, demo.write(tmp_path / "demo.pcap"))
     assert row["status"] == "done" and row["summary"]["alerts"] >= 2
-    groups = service.search("alert.signature_id:9100001")
-    assert row["id"] in {g.capture for g in groups}
+    groups = service.search("alert.signature_id:9100001").groups
+    assert row["id"] in {g["capture_id"] for g in groups}
     page = service.events.events(row["id"], "alert")
     sigs = {e["event"]["alert"]["signature_id"] for e in page.events}
     assert {9100001, 9100011} <= sigs
@@ -142,8 +142,8 @@ def test_hostile_strings_are_bounded(tmp_path):
 ])
 def test_search_finds_the_demo(service, tmp_path, query, expect):
     row = analyse(service, demo.write(tmp_path / "demo.pcap"))
-    groups = {g.capture: g for g in service.search(query)}
-    assert set(groups[row["id"]].found_in) == expect
+    groups = {g["capture_id"]: g for g in service.search(query).groups}
+    assert set(groups[row["id"]]["found_in"]) == expect
     assert lucene.parse(query)  # parsed once, translated by the backend
 
 

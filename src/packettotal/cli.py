@@ -142,14 +142,16 @@ def show(ctx: click.Context, ref: str, event_type: str | None, limit: int, offse
 @cli.command()
 @click.argument("query")
 @click.option("--limit", default=50, show_default=True, help="Captures (grouped) or events (--events).")
+@click.option("--sort", type=click.Choice(["hits", "newest", "oldest"]), default="hits", show_default=True)
 @click.option("--events", "raw", is_flag=True, help="List matching events instead of captures.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def search(ctx: click.Context, query: str, limit: int, raw: bool, as_json: bool) -> None:
-    """Lucene search over every capture's events, e.g. 'dns.rrname:*.evil.com AND src_ip:10.0.0.0/8'."""
+def search(ctx: click.Context, query: str, limit: int, sort: str, raw: bool, as_json: bool) -> None:
+    """Lucene search over every capture's events, e.g. 'dns.rrname:*.evil.com AND src_ip:10.0.0.0/8'
+    or 'tag:emotet'."""
     pt = _service(ctx)
     if raw:
-        page = pt.search(query, limit=limit, group=False)
+        page = pt.search_events(query, limit=limit)
         if as_json:
             _json({"total": page.total, "events": page.events})
         else:
@@ -157,17 +159,80 @@ def search(ctx: click.Context, query: str, limit: int, raw: bool, as_json: bool)
             for e in page.events:
                 click.echo(f"{e['capture'][:16]} {orjson.dumps(e['event']).decode()[:300]}")
         return
-    groups = pt.search(query, limit=limit)
-    rows = pt.db.captures_in(g.capture for g in groups)
-    out = [{"id": g.capture, "name": rows.get(g.capture, {}).get("name"), "hits": g.hits, "found_in": g.found_in,
-            "submitted_at": rows.get(g.capture, {}).get("submitted_at")} for g in groups]
+    result = pt.search(query, limit=limit, sort=sort)
     if as_json:
-        _json(out)
-    else:
-        click.echo(f"{len(out)} captures")
-        for r in out:
-            found = ", ".join(f"{k} {v}" for k, v in r["found_in"].items())
-            click.echo(f"{r['id'][:16]}  {r['hits']:6} hits  {r['name']}  [{found}]")
+        _json({"total_captures": result.total_captures, "total_hits": result.total_hits, "groups": result.groups})
+        return
+    click.echo(f"{result.total_captures} captures, {result.total_hits} events")
+    for g in result.groups:
+        found = ", ".join(f"{k} {v}" for k, v in g["found_in"].items())
+        tags = " ".join(f"[{lb['kind']}:{lb['value']}]" for lb in g.get("labels", []))
+        click.echo(f"{g['capture_id'][:16]}  {g['hits']:6} hits  {g['name']}  {tags}  ({found})")
+
+
+@cli.command()
+@click.argument("value")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def ioc(ctx: click.Context, value: str, as_json: bool) -> None:
+    """Pivot on an indicator (IP, domain, URL, hash, JA3/JA4, certificate, e-mail, user agent):
+    every capture holding it, and what co-occurs with it."""
+    found = _service(ctx).ioc(value)
+    if as_json:
+        _json(found)
+        return
+    click.echo(f"{value} ({found['kind']}): {found['total_captures']} captures")
+    for c in found["captures"]:
+        fields = ", ".join(f"{f['field']}" for f in c["fields"])
+        tags = " ".join(f"[{lb['kind']}:{lb['value']}]" for lb in c["labels"])
+        click.echo(f"  {c['capture_id'][:16]}  {c['count']:6}x  {c['name']}  {tags}  in {fields}  "
+                   f"{c['first_seen'] or ''} .. {c['last_seen'] or ''}")
+    if found["co_occurring"]:
+        click.echo("seen with it most often:")
+        for r in found["co_occurring"][:10]:
+            click.echo(f"  {r['captures']:4} of its captures ({r['df']} in all)  {r['kind']:12} {r['value']}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def similar(ctx: click.Context, ref: str, limit: int, as_json: bool) -> None:
+    """Captures sharing rare indicators with this one, best first, with the shared indicators."""
+    found = _service(ctx).similar(ref, limit)
+    if as_json:
+        _json(found)
+        return
+    for s in found:
+        shared = ", ".join(f"{x['kind']}:{x['value']}" for x in s["shared"][:4])
+        click.echo(f"{s['score']:.3f}  {s['capture_id'][:16]}  {s['name']}  shares {shared}")
+    if not found:
+        click.echo("no other capture shares an indicator with it")
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("value", required=False)
+@click.option("--kind", type=click.Choice(list(catalog.LABEL_KINDS)), default="tag", show_default=True)
+@click.option("--note", help="A short note (why, source, ...).")
+@click.option("--remove", "remove_id", type=int, help="Remove the label with this id instead.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def label(ctx: click.Context, ref: str, value: str | None, kind: str, note: str | None,
+          remove_id: int | None, as_json: bool) -> None:
+    """Label a capture (searchable as tag:/family:/campaign:/actor:), remove a label, or list them."""
+    pt = _service(ctx)
+    if remove_id is not None:
+        pt.remove_label(ref, remove_id)
+    elif value:
+        pt.add_label(ref, kind, value, note, source="cli")
+    rows = pt.labels(ref)
+    if as_json:
+        _json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['id']:5}  {r['kind']}:{r['value']}" + (f"  ({r['note']})" if r["note"] else ""))
 
 
 @cli.command()

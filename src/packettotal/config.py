@@ -35,8 +35,14 @@ class Settings:
     suricata: str = field(default="suricata", metadata={"help": "Suricata binary"})
     suricata_rules_dir: Path = field(default=Path("/etc/suricata/rules"), metadata={
         "help": "Folder of Suricata's own protocol-event rules"})
+    labelling: str = field(default="anyone", metadata={
+        "help": "Who may add and remove labels: anyone (who can reach the instance) or nobody"})
     user_rules_dir: Path | None = field(default=None, metadata={
         "help": "Extra folder of *.rules files (for example ET Open from suricata-update)"})
+
+    def __post_init__(self) -> None:
+        if self.labelling not in ("anyone", "nobody"):
+            raise ConfigError(f"setting labelling: anyone or nobody, not {self.labelling!r}")
 
     @property
     def db_path(self) -> Path:

@@ -60,3 +60,7 @@ class QueryError(PacketTotalError):
 
 class NotFound(PacketTotalError):
     code = "not_found"
+
+
+class Forbidden(PacketTotalError):
+    code = "forbidden"

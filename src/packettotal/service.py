@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as config_mod
-from .errors import AnalysisFailed, EngineError, NotFound
+from .errors import AnalysisFailed, EngineError, Forbidden, NotFound, QueryError
 from .ingest import capfile, eve, files as carved, observables, suricata, summary as summary_mod, validate
-from .query import lucene
+from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .records import values_at
 from .store.blobs import Blobs
 from .store.db import Database, now
@@ -24,6 +24,7 @@ from .store.events.tantivy import TantivyEventStore
 log = logging.getLogger("packettotal")
 MAX_ATTEMPTS = 2
 MAX_RULE_TEXTS = 500
+MAX_GROUPS = 10_000  # captures one search groups its hits into
 
 
 @dataclass
@@ -222,20 +223,81 @@ class PacketTotal:
                        limit: int = 50, offset: int = 0, sort: str | None = None,
                        descending: bool = False, after: int | None = None):
         """One page of a capture's events, filtered by a query (raises QueryError)."""
-        node = lucene.parse(text) if text.strip() else None
+        node = self.parse(text) if text.strip() else None
         return self.events.events(capture_id, event_type, node, limit=limit, offset=offset, sort=sort,
                                   descending=descending, after=after)
 
-    def ioc(self, value: str, limit: int = 1000) -> dict:
-        """Every capture holding an indicator (the full pivot page grows in the search issue)."""
-        return {"value": value, "kind": observables.ioc_kind(value),
-                "hits": self.db.observable_hits(observables.lookup_forms(value), limit)}
+    def parse(self, text: str):
+        """Query text -> node tree with label fields resolved (raises QueryError)."""
+        return labels_mod.resolve(lucene.parse(text), self.db.labelled)
 
-    def search(self, text: str, limit: int = 50, offset: int = 0, group: bool = True):
-        node = lucene.parse(text)
-        if group:
-            return self.events.search_by_capture(node, size=limit)
-        return self.events.search(node, limit, offset)
+    def search(self, text: str, limit: int = 50, offset: int = 0, sort: str = "hits") -> SearchResult:
+        """Events matching a query, grouped by capture: hits and event types per capture, with the
+        capture's name, date and labels. sort: hits (most matching events first), newest, oldest."""
+        groups = self.events.search_by_capture(self.parse(text), size=MAX_GROUPS)
+        rows = self.db.captures_in(g.capture for g in groups)
+        out = [{"capture_id": g.capture, "hits": g.hits, "found_in": g.found_in,
+                "name": rows.get(g.capture, {}).get("name"), "submitted_at": rows.get(g.capture, {}).get("submitted_at"),
+                "first_ts": (rows.get(g.capture, {}).get("summary") or {}).get("first_ts")} for g in groups]
+        if sort in ("newest", "oldest"):
+            out.sort(key=lambda g: (g["submitted_at"] is not None, g["submitted_at"] or 0), reverse=sort == "newest")
+        elif sort != "hits":
+            raise QueryError(f"sort must be hits, newest or oldest, not {sort[:20]!r}")
+        page = out[offset:offset + limit]
+        for cid, labels in self.db.labels_of(g["capture_id"] for g in page).items():
+            next(g for g in page if g["capture_id"] == cid)["labels"] = labels
+        return SearchResult(len(out), sum(g["hits"] for g in out), page, len(groups) >= MAX_GROUPS)
+
+    def search_events(self, text: str, limit: int = 50, offset: int = 0):
+        """The matching events themselves, best first, across all captures."""
+        return self.events.search(self.parse(text), limit, offset)
+
+    def ioc(self, value: str) -> dict:
+        return correlate.pivot(self.db, self.events, value)
+
+    def bulk_ioc(self, values: list[str]) -> list[dict]:
+        return correlate.bulk(self.db, values)
+
+    def similar(self, ref: str, limit: int = 20) -> list[dict]:
+        cid = self.capture(ref)["id"]
+        found = correlate.similar(self.db, cid, limit)
+        rows = self.db.captures_in(s.capture_id for s in found)
+        labels = self.db.labels_of(s.capture_id for s in found)
+        return [{"capture_id": s.capture_id, "name": rows[s.capture_id]["name"], "score": s.score,
+                 "submitted_at": rows[s.capture_id]["submitted_at"], "shared": s.shared,
+                 "labels": labels[s.capture_id]} for s in found]
+
+    # labels
+    def add_label(self, ref: str, kind: str, value: str, note: str | None = None,
+                  source: str = "api", author: str | None = None) -> dict:
+        if self.settings.labelling != "anyone":
+            raise Forbidden("labels are read-only on this instance (setting labelling)")
+        if kind not in catalog.LABEL_KINDS:
+            raise QueryError(f"a label's kind is one of {', '.join(catalog.LABEL_KINDS)}, not {kind[:20]!r}")
+        value = " ".join(value.split())
+        if not value or len(value) > 100 or not value.isprintable():
+            raise QueryError("a label is 1 to 100 printable characters")
+        note = (note or "").strip()[:1000] or None
+        cid = self.capture(ref)["id"]
+        return self.db.add_label({"capture_id": cid, "kind": kind, "value": value, "note": note,
+                                  "author": author, "source": source})
+
+    def remove_label(self, ref: str, label_id: int) -> None:
+        if self.settings.labelling != "anyone":
+            raise Forbidden("labels are read-only on this instance (setting labelling)")
+        self.db.delete_label(self.capture(ref)["id"], label_id)
+
+    def labels(self, ref: str) -> list[dict]:
+        cid = self.capture(ref)["id"]
+        return self.db.labels_of([cid])[cid]
+
+
+@dataclass
+class SearchResult:
+    total_captures: int
+    total_hits: int
+    groups: list[dict]
+    truncated: bool  # more captures matched than MAX_GROUPS
 
 
 def capture_facts(info: capfile.CaptureInfo, description: str) -> dict:

@@ -85,6 +85,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "ua": ("http.http_user_agent",),
 }
 SPECIAL = {"capture": "the capture's id (sha256)"}
+# label fields: searched in the labels people attach to captures, not in the events
+LABELS: dict[str, tuple[str, ...] | None] = {
+    "tag": None,  # any kind of label
+    "family": ("family",), "campaign": ("campaign",), "actor": ("actor",),
+}
+LABEL_KINDS = ("tag", "family", "campaign", "actor")
 
 
 def resolve(name: str) -> tuple[Field, ...] | None:
@@ -101,4 +107,7 @@ def catalogue() -> list[dict]:
     rows += [{"name": a, "type": "alias", "example": f"{a}:...", "help": "any of " + ", ".join(fs)}
              for a, fs in ALIASES.items()]
     rows += [{"name": n, "type": "keyword", "example": f"{n}:...", "help": h} for n, h in SPECIAL.items()]
+    rows += [{"name": n, "type": "label", "example": f'{n}:{"emotet" if n != "campaign" else chr(34) + "spring 2024" + chr(34)}',
+              "help": "captures carrying a label of any kind" if kinds is None else f"captures labelled with a {n}"}
+             for n, kinds in LABELS.items()]
     return rows

@@ -72,4 +72,10 @@ class MatchAll:
     pass
 
 
-Node = Term | Wildcard | Phrase | Range | Cidr | Exists | And | Or | Not | MatchAll
+@dataclass(frozen=True)
+class Captures:
+    """Events of these captures (what a label query becomes once labels are looked up)."""
+    ids: frozenset
+
+
+Node = Term | Wildcard | Phrase | Range | Cidr | Exists | And | Or | Not | MatchAll | Captures

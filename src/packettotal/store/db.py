@@ -64,6 +64,23 @@ files = sa.Table(
 )
 
 
+labels = sa.Table(
+    "labels", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),       # tag | family | campaign | actor
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("value_lower", sa.String(200), nullable=False),  # what searches compare
+    sa.Column("note", sa.Text),
+    sa.Column("author", sa.String(200)),                     # None until accounts exist
+    sa.Column("source", sa.String(16), nullable=False),      # web | api | cli
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index("ix_labels_capture", "capture_id"),
+    sa.Index("ix_labels_value", "value_lower", "kind"),
+    sa.UniqueConstraint("capture_id", "kind", "value_lower"),
+)
+
+
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -164,6 +181,91 @@ class Database:
         for r in rows:
             out.setdefault(r["kind"], []).append({"value": r["value"], "count": r["count"]})
         return out
+
+    # observables across captures: pivots and similarity
+    def value_counts(self, values: Iterable[str]) -> dict[str, int]:
+        """value -> number of captures holding it (document frequency)."""
+        o = observables.c
+        out: dict[str, int] = {}
+        values = list(dict.fromkeys(values))
+        for i in range(0, len(values), 500):
+            q = (sa.select(o.value, sa.func.count(sa.distinct(o.capture_id)))
+                 .where(o.value.in_(values[i:i + 500])).group_by(o.value))
+            with self.engine.connect() as conn:
+                out.update({v: n for v, n in conn.execute(q)})
+        return out
+
+    def holders(self, values: Iterable[str], exclude: str | None = None) -> list[tuple[str, str, str]]:
+        """(capture_id, kind, value) for every capture holding one of `values`."""
+        o = observables.c
+        values = list(dict.fromkeys(values))
+        out: list[tuple[str, str, str]] = []
+        for i in range(0, len(values), 500):
+            q = sa.select(o.capture_id, o.kind, o.value).distinct().where(o.value.in_(values[i:i + 500]))
+            if exclude:
+                q = q.where(o.capture_id != exclude)
+            with self.engine.connect() as conn:
+                out += [tuple(r) for r in conn.execute(q)]
+        return out
+
+    def co_occurring(self, capture_ids: list[str], skip: Iterable[str], limit: int = 25) -> list[dict]:
+        """Values found in most of these captures (besides `skip`), with how many hold them."""
+        if not capture_ids:
+            return []
+        o = observables.c
+        n = sa.func.count(sa.distinct(o.capture_id)).label("captures")
+        q = (sa.select(o.kind, o.value, n).where(o.capture_id.in_(capture_ids), o.value.not_in(list(skip)))
+             .group_by(o.kind, o.value).order_by(n.desc(), o.value).limit(limit))
+        return self._rows(q)
+
+    def count_done(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(captures)
+                                .where(captures.c.status == "done")).scalar_one()
+
+    # labels
+    def add_label(self, row: dict) -> dict:
+        row = {**row, "value_lower": row["value"].lower(), "created_at": now()}
+        with self._write, self.engine.begin() as conn:
+            existing = conn.execute(sa.select(labels.c.id).where(
+                labels.c.capture_id == row["capture_id"], labels.c.kind == row["kind"],
+                labels.c.value_lower == row["value_lower"])).scalar()
+            if existing is None:
+                existing = conn.execute(sa.insert(labels).values(**row)).inserted_primary_key[0]
+            elif row.get("note"):
+                conn.execute(sa.update(labels).where(labels.c.id == existing).values(note=row["note"]))
+        return self._rows(sa.select(labels).where(labels.c.id == existing))[0]
+
+    def delete_label(self, capture_id: str, label_id: int) -> None:
+        with self._write, self.engine.begin() as conn:
+            gone = conn.execute(sa.delete(labels).where(labels.c.id == label_id,
+                                                        labels.c.capture_id == capture_id)).rowcount
+        if not gone:
+            raise NotFound(f"capture {capture_id[:12]} has no label {label_id}")
+
+    def labels_of(self, capture_ids: Iterable[str]) -> dict[str, list[dict]]:
+        ids = list(capture_ids)
+        out: dict[str, list[dict]] = {i: [] for i in ids}
+        for i in range(0, len(ids), 500):
+            for r in self._rows(sa.select(labels).where(labels.c.capture_id.in_(ids[i:i + 500]))
+                                .order_by(labels.c.kind, labels.c.value_lower)):
+                out[r["capture_id"]].append(r)
+        return out
+
+    def labelled(self, kinds: Iterable[str] | None, pattern: str, wildcard: bool) -> set[str]:
+        """Captures with a label matching `pattern` (case-insensitive; `*`/`?` when wildcard)."""
+        c = labels.c
+        if wildcard:
+            like = (pattern.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                    .replace("*", "%").replace("?", "_"))
+            cond = c.value_lower.like(like, escape="\\")
+        else:
+            cond = c.value_lower == pattern.lower()
+        q = sa.select(c.capture_id).distinct().where(cond)
+        if kinds:
+            q = q.where(c.kind.in_(list(kinds)))
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(q)}
 
     def capture_files(self, capture_id: str) -> list[dict]:
         return self._rows(sa.select(files).where(files.c.capture_id == capture_id)

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from ..errors import NotFound, QueryError
@@ -74,29 +74,89 @@ class CarvedFile(BaseModel):
     download_url: str | None
 
 
-class IocHit(BaseModel):
+class Label(BaseModel):
+    id: int
+    kind: Literal["tag", "family", "campaign", "actor"]
+    value: str
+    note: str | None
+    author: str | None
+    source: str
+    created_at: str
+
+
+class NewLabel(BaseModel):
+    kind: Literal["tag", "family", "campaign", "actor"] = "tag"
+    value: str = Field(min_length=1, max_length=100)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class PivotCapture(BaseModel):
     capture_id: str
     name: str
-    kind: str
-    value: str
-    field: str
     count: int
     first_seen: str | None
     last_seen: str | None
+    fields: list[dict[str, Any]]
+    found_in: dict[str, int]
+    labels: list[Label]
 
 
 class Ioc(BaseModel):
     value: str
     kind: str
-    captures: int
-    hits: list[IocHit]
+    matched: list[str]
+    total_captures: int
+    captures: list[PivotCapture]
+    co_occurring: list[dict[str, Any]]
 
 
-class CaptureHits(BaseModel):
+class BulkIn(BaseModel):
+    values: list[str] = Field(max_length=1000, description="up to 1,000 indicators of any kind")
+
+
+class BulkHit(BaseModel):
+    value: str
+    kind: str
+    total_captures: int
+    captures: list[dict[str, Any]]
+
+
+class SearchGroup(BaseModel):
     capture_id: str
     name: str | None
+    submitted_at: str | None
     hits: int
     found_in: dict[str, int]
+    labels: list[Label]
+
+
+class SearchResult(BaseModel):
+    total_captures: int
+    total_hits: int
+    truncated: bool
+    groups: list[SearchGroup]
+    next_cursor: str | None
+
+
+class SearchEvent(BaseModel):
+    capture_id: str
+    seq: int
+    event: dict[str, Any]
+
+
+class SearchEvents(BaseModel):
+    total: int
+    events: list[SearchEvent]
+    next_cursor: str | None
+
+
+class SimilarCapture(BaseModel):
+    capture_id: str
+    name: str
+    score: float
+    submitted_at: str | None
+    shared: list[dict[str, Any]]
+    labels: list[Label]
 
 
 ERRORS = {400: {"model": Error}, 404: {"model": Error}, 422: {"model": Error}}
@@ -264,25 +324,91 @@ def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"] = "e
     return _zip_response(downloads.bundle_zip(service, cap), f"{cid}.zip")
 
 
-@router.get("/ioc/{value:path}", response_model=Ioc, responses=ERRORS, summary="Every capture holding an indicator")
+def label_json(row: dict) -> dict:
+    return {k: row[k] for k in ("id", "kind", "value", "note", "author", "source")} | {
+        "created_at": _iso(row["created_at"])}
+
+
+Q = Annotated[str, Query(min_length=1, max_length=4000, description="Lucene query (see /api/v1/fields)")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")]
+
+
+@router.get("/search", response_model=SearchResult, responses=ERRORS,
+            summary="Lucene search over all events, grouped by capture")
+def search(request: Request, q: Q, limit: Limit = 50, cursor: Cursor = None,
+           sort: Literal["hits", "newest", "oldest"] = "hits"):
+    offset = _cursor(cursor, "o") or 0
+    result = _instance(request).service.search(q, limit=limit, offset=offset, sort=sort)
+    groups = [{**g, "submitted_at": _iso(g["submitted_at"]), "labels": [label_json(x) for x in g.get("labels", [])]}
+              for g in result.groups]
+    more = offset + len(groups) < result.total_captures
+    return {"total_captures": result.total_captures, "total_hits": result.total_hits, "truncated": result.truncated,
+            "groups": groups, "next_cursor": _token("o", offset + limit) if more else None}
+
+
+@router.get("/search/events", response_model=SearchEvents, responses=ERRORS,
+            summary="The events matching a query, across captures, best first")
+def search_events(request: Request, q: Q, limit: Limit = 100, cursor: Cursor = None):
+    offset = _cursor(cursor, "o") or 0
+    page = _instance(request).service.search_events(q, limit=limit, offset=offset)
+    more = offset + len(page.events) < page.total and len(page.events) == limit
+    return {"total": page.total, "next_cursor": _token("o", offset + limit) if more else None,
+            "events": [{"capture_id": e["capture"], "seq": e["seq"], "event": e["event"]} for e in page.events]}
+
+
+@router.get("/search/export", response_class=FileResponse, responses={
+    200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}, **ERRORS},
+    summary="Export the events matching a query (at most 100,000)")
+def search_export(request: Request, q: Q, format: Literal["ndjson", "csv"] = "ndjson"):
+    service = _instance(request).service
+    path = downloads.search_file(service, q, format)
+    return FileResponse(path, media_type="application/x-ndjson" if format == "ndjson" else "text/csv",
+                        filename=f"search.{'ndjson' if format == 'ndjson' else 'csv'}",
+                        background=BackgroundTask(path.unlink, missing_ok=True))
+
+
+@router.get("/ioc/{value:path}", response_model=Ioc, responses=ERRORS,
+            summary="Pivot on an indicator: every capture holding it, where, how often, and what co-occurs")
 def ioc(request: Request, value: Annotated[str, PathParam(min_length=1, max_length=2048)]):
     found = _instance(request).service.ioc(value)
-    hits = [{k: h[k] for k in ("capture_id", "name", "kind", "value", "field", "count", "first_seen", "last_seen")}
-            for h in found["hits"]]
-    return {"value": value, "kind": found["kind"], "captures": len({h["capture_id"] for h in hits}), "hits": hits}
+    for c in found["captures"]:
+        c["labels"] = [label_json(x) for x in c["labels"]]
+    return found
+
+
+@router.post("/ioc/bulk", response_model=list[BulkHit], responses=ERRORS,
+             summary="Up to 1,000 indicators at once: the captures holding each")
+def ioc_bulk(request: Request, body: BulkIn):
+    return _instance(request).service.bulk_ioc(body.values)
+
+
+@router.get("/captures/{ref}/similar", response_model=list[SimilarCapture], responses=ERRORS,
+            summary="Captures sharing rare indicators with this one, best first, with the shared indicators")
+def similar(request: Request, ref: Ref, limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    return [{**s, "submitted_at": _iso(s["submitted_at"]), "labels": [label_json(x) for x in s["labels"]]}
+            for s in _instance(request).service.similar(ref, limit)]
+
+
+@router.get("/captures/{ref}/labels", response_model=list[Label], responses=ERRORS, summary="A capture's labels")
+def get_labels(request: Request, ref: Ref):
+    return [label_json(x) for x in _instance(request).service.labels(ref)]
+
+
+@router.post("/captures/{ref}/labels", response_model=Label, status_code=201,
+             responses={403: {"model": Error}, **ERRORS},
+             summary="Label a capture (family, campaign, actor or free tag), with an optional note")
+def add_label(request: Request, ref: Ref, body: NewLabel):
+    return label_json(_instance(request).service.add_label(ref, body.kind, body.value, body.note, source="api"))
+
+
+@router.delete("/captures/{ref}/labels/{label_id}", status_code=204, responses={403: {"model": Error}, **ERRORS},
+               summary="Remove a label")
+def delete_label(request: Request, ref: Ref, label_id: Annotated[int, PathParam(ge=1, le=2 ** 62)]):
+    _instance(request).service.remove_label(ref, label_id)
+    return Response(status_code=204)
 
 
 @router.get("/fields", summary="The searchable fields: name, type, example")
 def fields() -> list[dict[str, str]]:
     return catalog.catalogue()
-
-
-@router.get("/search", response_model=list[CaptureHits], responses=ERRORS,
-            summary="Lucene search over all events, grouped by capture")
-def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=4000)],
-           limit: Annotated[int, Query(ge=1, le=1000)] = 50):
-    service = _instance(request).service
-    groups = service.search(q, limit=limit)
-    names = service.db.captures_in(g.capture for g in groups)
-    return [{"capture_id": g.capture, "name": (names.get(g.capture) or {}).get("name"), "hits": g.hits,
-             "found_in": g.found_in} for g in groups]

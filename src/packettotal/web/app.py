@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config as config_mod, demo
-from ..errors import NotFound, PacketTotalError, QueryError, RefusedCapture
+from ..errors import Forbidden, NotFound, PacketTotalError, QueryError, RefusedCapture
 from ..jobs.local import LocalJobs
 from ..service import PacketTotal, Submission
 from . import api, pages
@@ -74,6 +75,10 @@ def create_app(settings: config_mod.Settings | None = None, seed_demo: bool = Tr
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
+        if request.method not in ("GET", "HEAD", "OPTIONS") and _cross_site(request):
+            # no accounts, so no cookies: a page elsewhere must still not post to this instance
+            return JSONResponse({"error": "forbidden", "detail": "cross-site request refused"}, status_code=403,
+                                headers=SECURITY_HEADERS)
         response = await call_next(request)
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
@@ -109,6 +114,13 @@ def create_app(settings: config_mod.Settings | None = None, seed_demo: bool = Tr
     return app
 
 
+def _cross_site(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if not origin:
+        return request.headers.get("sec-fetch-site") == "cross-site"
+    return urlsplit(origin).netloc != request.headers.get("host", "")
+
+
 def _status(exc: PacketTotalError) -> int:
     if isinstance(exc, RefusedCapture):
         return exc.status
@@ -116,4 +128,6 @@ def _status(exc: PacketTotalError) -> int:
         return 404
     if isinstance(exc, QueryError):
         return 400
+    if isinstance(exc, Forbidden):
+        return 403
     return 500

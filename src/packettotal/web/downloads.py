@@ -17,6 +17,7 @@ from .. import export
 from ..service import PacketTotal
 
 PASSWORD = b"infected"
+PAGE = 10_000
 FILE_COLUMNS = ["sha256", "md5", "sha1", "filename", "magic", "size", "state", "stored", "truncated", "app_proto"]
 
 
@@ -99,3 +100,30 @@ def bundle_zip(service: PacketTotal, capture: dict) -> Path:
 
 def _safe(name: str) -> str:
     return "".join(ch for ch in name if ch.isalnum() or ch in "-_")[:40] or "events"
+
+
+MAX_SEARCH_EXPORT = 100_000
+
+
+def search_file(service: PacketTotal, query: str, fmt: str) -> Path:
+    """The events matching a query (best first, at most MAX_SEARCH_EXPORT), NDJSON or CSV."""
+    service.parse(query)  # a bad query fails before any file exists
+
+    def matching() -> Iterator[dict]:
+        offset = 0
+        while offset < MAX_SEARCH_EXPORT:
+            page = service.search_events(query, limit=min(PAGE, MAX_SEARCH_EXPORT - offset), offset=offset)
+            for e in page.events:
+                yield {"capture_id": e["capture"], **e["event"]}
+            offset += len(page.events)
+            if len(page.events) == 0 or offset >= page.total:
+                return
+
+    dest = temp_path(service, "." + fmt)
+    if fmt == "ndjson":
+        with open(dest, "wb") as out:
+            export.write_ndjson(matching(), out)
+    else:
+        with open(dest, "w", newline="", encoding="utf-8") as out:
+            export.write_csv(matching(), out)
+    return dest

@@ -4,6 +4,7 @@ and nothing from a capture is ever marked safe."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -17,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 
 from ..errors import QueryError, RefusedCapture
 from ..ingest.validate import human_size
-from ..query import fields as catalog
+from ..query import correlate, fields as catalog
 from ..store.events.base import searchable
 from . import charts, tabs, uploads
 
@@ -78,12 +79,18 @@ def capture_page(request: Request, ref: str):
     if cap["status"] != "done":
         return render(request, "status.html", cap=cap)
     summary = cap["summary"] or {}
-    return render(request, "summary.html", cap=cap, s=summary, tabs=tabs.tabs_for(summary.get("counts") or {}),
-                  current="summary", timeline=charts.timeline(summary.get("timeline") or {}),
+    return render(request, "summary.html", cap=cap, s=summary, **_console(service, cap), current="summary", timeline=charts.timeline(summary.get("timeline") or {}),
                   chart=charts, talkers=charts.shares([(t["ip"], t["bytes"]) for t in summary.get("top_talkers") or []]),
                   protocols=charts.shares(summary.get("protocols") or {}),
                   indicators=service.db.top_observables(cap["id"]),
                   files=service.db.capture_files(cap["id"]))
+
+
+def _console(service, cap: dict) -> dict:
+    """What every tab of the console shows around its content: the tabs and the labels."""
+    return {"tabs": tabs.tabs_for((cap["summary"] or {}).get("counts") or {}),
+            "labels": service.db.labels_of([cap["id"]])[cap["id"]],
+            "label_kinds": catalog.LABEL_KINDS, "can_label": service.settings.labelling == "anyone"}
 
 
 @router.get("/captures/{ref}/tab/{event_type}", response_class=HTMLResponse)
@@ -113,13 +120,41 @@ def tab_page(request: Request, ref: str, event_type: str,
              "json": _json_view(e["event"])} for e in (result.events if result else [])]
     base = {"q": q, "size": size}
     stored = {f["sha256"] for f in service.db.capture_files(cap["id"]) if f["stored"]} if event_type == "fileinfo" else set()
-    return render(request, "tab.html", status=400 if error else 200, cap=cap, tabs=tabs.tabs_for(counts),
+    return render(request, "tab.html", status=400 if error else 200, cap=cap, **_console(service, cap),
                   current=event_type, tab=tab, rows=rows, total=total, page=page, size=size,
                   pages=max(1, math.ceil(total / size)), q=q, sort=sort, order=order, error=error,
                   sizes=PAGE_SIZES, rules=(cap["summary"] or {}).get("rules") or {},
                   stored=stored, files=service.db.capture_files(cap["id"]) if event_type == "fileinfo" else [],
                   link=lambda **kw: "?" + urlencode({k: v for k, v in {**base, "sort": sort, "order": order,
                                                                        **kw}.items() if v not in (None, "")}))
+
+
+@router.get("/captures/{ref}/similar", response_class=HTMLResponse)
+def similar_page(request: Request, ref: str):
+    service = _instance(request).service
+    cap = service.capture(ref)
+    if cap["status"] != "done":
+        return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
+    return render(request, "similar.html", cap=cap, current="similar", similar=service.similar(cap["id"], 25),
+                  **_console(service, cap))
+
+
+@router.post("/captures/{ref}/labels", response_class=HTMLResponse)
+async def add_label(request: Request, ref: str):
+    form = await request.form(max_files=0, max_fields=4, max_part_size=4096)
+    service = _instance(request).service
+    cap = await run_in_threadpool(service.capture, ref)
+    await run_in_threadpool(service.add_label, cap["id"], str(form.get("kind") or "tag"),
+                            str(form.get("value") or ""), str(form.get("note") or ""), "web")
+    return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
+
+
+@router.post("/captures/{ref}/labels/{label_id}/delete", response_class=HTMLResponse)
+def delete_label(request: Request, ref: str, label_id: int):
+    service = _instance(request).service
+    cap = service.capture(ref)
+    service.remove_label(cap["id"], label_id)
+    return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
 
 
 def _json_view(rec: dict) -> str:
@@ -131,27 +166,48 @@ def _json_view(rec: dict) -> str:
 def ioc_page(request: Request, value: str):
     if not value or len(value) > 2048:
         return error_page(request, 400, "give an indicator of 1 to 2048 characters")
-    found = _instance(request).service.ioc(value)
-    by_capture: dict[str, dict] = {}
-    for h in found["hits"]:
-        c = by_capture.setdefault(h["capture_id"], {"id": h["capture_id"], "name": h["name"],
-                                                    "submitted_at": h["submitted_at"], "rows": []})
-        c["rows"].append(h)
-    return render(request, "ioc.html", value=value, kind=found["kind"], captures=list(by_capture.values()))
+    return render(request, "ioc.html", p=_instance(request).service.ioc(value))
+
+
+@router.get("/bulk", response_class=HTMLResponse)
+def bulk_form(request: Request):
+    return render(request, "bulk.html", results=None, text="", max_values=correlate.MAX_BULK)
+
+
+@router.post("/bulk", response_class=HTMLResponse)
+async def bulk_page(request: Request):
+    """Pasted indicators (one per line, or separated by commas/spaces) or an uploaded text file."""
+    form = await request.form(max_files=1, max_fields=4, max_part_size=1 << 20)
+    text = str(form.get("values") or "")
+    upload = form.get("file")
+    if upload is not None and hasattr(upload, "read"):
+        text += "\n" + (await upload.read(1 << 20)).decode("utf-8", "replace")
+    values = [v for v in re.split(r"[\s,;]+", text) if v][:correlate.MAX_BULK]
+    results = await run_in_threadpool(_instance(request).service.bulk_ioc, values) if values else []
+    return render(request, "bulk.html", results=results, text="\n".join(values), max_values=correlate.MAX_BULK)
 
 
 @router.get("/search", response_class=HTMLResponse)
-def search_page(request: Request, q: Annotated[str, Query(max_length=4000)] = ""):
+def search_page(request: Request, q: Annotated[str, Query(max_length=4000)] = "",
+                sort: Annotated[str, Query(pattern="^(hits|newest|oldest)$")] = "hits",
+                view: Annotated[str, Query(pattern="^(captures|events)$")] = "captures",
+                page: Annotated[int, Query(ge=1, le=10_000)] = 1):
     service = _instance(request).service
-    groups, error = [], None
+    size = 50
+    result = events = error = None
     if q.strip():
         try:
-            groups = service.search(q, limit=100)
+            if view == "events":
+                events = service.search_events(q, limit=size, offset=(page - 1) * size)
+            else:
+                result = service.search(q, limit=size, offset=(page - 1) * size, sort=sort)
         except QueryError as exc:
             error = exc
-    names = service.db.captures_in(g.capture for g in groups)
-    return render(request, "search.html", status=400 if error else 200, q=q, groups=groups, names=names,
-                  error=error, examples=[f for f in catalog.catalogue()][:12])
+    total = (result.total_captures if result else events.total if events else 0)
+    link = lambda **kw: "?" + urlencode({"q": q, "sort": sort, "view": view, "page": page, **kw})  # noqa: E731
+    return render(request, "search.html", status=400 if error else 200, q=q, sort=sort, view=view, page=page,
+                  pages=max(1, math.ceil(total / size)), result=result, events=events, error=error, link=link,
+                  json_view=_json_view)
 
 
 @router.get("/fields", response_class=HTMLResponse)

@@ -11,7 +11,7 @@ from tantivy import FieldType, Occur, Query
 
 from ...errors import QueryError
 from .. import fields as catalog
-from ..nodes import And, Cidr, Exists, MatchAll, Not, Or, Phrase, Range, Term, Wildcard
+from ..nodes import And, Captures, Cidr, Exists, MatchAll, Not, Or, Phrase, Range, Term, Wildcard
 
 TEXT_FIELD = "text"
 JSON_FIELD = "f"
@@ -65,6 +65,11 @@ class TantivyTranslator:
     # composite nodes
     def convert_matchall(self, node: MatchAll) -> Query:
         return Query.all_query()
+
+    def convert_captures(self, node: Captures) -> Query:
+        if not node.ids:
+            return Query.boolean_query([(Occur.MustNot, Query.all_query())])  # matches nothing
+        return Query.term_set_query(self.schema, CAPTURE_FIELD, sorted(node.ids))
 
     def convert_and(self, node: And) -> Query:
         clauses = [(Occur.Must, self.translate(c)) if not isinstance(c, Not)

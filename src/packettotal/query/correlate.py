@@ -1,0 +1,144 @@
+"""Across captures: IOC pivots, bulk look-ups and similar captures, all from the observables
+table (no scan of the events, no pairwise comparison of captures). Ranking is pure and separate."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ..ingest import observables as obs
+from ..store.db import Database
+from ..store.events.base import EventStore
+from .nodes import Captures, And, Or, Term
+
+MAX_BULK = 1000
+PIVOT_CAPTURES = 500        # captures listed on one pivot page
+CO_OCCUR_FROM = 200         # newest captures the co-occurrence counts look at
+SIMILAR_PROBES = 1000       # rarest shared values used to find candidates
+EVENT_FIELDS = {"ip": ("src_ip", "dest_ip"), "community_id": ("community_id",)}
+
+
+# similar captures: pure ranking
+def weight(df: int, total: int) -> float:
+    """Rarity (inverse document frequency): a value in every capture weighs ~0."""
+    return math.log((total + 1) / max(df, 1))
+
+
+@dataclass
+class Similar:
+    capture_id: str
+    score: float                      # shared weight / the capture's own weight, 0..1
+    shared: list[dict] = field(default_factory=list)  # the reasons, rarest first
+
+
+def probes(own: dict[str, str], df: dict[str, int], total: int, limit: int = SIMILAR_PROBES) -> list[str]:
+    """Values worth looking up: shared with another capture, not common to most of them."""
+    common = max(20, total // 5)
+    shared = [v for v in own if 1 < df.get(v, 0) <= common]
+    return sorted(shared, key=lambda v: (df[v], v))[:limit]
+
+
+def rank(own: dict[str, str], df: dict[str, int], total: int, holders: list[tuple[str, str, str]],
+         limit: int = 20, reasons: int = 8) -> list[Similar]:
+    """Captures ranked by the summed rarity of the values they share with this one."""
+    own_weight = sum(weight(df.get(v, 1), total) for v in own) or 1.0
+    shared: dict[str, set[str]] = defaultdict(set)
+    for cid, _kind, value in holders:
+        if value in own:
+            shared[cid].add(value)
+    out = []
+    for cid, values in shared.items():
+        ranked = sorted(values, key=lambda v: (df[v], v))
+        score = sum(weight(df[v], total) for v in values) / own_weight
+        out.append(Similar(cid, round(score, 4), [
+            {"kind": own[v], "value": v, "captures": df[v], "weight": round(weight(df[v], total), 3)}
+            for v in ranked[:reasons]]))
+    out.sort(key=lambda s: (-s.score, s.capture_id))
+    return out[:limit]
+
+
+def similar(db: Database, capture_id: str, limit: int = 20) -> list[Similar]:
+    own: dict[str, str] = {}
+    for r in db.capture_observables(capture_id):
+        own.setdefault(r["value"], r["kind"])
+    if not own:
+        return []
+    df = db.value_counts(own)
+    total = db.count_done()
+    probe = probes(own, df, total)
+    return rank({v: own[v] for v in probe}, df, total, db.holders(probe, exclude=capture_id), limit)
+
+
+# pivots
+def pivot(db: Database, events: EventStore, value: str, co_limit: int = 25) -> dict:
+    """Every capture holding an indicator: where it appeared (field, event types), how often,
+    first and last seen; and the values that most often appear in the same captures."""
+    forms = obs.lookup_forms(value)
+    rows = db.observable_hits(forms, limit=PIVOT_CAPTURES * 20)
+    captures: dict[str, dict] = {}
+    for r in rows:
+        c = captures.get(r["capture_id"])
+        if c is None:
+            if len(captures) >= PIVOT_CAPTURES:
+                continue
+            c = captures[r["capture_id"]] = {
+                "capture_id": r["capture_id"], "name": r["name"], "submitted_at": r["submitted_at"],
+                "count": 0, "first_seen": None, "last_seen": None, "fields": [], "found_in": {}, "labels": []}
+        c["count"] += r["count"]
+        c["fields"].append({"field": r["field"], "kind": r["kind"], "count": r["count"]})
+        c["first_seen"] = min(filter(None, (c["first_seen"], r["first_seen"])), default=None)
+        c["last_seen"] = max(filter(None, (c["last_seen"], r["last_seen"])), default=None)
+    _found_in(events, captures, rows)
+    for cid, labels in db.labels_of(captures).items():
+        captures[cid]["labels"] = labels
+    matched = sorted({r["value"] for r in rows})
+    newest = list(captures)[:CO_OCCUR_FROM]
+    co = db.co_occurring(newest, matched, co_limit * 2)
+    df = db.value_counts(r["value"] for r in co)
+    co = sorted(({**r, "df": df.get(r["value"], r["captures"])} for r in co),
+                key=lambda r: (-r["captures"], r["df"], r["value"]))[:co_limit]
+    kinds = sorted({r["kind"] for r in rows})
+    return {"value": value, "kind": kinds[0] if len(kinds) == 1 else (", ".join(kinds) or obs.ioc_kind(value)),
+            "matched": matched, "captures": list(captures.values()), "total_captures": len(captures),
+            "co_occurring": co}
+
+
+def _found_in(events: EventStore, captures: dict[str, dict], rows: list[dict]) -> None:
+    """Event types per capture: the field's own record type (dns.rrname -> dns), or, for
+    addresses and community ids that every record type carries, an exact count from the index."""
+    exact: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        c = captures.get(r["capture_id"])
+        if c is None:
+            continue
+        if r["field"] in ("src_ip", "dest_ip", "community_id"):
+            exact[r["value"]].update(EVENT_FIELDS["ip" if r["field"] != "community_id" else "community_id"])
+        else:
+            root = r["field"].split(".", 1)[0]
+            c["found_in"][root] = c["found_in"].get(root, 0) + r["count"]
+    if not exact or not captures:
+        return
+    terms = tuple(Term(f, v) for v, fs in exact.items() for f in sorted(fs))
+    node = And((Captures(frozenset(captures)), Or(terms) if len(terms) > 1 else terms[0]))
+    for hit in events.search_by_capture(node, size=len(captures)):
+        captures[hit.capture]["found_in"].update(hit.found_in)
+
+
+def bulk(db: Database, values: list[str]) -> list[dict]:
+    """Up to MAX_BULK indicators at once: the captures holding each, grouped per indicator."""
+    wanted = list(dict.fromkeys(v.strip() for v in values if v.strip()))[:MAX_BULK]
+    form_of: dict[str, list[str]] = defaultdict(list)
+    for v in wanted:
+        for f in obs.lookup_forms(v):
+            form_of[f].append(v)
+    per: dict[str, dict[str, dict]] = {v: {} for v in wanted}
+    rows = db.observable_hits(list(form_of), limit=200_000)
+    for r in rows:
+        for v in form_of.get(r["value"], ()):
+            c = per[v].setdefault(r["capture_id"], {"capture_id": r["capture_id"], "name": r["name"],
+                                                    "fields": [], "count": 0})
+            c["fields"].append(r["field"])
+            c["count"] += r["count"]
+    return [{"value": v, "kind": obs.ioc_kind(v), "total_captures": len(per[v]), "captures": list(per[v].values())}
+            for v in wanted]
