@@ -16,7 +16,7 @@ def manifest() -> list[dict]:
 
 
 def settings(home: Path, **kw) -> config.Settings:
-    return config.load(env={}, home=home, engines=1, **kw)
+    return config.load(env={}, home=home, **{"engines": 1, **kw})
 
 
 @pytest.fixture(scope="module")

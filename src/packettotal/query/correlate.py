@@ -16,6 +16,12 @@ MAX_BULK = 1000
 PIVOT_CAPTURES = 500        # captures listed on one pivot page
 CO_OCCUR_FROM = 200         # newest captures the co-occurrence counts look at
 SIMILAR_PROBES = 1000       # rarest shared values used to find candidates
+# among equally rare values, the more telling kinds are shown first as reasons
+TELLING = {k: i for i, k in enumerate(("sha256", "sha1", "md5", "url", "domain", "cert_sha1", "cert_subject",
+                                       "cert_issuer", "ja3", "ja3s", "ja4", "hassh", "email", "user_agent",
+                                       "ip", "community_id"))}
+GROUPS = {"md5": "file", "sha1": "file", "sha256": "file", "cert_sha1": "cert", "cert_subject": "cert",
+          "cert_issuer": "cert", "ja3": "tls", "ja3s": "tls", "ja4": "tls"}  # one reason kind each
 EVENT_FIELDS = {"ip": ("src_ip", "dest_ip"), "community_id": ("community_id",)}
 
 
@@ -40,22 +46,34 @@ def probes(own: dict[str, str], df: dict[str, int], total: int, limit: int = SIM
 
 
 def rank(own: dict[str, str], df: dict[str, int], total: int, holders: list[tuple[str, str, str]],
-         limit: int = 20, reasons: int = 8) -> list[Similar]:
-    """Captures ranked by the summed rarity of the values they share with this one."""
-    own_weight = sum(weight(df.get(v, 1), total) for v in own) or 1.0
+         limit: int = 20, reasons: int = 10, own_weight: float | None = None) -> list[Similar]:
+    """Captures ranked by the summed rarity of the values they share with this one; the score is
+    that sum over the capture's own total (`own_weight`, default: over `own`)."""
+    own_weight = own_weight or sum(weight(df.get(v, 1), total) for v in own) or 1.0
     shared: dict[str, set[str]] = defaultdict(set)
     for cid, _kind, value in holders:
         if value in own:
             shared[cid].add(value)
     out = []
     for cid, values in shared.items():
-        ranked = sorted(values, key=lambda v: (df[v], v))
+        ranked = sorted(values, key=lambda v: (df[v], TELLING.get(own[v], 99), v))
         score = sum(weight(df[v], total) for v in values) / own_weight
         out.append(Similar(cid, round(score, 4), [
             {"kind": own[v], "value": v, "captures": df[v], "weight": round(weight(df[v], total), 3)}
-            for v in ranked[:reasons]]))
+            for v in _varied(ranked, own, reasons)]))
     out.sort(key=lambda s: (-s.score, s.capture_id))
     return out[:limit]
+
+
+def _varied(ranked: list[str], kinds: dict[str, str], n: int, per_kind: int = 3) -> list[str]:
+    """The first n values, at most per_kind of one kind while others remain (varied reasons)."""
+    seen: dict[str, int] = defaultdict(int)
+    first, rest = [], []
+    for v in ranked:
+        group = GROUPS.get(kinds[v], kinds[v])
+        seen[group] += 1
+        (first if seen[group] <= per_kind else rest).append(v)
+    return (first + rest)[:n]
 
 
 def similar(db: Database, capture_id: str, limit: int = 20) -> list[Similar]:
@@ -67,7 +85,9 @@ def similar(db: Database, capture_id: str, limit: int = 20) -> list[Similar]:
     df = db.value_counts(own)
     total = db.count_done()
     probe = probes(own, df, total)
-    return rank({v: own[v] for v in probe}, df, total, db.holders(probe, exclude=capture_id), limit)
+    everything = sum(weight(df.get(v, 1), total) for v in own)
+    return rank({v: own[v] for v in probe}, df, total, db.holders(probe, exclude=capture_id), limit,
+                own_weight=everything)
 
 
 # pivots
