@@ -108,7 +108,7 @@ def test_oversize_upload_without_length_is_cut_while_streaming(api):
 
 def test_malformed_multipart_is_400(api):
     r = api.post("/api/v1/captures", content=b"not multipart", headers={"content-type": "text/plain"})
-    assert r.status_code == 400 and "multipart/form-data" in r.json()["detail"]
+    assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]
     r = api.post("/api/v1/captures", files={"other": ("x", b"abc")})
     assert r.status_code == 400 and "part named 'file'" in r.json()["detail"]
 
@@ -244,3 +244,53 @@ def test_openapi_documents_every_endpoint(api):
             "/api/v1/ioc/{value}", "/api/v1/fields", "/api/v1/search"} <= paths
     assert "multipart/form-data" in spec["paths"]["/api/v1/captures"]["post"]["requestBody"]["content"]
     assert capfile  # the API shares the pipeline's validation (see test_validate.py)
+
+
+def _downloads_left(api) -> list:
+    folder = api.app.state.instance.service.settings.work_dir / "downloads"
+    return list(folder.glob("*")) if folder.exists() else []
+
+
+def test_built_downloads_leave_nothing_on_disk(api, files_capture):
+    cid = files_capture["id"]
+    for headers in ({"range": "bytes=99999999-"}, {"range": "nonsense"}, {}):
+        r = api.get(f"/api/v1/captures/{cid}/export", params={"format": "zip"}, headers=headers)
+        assert r.status_code == 200 and r.content[:2] == b"PK"
+    assert _downloads_left(api) == []
+
+
+def test_a_server_error_is_json_with_headers_and_leaves_no_file(api, files_capture, tmp_path):
+    service = api.app.state.instance.service
+    blob = service.blobs.path("captures", files_capture["id"])
+    aside = tmp_path / "aside"
+    blob.rename(aside)
+    try:
+        from fastapi.testclient import TestClient
+        quiet = TestClient(api.app, raise_server_exceptions=False)  # server errors as responses
+        r = quiet.get(f"/api/v1/captures/{files_capture['id']}/export", params={"format": "zip"})
+        assert r.status_code == 500 and r.json()["error"] == "internal"
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+    finally:
+        aside.rename(blob)
+    assert _downloads_left(api) == []
+
+
+def test_csv_export_honours_the_tab_filter(api, files_capture):
+    cid = files_capture["id"]
+    r = api.get(f"/api/v1/captures/{cid}/export", params={"format": "csv", "type": "fileinfo",
+                                                          "q": "fileinfo.filename:BEemDNNWAKeCH"})
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [x["fileinfo.filename"] for x in rows] == ["BEemDNNWAKeCH"]
+
+
+def test_same_new_capture_uploaded_at_once_is_analysed_once(api, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    data = pcap_bytes(packets=7)
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(lambda _: upload(api, data=data, name="same.pcap").status_code, range(6)))
+    assert codes.count(202) == 1 and set(codes) <= {202, 303}, codes
+
+
+def test_unknown_host_header_is_refused(api):
+    r = api.get("/api/v1/fields", headers={"host": "rebound.evil.example"})
+    assert r.status_code == 400

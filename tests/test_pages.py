@@ -152,3 +152,14 @@ def test_no_script_upload_form(site, tmp_path):
     assert r.status_code == 415 and "Refused: HTML document" in r.text
     ok = site.post("/upload", files={"file": ("demo.pcap", demo.write(tmp_path / "d.pcap").read_bytes())})
     assert ok.status_code == 303 and ok.headers["location"].startswith("/captures/")
+
+
+def test_every_sortable_column_sorts(site):
+    from packettotal.web import tabs
+    row = analysed(site, PCAPS / "sv-http-4files.pcap")
+    for t in ("flow", "http", "fileinfo", "anomaly"):
+        for col in tabs.tab(t).columns:
+            if col.sort:
+                for order in ("asc", "desc"):
+                    r = site.get(f"/captures/{row['id']}/tab/{t}", params={"sort": col.sort, "order": order})
+                    assert r.status_code == 200, (t, col.sort, order)

@@ -16,7 +16,7 @@ from .conftest import settings
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory):
     home = tmp_path_factory.mktemp("schemathesis")
-    app = create_app(settings(home), seed_demo=False)
+    app = create_app(settings(home, allowed_hosts="testserver,localhost"), seed_demo=False)
     service = app.state.instance.service
     # one real capture, so that generated ids sometimes reach it rather than a 404
     sub = service.submit(demo.write(home / "demo.pcap"), "demo.pcap")

@@ -15,6 +15,7 @@ DEMO_DOMAIN = "downloads.example.com"
 
 
 def client(home: Path, **kw) -> TestClient:
+    kw.setdefault("allowed_hosts", "testserver")  # the test client's Host
     return TestClient(create_app(settings(home, **kw), seed_demo=False), follow_redirects=False)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -253,15 +254,12 @@ def export(ctx: click.Context, ref: str, fmt: str, event_type: str | None, outpu
             else:
                 shutil.copyfileobj(src, sys.stdout.buffer)
         return
-    records = pt.events.export(row["id"])
     if fmt == "eve":
         with (open(output, "wb") if output else _stdout_bytes()) as out:
-            export_mod.write_ndjson(records, out)
+            export_mod.write_ndjson(pt.events.export(row["id"]), out)
     else:
-        if event_type:
-            records = export_mod.of_type(records, event_type)
         with (open(output, "w", newline="") if output else _stdout_text()) as out:
-            export_mod.write_csv(records, out)
+            export_mod.write_csv(lambda: pt.events.export(row["id"], event_type), out)
 
 
 class _NoClose:
@@ -322,8 +320,18 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
     import uvicorn
 
     from .web.app import create_app
+    settings = ctx.obj["settings"]
+    hosts = settings.allowed_hosts.split(",")
+    if host in ("0.0.0.0", "::"):
+        if settings.allowed_hosts == config_mod.Settings.allowed_hosts:
+            click.echo("listening on every address: set PACKETTOTAL_ALLOWED_HOSTS to the names clients use "
+                       "(answering any Host header for now)", err=True)
+            hosts = ["*"]
+    elif host not in hosts:
+        hosts.append(host)
+    settings = dataclasses.replace(settings, allowed_hosts=",".join(hosts))
     click.echo(f"PacketTotal on http://{host}:{port}/  (API: http://{host}:{port}/api)")
-    uvicorn.run(create_app(ctx.obj["settings"], seed_demo=not no_demo), host=host, port=port,
+    uvicorn.run(create_app(settings, seed_demo=not no_demo), host=host, port=port,
                 log_level="info", proxy_headers=False, server_header=False)
 
 

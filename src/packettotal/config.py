@@ -35,6 +35,9 @@ class Settings:
     suricata: str = field(default="suricata", metadata={"help": "Suricata binary"})
     suricata_rules_dir: Path = field(default=Path("/etc/suricata/rules"), metadata={
         "help": "Folder of Suricata's own protocol-event rules"})
+    allowed_hosts: str = field(default="localhost,127.0.0.1", metadata={
+        "help": "Host names the web service answers to, comma-separated ('*': any); guards against "
+                "DNS rebinding. `serve --host` adds the address it listens on"})
     labelling: str = field(default="anyone", metadata={
         "help": "Who may add and remove labels: anyone (who can reach the instance) or nobody"})
     user_rules_dir: Path | None = field(default=None, metadata={

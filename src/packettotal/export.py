@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import IO
 
 import orjson
@@ -37,19 +37,20 @@ def csv_safe(value: object) -> object:
     return value
 
 
-def write_csv(records: Iterable[dict], out: IO[str], columns: list[str] | None = None) -> int:
-    rows = [flatten(r) for r in records]
-    if columns is None:
-        seen: dict[str, None] = {}
-        for r in rows:
-            seen.update(dict.fromkeys(r))
-        columns = list(seen)
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+def columns_of(records: Iterable[dict]) -> list[str]:
+    """Every flattened column, in first-seen order (a first pass over the records)."""
+    seen: dict[str, None] = {}
+    for r in records:
+        seen.update(dict.fromkeys(flatten(r)))
+    return list(seen)
+
+
+def write_csv(source: Callable[[], Iterable[dict]], out: IO[str]) -> int:
+    """CSV of the records `source()` yields, streamed: one pass for the columns, one to write,
+    so a large event type is never held in memory."""
+    writer = csv.DictWriter(out, fieldnames=columns_of(source()), extrasaction="ignore")
     writer.writeheader()
-    for r in rows:
-        writer.writerow({k: csv_safe(v) for k, v in r.items()})
-    return len(rows)
-
-
-def of_type(records: Iterable[dict], event_type: str) -> Iterator[dict]:
-    return (r for r in records if r.get("event_type") == event_type)
+    n = 0
+    for n, r in enumerate(source(), 1):
+        writer.writerow({k: csv_safe(v) for k, v in flatten(r).items()})
+    return n

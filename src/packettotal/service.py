@@ -75,14 +75,15 @@ class PacketTotal:
             return Submission(existing, False)
         self.blobs.put_move("captures", d.sha256, staged.path)
         info = staged.info
-        self.db.insert_capture({
+        inserted = self.db.insert_capture({
             "id": d.sha256, "md5": d.md5, "sha1": d.sha1, "size": d.size,
             "upload_sha256": _upload_sha256(path) if staged.compression else None,
             "name": _display_name(name or path.name), "compression": staged.compression,
             "status": "queued", "warnings": list(staged.warnings), "attempts": 0, "submitted_at": now(),
             "summary": capture_facts(info, staged.description),
         })
-        return Submission(self.db.get_capture(d.sha256), True)
+        # two uploads of one new capture at once: the second finds the first's row
+        return Submission(self.db.get_capture(d.sha256), inserted)
 
     def analyse(self, capture_id: str, defer_commit: bool = False) -> dict:
         """Run one capture through Suricata and into both stores. Never raises for a bad capture:

@@ -96,11 +96,13 @@ def pivot(db: Database, events: EventStore, value: str, co_limit: int = 25) -> d
     first and last seen; and the values that most often appear in the same captures."""
     forms = obs.lookup_forms(value)
     rows = db.observable_hits(forms, limit=PIVOT_CAPTURES * 20)
+    truncated = len(rows) >= PIVOT_CAPTURES * 20
     captures: dict[str, dict] = {}
     for r in rows:
         c = captures.get(r["capture_id"])
         if c is None:
             if len(captures) >= PIVOT_CAPTURES:
+                truncated = True
                 continue
             c = captures[r["capture_id"]] = {
                 "capture_id": r["capture_id"], "name": r["name"], "submitted_at": r["submitted_at"],
@@ -121,6 +123,7 @@ def pivot(db: Database, events: EventStore, value: str, co_limit: int = 25) -> d
     kinds = sorted({r["kind"] for r in rows})
     return {"value": value, "kind": kinds[0] if len(kinds) == 1 else (", ".join(kinds) or obs.ioc_kind(value)),
             "matched": matched, "captures": list(captures.values()), "total_captures": len(captures),
+            "truncated": truncated,
             "co_occurring": co}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import uuid
 from pathlib import Path
 
 from ..errors import NotFound
@@ -31,7 +32,7 @@ class Blobs:
             src.unlink(missing_ok=True)
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+        tmp = dest.with_name(f"{dest.name}.tmp-{uuid.uuid4().hex}")
         shutil.move(src, tmp)
         os.replace(tmp, dest)
         return dest
@@ -40,7 +41,7 @@ class Blobs:
         dest = self.path(kind, sha256)
         if not dest.exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+            tmp = dest.with_name(f"{dest.name}.tmp-{uuid.uuid4().hex}")
             shutil.copyfile(src, tmp)
             os.replace(tmp, dest)
         return dest

@@ -130,8 +130,13 @@ class Database:
             raise NotFound(f"no capture {ref[:80]!r}")
         return rows[0]
 
-    def insert_capture(self, row: dict) -> None:
-        self._exec(sa.insert(captures).values(**row))
+    def insert_capture(self, row: dict) -> bool:
+        """False when the capture exists already (a concurrent submission won)."""
+        try:
+            self._exec(sa.insert(captures).values(**row))
+        except sa.exc.IntegrityError:
+            return False
+        return True
 
     def update_capture(self, capture_id: str, **values) -> None:
         self._exec(sa.update(captures).where(captures.c.id == capture_id).values(**values))

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 
 from ..errors import NotFound, QueryError
 from ..query import fields as catalog
@@ -106,6 +105,7 @@ class Ioc(BaseModel):
     kind: str
     matched: list[str]
     total_captures: int
+    truncated: bool
     captures: list[PivotCapture]
     co_occurring: list[dict[str, Any]]
 
@@ -273,9 +273,11 @@ def get_files(request: Request, ref: Ref):
     return [file_json(r) for r in service.db.capture_files(service.capture(ref)["id"])]
 
 
-def _zip_response(path, name: str) -> FileResponse:
-    return FileResponse(path, media_type="application/zip", filename=name,
-                        background=BackgroundTask(path.unlink, missing_ok=True))
+def built(path, media_type: str, filename: str) -> StreamingResponse:
+    """A file built for this response: streamed, and gone from disk from the first byte."""
+    f, size = downloads.opened(path)
+    return StreamingResponse(downloads.chunks(f), media_type=media_type, headers={
+        "content-disposition": f'attachment; filename="{filename}"', "content-length": str(size)})
 
 
 @router.get("/captures/{ref}/files/{sha256}", responses={200: {"content": {"application/zip": {}}}, **ERRORS},
@@ -288,7 +290,7 @@ def get_file(request: Request, ref: Ref,
     sha256 = sha256.lower()
     if not any(r["sha256"] == sha256 and r["stored"] for r in service.db.capture_files(cid)):
         raise NotFound(f"capture {cid[:12]} has no stored file {sha256}")
-    return _zip_response(downloads.files_zip(service, cid, sha256), f"{sha256}.zip")
+    return built(downloads.files_zip(service, cid, sha256), "application/zip", f"{sha256}.zip")
 
 
 @router.get("/captures/{ref}/download", responses={200: {"content": {"application/vnd.tcpdump.pcap": {}}}, **ERRORS},
@@ -305,7 +307,8 @@ def download(request: Request, ref: Ref):
     response_class=FileResponse, summary="EVE NDJSON, CSV of one event type, or a zip of everything")
 def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"] = "eve",
            type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_\-]+$",
-                                             description="event type, for format=csv")] = None):
+                                             description="event type, for format=csv")] = None,
+           q: Annotated[str, Query(max_length=4000, description="Lucene filter, for format=csv")] = ""):
     service = _instance(request).service
     cap = service.capture(ref)
     cid = cap["id"]
@@ -318,10 +321,8 @@ def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"] = "e
         counts = (cap["summary"] or {}).get("counts") or {}
         if type not in counts:
             raise QueryError(f"format=csv needs type=, one of: {', '.join(sorted(counts)) or 'none'}")
-        path = downloads.csv_file(service, cid, type)
-        return FileResponse(path, media_type="text/csv", filename=f"{cid[:16]}-{type}.csv",
-                            background=BackgroundTask(path.unlink, missing_ok=True))
-    return _zip_response(downloads.bundle_zip(service, cap), f"{cid}.zip")
+        return built(downloads.csv_file(service, cid, type, q), "text/csv", f"{cid[:16]}-{type}.csv")
+    return built(downloads.bundle_zip(service, cap), "application/zip", f"{cid}.zip")
 
 
 def label_json(row: dict) -> dict:
@@ -362,10 +363,8 @@ def search_events(request: Request, q: Q, limit: Limit = 100, cursor: Cursor = N
     summary="Export the events matching a query (at most 100,000)")
 def search_export(request: Request, q: Q, format: Literal["ndjson", "csv"] = "ndjson"):
     service = _instance(request).service
-    path = downloads.search_file(service, q, format)
-    return FileResponse(path, media_type="application/x-ndjson" if format == "ndjson" else "text/csv",
-                        filename=f"search.{'ndjson' if format == 'ndjson' else 'csv'}",
-                        background=BackgroundTask(path.unlink, missing_ok=True))
+    return built(downloads.search_file(service, q, format),
+                 "application/x-ndjson" if format == "ndjson" else "text/csv", f"search.{format}")
 
 
 @router.get("/ioc/{value:path}", response_model=Ioc, responses=ERRORS,

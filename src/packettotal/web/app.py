@@ -12,13 +12,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config as config_mod, demo
 from ..errors import Forbidden, NotFound, PacketTotalError, QueryError, RefusedCapture
 from ..jobs.local import LocalJobs
 from ..service import PacketTotal, Submission
-from . import api, pages
+from . import api, downloads, pages
 
 log = logging.getLogger("packettotal.web")
 
@@ -41,6 +42,7 @@ class Instance:
         self.jobs = LocalJobs(self.service)
 
     def start(self, seed_demo: bool) -> None:
+        downloads.clean(self.service)
         self.jobs.recover()
         if seed_demo and self.service.db.count_captures() == 0:
             path = self.service.settings.home / "demo" / "packettotal-demo.pcap"
@@ -101,6 +103,16 @@ def create_app(settings: config_mod.Settings | None = None, seed_demo: bool = Tr
                                 headers=exc.headers)
         return pages.error_page(request, exc.status_code, str(exc.detail))
 
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception):
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        detail = f"internal error: {type(exc).__name__}"
+        if wants_json(request):
+            return JSONResponse({"error": "internal", "detail": detail}, status_code=500, headers=SECURITY_HEADERS)
+        response = pages.error_page(request, 500, detail)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
     @app.exception_handler(RequestValidationError)
     async def on_bad_request(request: Request, exc: RequestValidationError):
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())[:1000]
@@ -108,6 +120,8 @@ def create_app(settings: config_mod.Settings | None = None, seed_demo: bool = Tr
             return JSONResponse({"error": "bad_request", "detail": detail}, status_code=422)
         return pages.error_page(request, 422, detail)
 
+    hosts = [h.strip() for h in instance.service.settings.allowed_hosts.split(",") if h.strip()]
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or ["localhost", "127.0.0.1"])
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

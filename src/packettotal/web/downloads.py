@@ -1,11 +1,18 @@
 """Files a capture's console offers for download. Carved files only ever leave inside a zip
 encrypted with the password `infected` (AES, the convention for malware samples), named by their
-sha256: a name taken from the packets never becomes a path, on our disk or in an archive."""
+sha256: a name taken from the packets never becomes a path, on our disk or in an archive.
+
+Built files are temporary: a response opens one and unlinks it at once, so nothing is left on
+disk whatever the client does; at most BUILDS are built at a time."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
+import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +25,44 @@ from ..service import PacketTotal
 
 PASSWORD = b"infected"
 PAGE = 10_000
+BUILDS = threading.BoundedSemaphore(2)  # zips and CSVs cost a core each: the console stays responsive
+MAX_SEARCH_EXPORT = 100_000
 FILE_COLUMNS = ["sha256", "md5", "sha1", "filename", "magic", "size", "state", "stored", "truncated", "app_proto"]
 
 
-def temp_path(service: PacketTotal, suffix: str) -> Path:
-    folder = service.settings.work_dir / "downloads"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{uuid.uuid4().hex}{suffix}"
+def folder(service: PacketTotal) -> Path:
+    return service.settings.work_dir / "downloads"
+
+
+def clean(service: PacketTotal) -> None:
+    """Leftovers of a previous process (killed while building)."""
+    shutil.rmtree(folder(service), ignore_errors=True)
+
+
+@contextlib.contextmanager
+def building(service: PacketTotal, suffix: str):
+    """A temporary path to build into; removed if the build fails."""
+    folder(service).mkdir(parents=True, exist_ok=True)
+    dest = folder(service) / f"{uuid.uuid4().hex}{suffix}"
+    with BUILDS:
+        try:
+            yield dest
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
+
+
+def opened(path: Path) -> tuple[io.BufferedReader, int]:
+    """Open a built file and unlink it: the data lives as long as the open file, no longer."""
+    f = open(path, "rb")
+    path.unlink()
+    return f, os.fstat(f.fileno()).st_size
+
+
+def chunks(f: io.BufferedReader) -> Iterator[bytes]:
+    with f:
+        while chunk := f.read(1 << 20):
+            yield chunk
 
 
 def eve_lines(service: PacketTotal, capture_id: str) -> Iterator[bytes]:
@@ -38,10 +76,10 @@ def eve_lines(service: PacketTotal, capture_id: str) -> Iterator[bytes]:
         yield b"\n".join(batch) + b"\n"
 
 
-def csv_file(service: PacketTotal, capture_id: str, event_type: str) -> Path:
-    dest = temp_path(service, ".csv")
-    with open(dest, "w", newline="", encoding="utf-8") as out:
-        export.write_csv(service.events.export(capture_id, event_type), out)
+def csv_file(service: PacketTotal, capture_id: str, event_type: str, query: str = "") -> Path:
+    node = service.parse(query) if query.strip() else None
+    with building(service, ".csv") as dest, open(dest, "w", newline="", encoding="utf-8") as out:
+        export.write_csv(lambda: service.events.export(capture_id, event_type, node), out)
     return dest
 
 
@@ -60,11 +98,11 @@ def _zip(dest: Path) -> pyzipper.AESZipFile:
     return z
 
 
-def _add_files(z: pyzipper.AESZipFile, service: PacketTotal, rows: list[dict], folder: str = "") -> None:
+def _add_files(z: pyzipper.AESZipFile, service: PacketTotal, rows: list[dict], prefix: str = "") -> None:
     for r in rows:
         if r["stored"] and service.blobs.has("files", r["sha256"]):
-            z.write(service.blobs.path("files", r["sha256"]), f"{folder}{r['sha256']}.bin")
-    z.writestr(f"{folder}files.csv", _manifest(rows))
+            z.write(service.blobs.path("files", r["sha256"]), f"{prefix}{r['sha256']}.bin")
+    z.writestr(f"{prefix}files.csv", _manifest(rows))
 
 
 def files_zip(service: PacketTotal, capture_id: str, sha256: str | None = None) -> Path:
@@ -72,8 +110,7 @@ def files_zip(service: PacketTotal, capture_id: str, sha256: str | None = None) 
     rows = service.db.capture_files(capture_id)
     if sha256:
         rows = [r for r in rows if r["sha256"] == sha256]
-    dest = temp_path(service, ".zip")
-    with _zip(dest) as z:
+    with building(service, ".zip") as dest, _zip(dest) as z:
         _add_files(z, service, rows)
     return dest
 
@@ -81,8 +118,7 @@ def files_zip(service: PacketTotal, capture_id: str, sha256: str | None = None) 
 def bundle_zip(service: PacketTotal, capture: dict) -> Path:
     """Everything, as PacketTotal offered: capture, EVE, summary, a CSV per event type, carved files."""
     cid = capture["id"]
-    dest = temp_path(service, ".zip")
-    with _zip(dest) as z:
+    with building(service, ".zip") as dest, _zip(dest) as z:
         z.write(service.blobs.path("captures", cid), f"{cid}.pcap")
         with z.open("eve.json", "w", force_zip64=True) as out:
             for chunk in eve_lines(service, cid):
@@ -93,7 +129,7 @@ def bundle_zip(service: PacketTotal, capture: dict) -> Path:
         for etype in sorted((capture.get("summary") or {}).get("counts") or {}):
             with z.open(f"csv/{_safe(etype)}.csv", "w", force_zip64=True) as raw, \
                     io.TextIOWrapper(raw, encoding="utf-8", newline="") as out:
-                export.write_csv(service.events.export(cid, etype), out)
+                export.write_csv(lambda t=etype: service.events.export(cid, t), out)
         _add_files(z, service, service.db.capture_files(cid), "files/")
     return dest
 
@@ -102,28 +138,25 @@ def _safe(name: str) -> str:
     return "".join(ch for ch in name if ch.isalnum() or ch in "-_")[:40] or "events"
 
 
-MAX_SEARCH_EXPORT = 100_000
-
-
 def search_file(service: PacketTotal, query: str, fmt: str) -> Path:
     """The events matching a query (best first, at most MAX_SEARCH_EXPORT), NDJSON or CSV."""
-    service.parse(query)  # a bad query fails before any file exists
+    node = service.parse(query)  # a bad query fails before any file exists
 
     def matching() -> Iterator[dict]:
         offset = 0
         while offset < MAX_SEARCH_EXPORT:
-            page = service.search_events(query, limit=min(PAGE, MAX_SEARCH_EXPORT - offset), offset=offset)
+            page = service.events.search(node, min(PAGE, MAX_SEARCH_EXPORT - offset), offset)
             for e in page.events:
                 yield {"capture_id": e["capture"], **e["event"]}
             offset += len(page.events)
-            if len(page.events) == 0 or offset >= page.total:
+            if not page.events or offset >= page.total:
                 return
 
-    dest = temp_path(service, "." + fmt)
-    if fmt == "ndjson":
-        with open(dest, "wb") as out:
-            export.write_ndjson(matching(), out)
-    else:
-        with open(dest, "w", newline="", encoding="utf-8") as out:
-            export.write_csv(matching(), out)
+    with building(service, "." + fmt) as dest:
+        if fmt == "ndjson":
+            with open(dest, "wb") as out:
+                export.write_ndjson(matching(), out)
+        else:
+            with open(dest, "w", newline="", encoding="utf-8") as out:
+                export.write_csv(matching, out)
     return dest

@@ -20,11 +20,13 @@ from ..errors import QueryError, RefusedCapture
 from ..ingest.validate import human_size
 from ..query import correlate, fields as catalog
 from ..store.events.base import searchable
+from ..store.events.tantivy import MAX_OFFSET
 from . import charts, tabs, uploads
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZES = (25, 50, 100, 500)
 MAX_JSON = 16_000  # characters of a row's JSON view
+MAX_PAGES = 10_000
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                           autoescape=True, trim_blocks=True, lstrip_blocks=True,
@@ -122,7 +124,7 @@ def tab_page(request: Request, ref: str, event_type: str,
     stored = {f["sha256"] for f in service.db.capture_files(cap["id"]) if f["stored"]} if event_type == "fileinfo" else set()
     return render(request, "tab.html", status=400 if error else 200, cap=cap, **_console(service, cap),
                   current=event_type, tab=tab, rows=rows, total=total, page=page, size=size,
-                  pages=max(1, math.ceil(total / size)), q=q, sort=sort, order=order, error=error,
+                  pages=max(1, min(math.ceil(total / size), MAX_OFFSET // size)), q=q, sort=sort, order=order, error=error,
                   sizes=PAGE_SIZES, rules=(cap["summary"] or {}).get("rules") or {},
                   stored=stored, files=service.db.capture_files(cap["id"]) if event_type == "fileinfo" else [],
                   link=lambda **kw: "?" + urlencode({k: v for k, v in {**base, "sort": sort, "order": order,
@@ -206,8 +208,8 @@ def search_page(request: Request, q: Annotated[str, Query(max_length=4000)] = ""
     total = (result.total_captures if result else events.total if events else 0)
     link = lambda **kw: "?" + urlencode({"q": q, "sort": sort, "view": view, "page": page, **kw})  # noqa: E731
     return render(request, "search.html", status=400 if error else 200, q=q, sort=sort, view=view, page=page,
-                  pages=max(1, math.ceil(total / size)), result=result, events=events, error=error, link=link,
-                  json_view=_json_view)
+                  pages=max(1, min(math.ceil(total / size), MAX_PAGES)), result=result, events=events,
+                  error=error, link=link, json_view=_json_view, hidden=tabs.HIDDEN)
 
 
 @router.get("/fields", response_class=HTMLResponse)

@@ -30,9 +30,9 @@ def _c(label: str, *paths: str, ioc: bool = False, sort: str | None = None) -> C
 
 
 TIME = _c("Time", "timestamp", sort="timestamp")
-SRC = _c("Source", "src_ip", ioc=True, sort="src_ip")
+SRC = _c("Source", "src_ip", ioc=True)
 SPORT = _c("Port", "src_port", sort="src_port")
-DST = _c("Destination", "dest_ip", ioc=True, sort="dest_ip")
+DST = _c("Destination", "dest_ip", ioc=True)
 DPORT = _c("Port", "dest_port", sort="dest_port")
 PROTO = _c("Proto", "proto", sort="proto")
 ENDS = (SRC, SPORT, DST, DPORT)

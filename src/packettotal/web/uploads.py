@@ -78,7 +78,7 @@ async def receive(request: Request, work_dir: Path, limit: int) -> Received:
     """Stream the `file` part of a multipart upload to disk. Raises RefusedCapture (400/413)."""
     ctype, params = parse_options_header(request.headers.get("content-type"))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
-        raise RefusedCapture("send the capture as multipart/form-data in a part named 'file'", status=400)
+        raise RefusedCapture("send the capture as multipart/form-data in a part named 'file'", status=415)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + SLACK:
         raise RefusedCapture(f"the upload is {human_size(int(declared))}, over the limit of "

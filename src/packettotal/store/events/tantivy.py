@@ -17,7 +17,8 @@ from ...query.backends.tantivy import CAPTURE_FIELD, JSON_FIELD, TEXT_FIELD, Tan
 from .base import NOT_SEARCHED, CaptureHits, Page, catalogue_values, searchable
 
 KEYWORD = "kw"
-SORTABLE = frozenset({"seq"} | {f.name for f in catalog.CATALOG if f.fast})
+# tantivy orders by numeric, date and text fast fields, not by IP addresses
+SORTABLE = frozenset({"seq"} | {f.name for f in catalog.CATALOG if f.fast and f.kind != "ip"})
 
 
 def _bulky(rec: dict) -> bool:
@@ -205,10 +206,10 @@ class TantivyEventStore:
         result = self.index.searcher().aggregate(self._query(None, capture_id), aggs)
         return {b["key"]: b["doc_count"] for b in result["t"]["buckets"]}
 
-    def export(self, capture_id: str, event_type: str | None = None) -> Iterator[dict]:
+    def export(self, capture_id: str, event_type: str | None = None, query=None) -> Iterator[dict]:
         after = 0
         while True:
-            page = self.events(capture_id, event_type, limit=PAGE, after=after)
+            page = self.events(capture_id, event_type, query, limit=PAGE, after=after)
             for e in page.events:
                 yield e["event"]
             if len(page.events) < PAGE:

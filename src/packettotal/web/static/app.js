@@ -17,14 +17,16 @@ function sizeText(n) {
 }
 
 function watch(statusUrl, onChange) {
-  let last = null;
+  // quick at first (most captures take well under a second), then backing off to 3 s
+  let last = null, delay = 250;
+  const again = () => { setTimeout(tick, delay); delay = Math.min(delay * 1.3, 3000); };
   const tick = () => fetch(statusUrl, {headers: {accept: "application/json"}})
     .then(r => r.json())
     .then(c => {
       if (c.status !== last) { last = c.status; onChange(c); }
-      if (c.status === "queued" || c.status === "running") setTimeout(tick, 300);
+      if (c.status === "queued" || c.status === "running") again();
     })
-    .catch(() => setTimeout(tick, 1000));
+    .catch(again);
   tick();
 }
 
