@@ -33,6 +33,7 @@ bench: setup-test
 	bash scripts/setup-system.sh bench
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/web.py
+	$(BIN)/python bench/search.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
