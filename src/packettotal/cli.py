@@ -60,6 +60,8 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     pt = _service(ctx)
     results: dict[Path, dict] = {}
     ids: dict[str, list[Path]] = {}
+    jobs = LocalJobs(pt)
+    jobs.warm()  # Suricata starts while the files are checked
     for p in paths:
         try:
             sub = pt.submit(p, p.name)
@@ -71,7 +73,6 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
             results[p] = result_row(sub.capture) | {"name": p.name}
         else:
             ids.setdefault(sub.capture["id"], []).append(p)
-    jobs = LocalJobs(pt)
     with Progress(disable=as_json or len(ids) < 2, transient=True) as progress:
         task = progress.add_task("analysing", total=len(ids))
 

@@ -18,6 +18,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -196,7 +197,8 @@ class LiveRun:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when PacketTotal dies, so no daemon is orphaned."""
+    """In the child before exec: SIGKILL it when PacketTotal dies, so no daemon is orphaned.
+    The signal follows the *thread* that started the child: start daemons from long-lived threads."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
@@ -398,6 +400,15 @@ class EnginePool:
             yield e
         finally:
             self._idle.put(e)
+
+    def warm_one(self) -> None:
+        """Start a daemon if one is idle and not running. Call it from a long-lived thread: a
+        daemon dies with the thread that started it (PR_SET_PDEATHSIG is per thread)."""
+        try:
+            with self.engine():
+                pass
+        except EngineError:
+            pass  # the first analysis starts it again and reports why it cannot
 
     def close(self) -> None:
         for e in self._all:

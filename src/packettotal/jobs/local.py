@@ -16,14 +16,22 @@ class LocalJobs:
         self.executor = ThreadPoolExecutor(max_workers=workers or service.settings.engines,
                                            thread_name_prefix="analyse")
 
+    def warm(self) -> None:
+        """Start the Suricata daemons in the workers now (they load the rules in parallel while
+        the caller validates captures)."""
+        for _ in range(self.service.settings.engines):
+            self.executor.submit(self.service.pool.warm_one)
+
     def enqueue(self, capture_id: str) -> Future:
         return self.executor.submit(self.service.analyse, capture_id)
 
     def run(self, capture_ids: Iterable[str], on_done: Callable[[dict], None] | None = None,
             commit_every: float = 2.0) -> list[dict]:
-        """Analyse a batch; the index commits every `commit_every` seconds and at the end,
-        rather than once per capture."""
-        futures = [self.executor.submit(self.service.analyse, cid, True) for cid in capture_ids]
+        """Analyse a batch, largest captures first (so the small ones fill in beside them); the
+        index commits every `commit_every` seconds and at the end, rather than once per capture."""
+        sizes = {cid: row["size"] for cid, row in self.service.db.captures_in(capture_ids).items()}
+        order = sorted(dict.fromkeys(capture_ids), key=lambda cid: -sizes.get(cid, 0))
+        futures = [self.executor.submit(self.service.analyse, cid, True) for cid in order]
         results = []
         last = time.monotonic()
 

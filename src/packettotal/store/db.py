@@ -155,17 +155,20 @@ class Database:
 
     def finish_captures(self, results: list[dict]) -> None:
         """Observables, files and the final status of analysed captures, in one transaction."""
+        results = list({r["id"]: r for r in results}.values())  # analysed twice: the last one counts
+        ids = [r["id"] for r in results]
+        obs = [o for r in results for o in r["observables"]]
+        carved = [f for r in results for f in r["files"]]
         with self._write, self.engine.begin() as conn:
+            conn.execute(sa.delete(observables).where(observables.c.capture_id.in_(ids)))
+            conn.execute(sa.delete(files).where(files.c.capture_id.in_(ids)))
+            if obs:
+                conn.execute(sa.insert(observables), obs)
+            if carved:
+                conn.execute(sa.insert(files), carved)
             for r in results:
-                cid = r["id"]
-                conn.execute(sa.delete(observables).where(observables.c.capture_id == cid))
-                conn.execute(sa.delete(files).where(files.c.capture_id == cid))
-                if r["observables"]:
-                    conn.execute(sa.insert(observables), r["observables"])
-                if r["files"]:
-                    conn.execute(sa.insert(files), r["files"])
                 values = {k: v for k, v in r.items() if k not in ("id", "observables", "files")}
-                conn.execute(sa.update(captures).where(captures.c.id == cid).values(**values))
+                conn.execute(sa.update(captures).where(captures.c.id == r["id"]).values(**values))
 
     def capture_observables(self, capture_id: str, kind: str | None = None) -> list[dict]:
         q = sa.select(observables).where(observables.c.capture_id == capture_id)

@@ -43,6 +43,7 @@ class Instance:
 
     def start(self, seed_demo: bool) -> None:
         downloads.clean(self.service)
+        self.jobs.warm()  # the first upload should not wait for Suricata to load its rules
         self.jobs.recover()
         if seed_demo and self.service.db.count_captures() == 0:
             path = self.service.settings.home / "demo" / "packettotal-demo.pcap"
