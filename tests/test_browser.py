@@ -95,6 +95,18 @@ def test_upload_watch_open_tabs_pivot_download(page, server, tmp_path):
     assert page.locator(f'a[href="/captures/{cid}"]').count() == 1
 
     page.goto(f"{server}/captures/{cid}")
+    page.select_option(".add-label select", "campaign")
+    page.fill('.add-label input[name="value"]', "ESPN sample")
+    with page.expect_navigation():
+        page.click(".add-label button")
+    assert page.url == f"{server}/captures/{cid}", (page.url, page.content()[:500])
+    assert "campaign: ESPN sample" in page.locator("#labels").inner_text()
+    page.fill(".searchbar input", 'campaign:"espn sample"')
+    page.press(".searchbar input", "Enter")
+    page.wait_for_url(f"{server}/search**")
+    assert page.locator(f'#results a[href="/captures/{cid}"]').count() == 1
+
+    page.goto(f"{server}/captures/{cid}")
     with page.expect_download() as d:
         page.click("text=Original capture (pcap)")
     assert hashlib.sha256(Path(d.value.path()).read_bytes()).hexdigest() == cid

@@ -28,7 +28,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 SECURITY_HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # nothing leaves for other sites; our own forms keep their Origin
     "x-frame-options": "DENY",
     "cross-origin-opener-policy": "same-origin",
 }
@@ -131,8 +131,8 @@ def create_app(settings: config_mod.Settings | None = None, seed_demo: bool = Tr
 
 def _cross_site(request: Request) -> bool:
     origin = request.headers.get("origin")
-    if not origin:
-        return request.headers.get("sec-fetch-site") == "cross-site"
+    if not origin or origin == "null":  # no Origin (scripts, curl) or an opaque one: ask Fetch metadata
+        return request.headers.get("sec-fetch-site") in ("cross-site", "same-site")
     return urlsplit(origin).netloc != request.headers.get("host", "")
 
 
