@@ -42,6 +42,23 @@ def test_a_domain_in_two_captures_pivots_to_both(corpus):
         assert "http" in c["found_in"] and "http.hostname" in {f["field"] for f in c["fields"]}
 
 
+def test_value_counts_follow_analyses(corpus):
+    """How many captures hold a value is kept, not counted per query: re-analysing a capture
+    must leave it unchanged, and a database without the table is counted once on opening."""
+    pt, ids = corpus
+    assert pt.db.value_counts(["www.ethereal.com"]) == {"www.ethereal.com": 2}
+    pt.analyse(ids["dpkt-http.pcap"])
+    assert pt.db.value_counts(["www.ethereal.com"]) == {"www.ethereal.com": 2}
+    from packettotal.store.db import Database, value_counts
+    with pt.db.engine.begin() as conn:
+        before = dict(conn.execute(value_counts.select()).all())
+        conn.execute(value_counts.delete())
+    again = Database(pt.db.url)
+    with again.engine.connect() as conn:
+        assert dict(conn.execute(value_counts.select()).all()) == before
+    again.engine.dispose()
+
+
 def test_a_carved_file_hash_pivots_back_to_its_capture(corpus):
     pt, ids = corpus
     cid = ids["sv-http-4files.pcap"]
@@ -156,7 +173,7 @@ def test_similar_ranking_weighs_rarity():
     total = 1000
     own = {"rare.example": "domain", "8.8.8.8": "ip"}
     df = {"rare.example": 2, "8.8.8.8": 900}
-    holders = [("a", "domain", "rare.example"), ("b", "ip", "8.8.8.8"), ("c", "ip", "8.8.8.8")]
+    holders = [("a", "rare.example"), ("b", "8.8.8.8"), ("c", "8.8.8.8")]
     ranked = correlate.rank(own, df, total, holders)
     assert [s.capture_id for s in ranked] == ["a", "b", "c"]
     assert ranked[0].score > 10 * ranked[1].score

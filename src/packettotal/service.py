@@ -253,8 +253,8 @@ class PacketTotal:
         """The matching events themselves, best first, across all captures."""
         return self.events.search(self.parse(text), limit, offset)
 
-    def ioc(self, value: str) -> dict:
-        return correlate.pivot(self.db, self.events, value)
+    def ioc(self, value: str, co_occurring: bool = True) -> dict:
+        return correlate.pivot(self.db, self.events, value, co=co_occurring)
 
     def bulk_ioc(self, values: list[str]) -> list[dict]:
         return correlate.bulk(self.db, values)

@@ -13,9 +13,10 @@ from ..store.events.base import EventStore
 from .nodes import Captures, And, Or, Term
 
 MAX_BULK = 1000
-PIVOT_CAPTURES = 500        # captures listed on one pivot page
-CO_OCCUR_FROM = 200         # newest captures the co-occurrence counts look at
-SIMILAR_PROBES = 1000       # rarest shared values used to find candidates
+PIVOT_CAPTURES = 200        # captures listed on one pivot page (the newest)
+CO_OCCUR_FROM = 25          # newest captures the co-occurrence counts look at
+SIMILAR_PROBES = 300        # rarest shared values used to find candidates
+BULK_CAPTURES = 100         # captures listed per indicator in a bulk search
 # among equally rare values, the more telling kinds are shown first as reasons
 TELLING = {k: i for i, k in enumerate(("sha256", "sha1", "md5", "url", "domain", "cert_sha1", "cert_subject",
                                        "cert_issuer", "ja3", "ja3s", "ja4", "hassh", "email", "user_agent",
@@ -39,19 +40,20 @@ class Similar:
 
 
 def probes(own: dict[str, str], df: dict[str, int], total: int, limit: int = SIMILAR_PROBES) -> list[str]:
-    """Values worth looking up: shared with another capture, not common to most of them."""
-    common = max(20, total // 5)
+    """Values worth looking up: shared with another capture, not common (in more than 2% of
+    captures, they weigh little and would bring most captures in as candidates)."""
+    common = max(20, total // 50)
     shared = [v for v in own if 1 < df.get(v, 0) <= common]
     return sorted(shared, key=lambda v: (df[v], v))[:limit]
 
 
-def rank(own: dict[str, str], df: dict[str, int], total: int, holders: list[tuple[str, str, str]],
+def rank(own: dict[str, str], df: dict[str, int], total: int, holders: list[tuple[str, str]],
          limit: int = 20, reasons: int = 10, own_weight: float | None = None) -> list[Similar]:
     """Captures ranked by the summed rarity of the values they share with this one; the score is
     that sum over the capture's own total (`own_weight`, default: over `own`)."""
     own_weight = own_weight or sum(weight(df.get(v, 1), total) for v in own) or 1.0
     shared: dict[str, set[str]] = defaultdict(set)
-    for cid, _kind, value in holders:
+    for cid, value in holders:
         if value in own:
             shared[cid].add(value)
     out = []
@@ -91,19 +93,16 @@ def similar(db: Database, capture_id: str, limit: int = 20) -> list[Similar]:
 
 
 # pivots
-def pivot(db: Database, events: EventStore, value: str, co_limit: int = 25) -> dict:
+def pivot(db: Database, events: EventStore, value: str, co_limit: int = 25, co: bool = True) -> dict:
     """Every capture holding an indicator: where it appeared (field, event types), how often,
     first and last seen; and the values that most often appear in the same captures."""
     forms = obs.lookup_forms(value)
-    rows = db.observable_hits(forms, limit=PIVOT_CAPTURES * 20)
-    truncated = len(rows) >= PIVOT_CAPTURES * 20
+    held = db.value_counts(forms)
+    rows = db.observable_hits(list(held), PIVOT_CAPTURES) if held else []
     captures: dict[str, dict] = {}
     for r in rows:
         c = captures.get(r["capture_id"])
         if c is None:
-            if len(captures) >= PIVOT_CAPTURES:
-                truncated = True
-                continue
             c = captures[r["capture_id"]] = {
                 "capture_id": r["capture_id"], "name": r["name"], "submitted_at": r["submitted_at"],
                 "count": 0, "first_seen": None, "last_seen": None, "fields": [], "found_in": {}, "labels": []}
@@ -115,16 +114,21 @@ def pivot(db: Database, events: EventStore, value: str, co_limit: int = 25) -> d
     for cid, labels in db.labels_of(captures).items():
         captures[cid]["labels"] = labels
     matched = sorted({r["value"] for r in rows})
-    newest = list(captures)[:CO_OCCUR_FROM]
-    co = db.co_occurring(newest, matched, co_limit * 2)
-    df = db.value_counts(r["value"] for r in co)
-    co = sorted(({**r, "df": df.get(r["value"], r["captures"])} for r in co),
-                key=lambda r: (-r["captures"], r["df"], r["value"]))[:co_limit]
     kinds = sorted({r["kind"] for r in rows})
+    total = max(len(captures), max(held.values(), default=0))
     return {"value": value, "kind": kinds[0] if len(kinds) == 1 else (", ".join(kinds) or obs.ioc_kind(value)),
-            "matched": matched, "captures": list(captures.values()), "total_captures": len(captures),
-            "truncated": truncated,
-            "co_occurring": co}
+            "matched": matched, "captures": list(captures.values()), "total_captures": total,
+            "truncated": total > len(captures),
+            "co_occurring": co_occurring(db, list(captures)[:CO_OCCUR_FROM], matched, co_limit) if co else []}
+
+
+def co_occurring(db: Database, capture_ids: list[str], skip: list[str], limit: int) -> list[dict]:
+    """The values most often in the same captures (the newest CO_OCCUR_FROM holding the IOC),
+    with how many captures hold each overall."""
+    found = db.co_occurring(capture_ids, skip, limit * 2)
+    df = db.value_counts(r["value"] for r in found)
+    return sorted(({**r, "df": df.get(r["value"], r["captures"])} for r in found),
+                  key=lambda r: (-r["captures"], r["df"], r["value"]))[:limit]
 
 
 def _found_in(events: EventStore, captures: dict[str, dict], rows: list[dict]) -> None:
@@ -149,19 +153,22 @@ def _found_in(events: EventStore, captures: dict[str, dict], rows: list[dict]) -
 
 
 def bulk(db: Database, values: list[str]) -> list[dict]:
-    """Up to MAX_BULK indicators at once: the captures holding each, grouped per indicator."""
+    """Up to MAX_BULK indicators at once: how many captures hold each, and the newest of them."""
     wanted = list(dict.fromkeys(v.strip() for v in values if v.strip()))[:MAX_BULK]
     form_of: dict[str, list[str]] = defaultdict(list)
     for v in wanted:
         for f in obs.lookup_forms(v):
             form_of[f].append(v)
-    per: dict[str, dict[str, dict]] = {v: {} for v in wanted}
-    rows = db.observable_hits(list(form_of), limit=200_000)
-    for r in rows:
-        for v in form_of.get(r["value"], ()):
-            c = per[v].setdefault(r["capture_id"], {"capture_id": r["capture_id"], "name": r["name"],
-                                                    "fields": [], "count": 0})
-            c["fields"].append(r["field"])
-            c["count"] += r["count"]
-    return [{"value": v, "kind": obs.ioc_kind(v), "total_captures": len(per[v]), "captures": list(per[v].values())}
-            for v in wanted]
+    counts = db.value_counts(form_of)
+    per: dict[str, dict[str, None]] = {v: {} for v in wanted}
+    for cid, form in db.holders(list(counts), per_value=BULK_CAPTURES):
+        for v in form_of[form]:
+            per[v][cid] = None
+    names = db.capture_names({c for p in per.values() for c in p})
+    out = []
+    for v in wanted:
+        total = max((counts.get(f, 0) for f in obs.lookup_forms(v)), default=0)
+        caps = sorted(per[v], reverse=True)
+        out.append({"value": v, "kind": obs.ioc_kind(v), "total_captures": max(total, len(caps)),
+                    "captures": [{"capture_id": c, "name": names.get(c)} for c in caps]})
+    return out

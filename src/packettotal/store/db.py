@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..errors import NotFound
 
@@ -43,7 +45,15 @@ observables = sa.Table(
     sa.Column("first_seen", sa.String(40)),
     sa.Column("last_seen", sa.String(40)),
     sa.PrimaryKeyConstraint("capture_id", "kind", "value", "field"),
-    sa.Index("ix_observables_value", "value", "kind"),
+    sa.Index("ix_observables_value_capture", "value", "capture_id"),  # covers "who holds it"
+)
+
+# how many captures hold each value (document frequency), kept up to date by finish_captures:
+# rarity weights, pivot totals and co-occurrence never count over the observables table
+value_counts = sa.Table(
+    "value_counts", metadata,
+    sa.Column("value", sa.Text, primary_key=True),
+    sa.Column("captures", sa.Integer, nullable=False),
 )
 
 files = sa.Table(
@@ -94,7 +104,21 @@ class Database:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        for table in metadata.sorted_tables:  # indexes added since a database was created
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
         self._write = threading.Lock()
+        self._backfill_value_counts()
+
+    def _backfill_value_counts(self) -> None:
+        """A database from before the value_counts table: count once."""
+        with self._write, self.engine.begin() as conn:
+            if conn.execute(sa.select(value_counts.c.value).limit(1)).first() is None and \
+                    conn.execute(sa.select(observables.c.value).limit(1)).first() is not None:
+                o = observables.c
+                conn.execute(sa.insert(value_counts).from_select(
+                    ["value", "captures"],
+                    sa.select(o.value, sa.func.count(sa.distinct(o.capture_id))).group_by(o.value)))
 
     @classmethod
     def sqlite(cls, path: Path) -> Database:
@@ -153,6 +177,15 @@ class Database:
             return {}
         return {r["id"]: r for r in self._rows(sa.select(captures).where(captures.c.id.in_(ids)))}
 
+    def capture_names(self, ids: Iterable[str]) -> dict[str, str]:
+        ids = list(ids)
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                out.update(dict(conn.execute(sa.select(captures.c.id, captures.c.name)
+                                             .where(captures.c.id.in_(ids[i:i + 500]))).all()))
+        return out
+
     def finish_captures(self, results: list[dict]) -> None:
         """Observables, files and the final status of analysed captures, in one transaction."""
         results = list({r["id"]: r for r in results}.values())  # analysed twice: the last one counts
@@ -160,15 +193,31 @@ class Database:
         obs = [o for r in results for o in r["observables"]]
         carved = [f for r in results for f in r["files"]]
         with self._write, self.engine.begin() as conn:
+            self._count_values(conn, ids, -1)  # a capture analysed again: its old values go
             conn.execute(sa.delete(observables).where(observables.c.capture_id.in_(ids)))
             conn.execute(sa.delete(files).where(files.c.capture_id.in_(ids)))
             if obs:
                 conn.execute(sa.insert(observables), obs)
+                self._count_values(conn, ids, +1)
             if carved:
                 conn.execute(sa.insert(files), carved)
             for r in results:
                 values = {k: v for k, v in r.items() if k not in ("id", "observables", "files")}
                 conn.execute(sa.update(captures).where(captures.c.id == r["id"]).values(**values))
+
+    def _count_values(self, conn, capture_ids: list[str], sign: int) -> None:
+        o, v = observables.c, value_counts.c
+        held = (sa.select(o.value, sa.func.count(sa.distinct(o.capture_id)).label("n"))
+                .where(o.capture_id.in_(capture_ids)).group_by(o.value))
+        if sign < 0:
+            for value, n in conn.execute(held).all():
+                conn.execute(sa.update(value_counts).where(v.value == value).values(captures=v.captures - n))
+            conn.execute(sa.delete(value_counts).where(v.captures <= 0))
+            return
+        insert = (sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert)(value_counts)
+        stmt = insert.from_select(["value", "captures"], held)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["value"],
+                                                set_={"captures": v.captures + stmt.excluded.captures}))
 
     def capture_observables(self, capture_id: str, kind: str | None = None) -> list[dict]:
         q = sa.select(observables).where(observables.c.capture_id == capture_id)
@@ -193,25 +242,34 @@ class Database:
     # observables across captures: pivots and similarity
     def value_counts(self, values: Iterable[str]) -> dict[str, int]:
         """value -> number of captures holding it (document frequency)."""
-        o = observables.c
+        v = value_counts.c
         out: dict[str, int] = {}
         values = list(dict.fromkeys(values))
-        for i in range(0, len(values), 500):
-            q = (sa.select(o.value, sa.func.count(sa.distinct(o.capture_id)))
-                 .where(o.value.in_(values[i:i + 500])).group_by(o.value))
-            with self.engine.connect() as conn:
-                out.update({v: n for v, n in conn.execute(q)})
+        with self.engine.connect() as conn:
+            for i in range(0, len(values), 500):
+                out.update({val: n for val, n in conn.execute(
+                    sa.select(v.value, v.captures).where(v.value.in_(values[i:i + 500])))})
         return out
 
-    def holders(self, values: Iterable[str], exclude: str | None = None) -> list[tuple[str, str, str]]:
-        """(capture_id, kind, value) for every capture holding one of `values`."""
+    def holders(self, values: Iterable[str], exclude: str | None = None,
+                per_value: int | None = None) -> list[tuple[str, str]]:
+        """(capture_id, value) for the captures holding each of `values` (from the covering
+        index); with per_value, at most that many captures per value, the newest ids first."""
         o = observables.c
         values = list(dict.fromkeys(values))
-        out: list[tuple[str, str, str]] = []
+        out: list[tuple[str, str]] = []
         for i in range(0, len(values), 500):
-            q = sa.select(o.capture_id, o.kind, o.value).distinct().where(o.value.in_(values[i:i + 500]))
+            q = sa.select(o.capture_id, o.value).distinct().where(o.value.in_(values[i:i + 500]))
             if exclude:
                 q = q.where(o.capture_id != exclude)
+            if per_value:  # one index range per value, stopping after per_value captures
+                chunk = values[i:i + 500]
+                q = sa.text(" UNION ALL ".join(
+                    f"SELECT * FROM (SELECT DISTINCT capture_id, value FROM observables WHERE value = :v{j} "
+                    f"ORDER BY capture_id DESC LIMIT {int(per_value)}) AS t{j}" for j in range(len(chunk))))
+                with self.engine.connect() as conn:
+                    out += [tuple(r) for r in conn.execute(q, {f"v{j}": v for j, v in enumerate(chunk)})]
+                continue
             with self.engine.connect() as conn:
                 out += [tuple(r) for r in conn.execute(q)]
         return out
@@ -283,15 +341,18 @@ class Database:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(captures)).scalar_one()
 
-    def observable_hits(self, values: Iterable[str], limit: int = 1000) -> list[dict]:
-        """Where any of `values` (already normalised) was seen: one row per capture and field,
-        with the capture's name and date, newest captures first."""
+    def observable_hits(self, values: Iterable[str], captures_limit: int = 200) -> list[dict]:
+        """Where any of `values` (already normalised) was seen, in the newest `captures_limit`
+        captures holding one: one row per capture and field, with the capture's name and date."""
         o, c = observables.c, captures.c
+        values = list(values)
+        newest = (sa.select(o.capture_id).join(captures, c.id == o.capture_id).where(o.value.in_(values))
+                  .group_by(o.capture_id).order_by(sa.func.max(c.submitted_at).desc()).limit(captures_limit))
         q = (sa.select(o.capture_id, o.kind, o.value, o.field, o.count, o.first_seen, o.last_seen,
                        c.name, c.submitted_at, c.status)
              .join(captures, c.id == o.capture_id)
-             .where(o.value.in_(list(values)))
-             .order_by(c.submitted_at.desc(), o.field).limit(limit))
+             .where(o.value.in_(values), o.capture_id.in_(newest.scalar_subquery()))
+             .order_by(c.submitted_at.desc(), o.capture_id, o.field))
         return self._rows(q)
 
 

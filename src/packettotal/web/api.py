@@ -369,8 +369,9 @@ def search_export(request: Request, q: Q, format: Literal["ndjson", "csv"] = "nd
 
 @router.get("/ioc/{value:path}", response_model=Ioc, responses=ERRORS,
             summary="Pivot on an indicator: every capture holding it, where, how often, and what co-occurs")
-def ioc(request: Request, value: Annotated[str, PathParam(min_length=1, max_length=2048)]):
-    found = _instance(request).service.ioc(value)
+def ioc(request: Request, value: Annotated[str, PathParam(min_length=1, max_length=2048)],
+        co_occurring: Annotated[bool, Query(description="also the indicators seen with it most often")] = True):
+    found = _instance(request).service.ioc(value, co_occurring)
     for c in found["captures"]:
         c["labels"] = [label_json(x) for x in c["labels"]]
     return found
