@@ -16,6 +16,7 @@ from . import config as config_mod
 from .errors import AnalysisFailed, EngineError, Forbidden, NotFound, QueryError
 from .ingest import capfile, eve, files as carved, observables, suricata, summary as summary_mod, validate
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
+from .query.nodes import And, Captures
 from .records import values_at
 from .store.blobs import Blobs
 from .store.db import Database, now
@@ -235,18 +236,25 @@ class PacketTotal:
     def search(self, text: str, limit: int = 50, offset: int = 0, sort: str = "hits") -> SearchResult:
         """Events matching a query, grouped by capture: hits and event types per capture, with the
         capture's name, date and labels. sort: hits (most matching events first), newest, oldest."""
-        groups = self.events.search_by_capture(self.parse(text), size=MAX_GROUPS)
-        rows = self.db.captures_in(g.capture for g in groups)
-        out = [{"capture_id": g.capture, "hits": g.hits, "found_in": g.found_in,
-                "name": rows.get(g.capture, {}).get("name"), "submitted_at": rows.get(g.capture, {}).get("submitted_at"),
-                "first_ts": (rows.get(g.capture, {}).get("summary") or {}).get("first_ts")} for g in groups]
+        node = self.parse(text)
+        groups = self.events.hits_by_capture(node, size=MAX_GROUPS)
+        out = [{"capture_id": cid, "hits": n} for cid, n in groups]
         if sort in ("newest", "oldest"):
-            out.sort(key=lambda g: (g["submitted_at"] is not None, g["submitted_at"] or 0), reverse=sort == "newest")
+            dates = self.db.submitted(cid for cid, _ in groups)
+            out.sort(key=lambda g: dates.get(g["capture_id"]) or dt.datetime.min, reverse=sort == "newest")
         elif sort != "hits":
             raise QueryError(f"sort must be hits, newest or oldest, not {sort[:20]!r}")
         page = out[offset:offset + limit]
-        for cid, labels in self.db.labels_of(g["capture_id"] for g in page).items():
-            next(g for g in page if g["capture_id"] == cid)["labels"] = labels
+        # the details (event types, names, dates, labels) only for the page shown
+        ids = [g["capture_id"] for g in page]
+        found = {h.capture: h.found_in for h in self.events.search_by_capture(
+            And((node, Captures(frozenset(ids)))), size=len(ids))} if ids else {}
+        rows = self.db.captures_in(ids)
+        labels = self.db.labels_of(ids)
+        for g in page:
+            row = rows.get(g["capture_id"], {})
+            g.update(found_in=found.get(g["capture_id"], {}), name=row.get("name"),
+                     submitted_at=row.get("submitted_at"), labels=labels.get(g["capture_id"], []))
         return SearchResult(len(out), sum(g["hits"] for g in out), page, len(groups) >= MAX_GROUPS)
 
     def search_events(self, text: str, limit: int = 50, offset: int = 0):

@@ -177,6 +177,15 @@ class Database:
             return {}
         return {r["id"]: r for r in self._rows(sa.select(captures).where(captures.c.id.in_(ids)))}
 
+    def submitted(self, ids: Iterable[str]) -> dict[str, dt.datetime]:
+        ids = list(ids)
+        out: dict[str, dt.datetime] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                out.update(dict(conn.execute(sa.select(captures.c.id, captures.c.submitted_at)
+                                             .where(captures.c.id.in_(ids[i:i + 500]))).all()))
+        return out
+
     def capture_names(self, ids: Iterable[str]) -> dict[str, str]:
         ids = list(ids)
         out: dict[str, str] = {}

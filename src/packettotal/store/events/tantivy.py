@@ -201,6 +201,12 @@ class TantivyEventStore:
         return [CaptureHits(b["key"], b["doc_count"], {t["key"]: t["doc_count"] for t in b["t"]["buckets"]})
                 for b in result["c"]["buckets"]]
 
+    def hits_by_capture(self, query, size: int = 100) -> list[tuple[str, int]]:
+        """(capture, matching events), most first: the cheap half of a grouped search."""
+        result = self.index.searcher().aggregate(
+            self._query(query), {"c": {"terms": {"field": CAPTURE_FIELD, "size": size}}})
+        return [(b["key"], b["doc_count"]) for b in result["c"]["buckets"]]
+
     def count_by_type(self, capture_id: str) -> dict[str, int]:
         aggs = {"t": {"terms": {"field": "event_type", "size": 100}}}
         result = self.index.searcher().aggregate(self._query(None, capture_id), aggs)
