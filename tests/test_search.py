@@ -1,8 +1,10 @@
 """Search, pivots, similar captures and labels across real captures (real Suricata, real stores)."""
 
+import base64
 import csv
 import io
 import ipaddress
+import re
 
 import orjson
 import pytest
@@ -245,3 +247,31 @@ def test_api_and_pages_for_search_pivots_similar_labels(tmp_path):
         assert c.delete(f"/api/v1/captures/{a['id']}/labels/{label_id}").status_code == 204
         assert c.delete(f"/api/v1/captures/{a['id']}/labels/{label_id}").status_code == 404
         assert "Ethereal" not in c.get(f"/captures/{a['id']}").text
+
+
+def test_hostile_inputs_to_search_and_labels(tmp_path):
+    with client(tmp_path / "home") as c:
+        from .web import analysed
+        a = analysed(c, PCAPS / "dpkt-http.pcap")
+        deep = base64.urlsafe_b64encode(b"o:99999999999").decode().rstrip("=")
+        r = c.get("/api/v1/search/events", params={"q": "event_type:http", "cursor": deep})
+        assert r.status_code == 400 and "deeper" in r.json()["detail"]  # not a crash of the server
+        r = c.get("/api/v1/search", params={"q": "event_type:http", "cursor": deep})
+        assert r.status_code == 200 and r.json()["groups"] == []  # groups are paged in memory
+        quoted = c.post(f"/api/v1/captures/{a['id']}/labels", json={"value": 'say "hi" \\ there'}).json()
+        html = c.get(f"/captures/{a['id']}").text
+        link = re.search(r'<a href="(/search\?q=[^"]+)">tag: say', html).group(1)
+        found = c.get(link.replace("&amp;", "&")).text
+        assert f'href="/captures/{a["id"]}"' in found and "Bad query" not in found
+        c.post(f"/api/v1/captures/{a['id']}/labels", json={"value": "a*b-literal"})
+        assert [g["capture_id"] for g in c.get("/api/v1/search", params={"q": r"tag:a\*b*"}).json()["groups"]] == [a["id"]]
+        assert c.get("/api/v1/search", params={"q": r"tag:ax\*b*"}).json()["groups"] == []
+        assert c.get("/api/v1/search", params={"q": r"tag:a\*c*"}).json()["groups"] == []
+        assert c.delete(f"/api/v1/captures/{a['id']}/labels/{2 ** 40}").status_code == 422
+        assert c.post(f"/captures/{a['id']}/labels/99999999999999999999/delete").status_code == 422
+        assert c.post("/api/v1/ioc/bulk", json={"values": ["x" * 3000]}).status_code == 422
+        null_origin = c.post(f"/api/v1/captures/{a['id']}/labels", json={"value": "x"}, headers={"origin": "null"})
+        assert null_origin.status_code == 403
+        same = c.post(f"/api/v1/captures/{a['id']}/labels", json={"value": "x"},
+                      headers={"origin": "null", "sec-fetch-site": "same-origin"})
+        assert same.status_code == 201 and quoted["value"] == 'say "hi" \\ there'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -127,9 +128,18 @@ class PacketTotal:
         one index commit and one database transaction for all of them)."""
         with self._pending_lock:
             pending, self._pending = self._pending, []
-        if pending:
+        if not pending:
+            return []
+        try:
             self.events.commit()
             self.db.finish_captures(pending)
+        except Exception as exc:  # never leave them `running` with half their results stored
+            log.error("could not record %d analyses: %s", len(pending), exc)
+            for p in pending:
+                with contextlib.suppress(Exception):
+                    self.events.delete_capture(p["id"])
+                self.db.update_capture(p["id"], status="failed", finished_at=now(),
+                                       error=f"the results could not be stored: {type(exc).__name__}: {str(exc)[:300]}")
         return [p["id"] for p in pending]
 
     def _index(self, row: dict, run: suricata.LiveRun, warnings: list[str]):
@@ -237,7 +247,9 @@ class PacketTotal:
         """Events matching a query, grouped by capture: hits and event types per capture, with the
         capture's name, date and labels. sort: hits (most matching events first), newest, oldest."""
         node = self.parse(text)
-        groups = self.events.hits_by_capture(node, size=MAX_GROUPS)
+        groups = self.events.hits_by_capture(node, size=MAX_GROUPS + 1)
+        truncated = len(groups) > MAX_GROUPS
+        groups = groups[:MAX_GROUPS]
         out = [{"capture_id": cid, "hits": n} for cid, n in groups]
         if sort in ("newest", "oldest"):
             dates = self.db.submitted(cid for cid, _ in groups)
@@ -255,7 +267,7 @@ class PacketTotal:
             row = rows.get(g["capture_id"], {})
             g.update(found_in=found.get(g["capture_id"], {}), name=row.get("name"),
                      submitted_at=row.get("submitted_at"), labels=labels.get(g["capture_id"], []))
-        return SearchResult(len(out), sum(g["hits"] for g in out), page, len(groups) >= MAX_GROUPS)
+        return SearchResult(len(out), sum(g["hits"] for g in out), page, truncated)
 
     def search_events(self, text: str, limit: int = 50, offset: int = 0):
         """The matching events themselves, best first, across all captures."""

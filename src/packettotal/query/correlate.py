@@ -85,7 +85,7 @@ def similar(db: Database, capture_id: str, limit: int = 20) -> list[Similar]:
     if not own:
         return []
     df = db.value_counts(own)
-    total = db.count_done()
+    total = max(db.count_done(), max(df.values(), default=0))
     probe = probes(own, df, total)
     everything = sum(weight(df.get(v, 1), total) for v in own)
     return rank({v: own[v] for v in probe}, df, total, db.holders(probe, exclude=capture_id), limit,
@@ -113,9 +113,9 @@ def pivot(db: Database, events: EventStore, value: str, co_limit: int = 25, co: 
     _found_in(events, captures, rows)
     for cid, labels in db.labels_of(captures).items():
         captures[cid]["labels"] = labels
-    matched = sorted({r["value"] for r in rows})
+    matched = sorted(held)
     kinds = sorted({r["kind"] for r in rows})
-    total = max(len(captures), max(held.values(), default=0))
+    total = max(len(captures), held[matched[0]] if len(held) == 1 else db.holder_count(held))
     return {"value": value, "kind": kinds[0] if len(kinds) == 1 else (", ".join(kinds) or obs.ioc_kind(value)),
             "matched": matched, "captures": list(captures.values()), "total_captures": total,
             "truncated": total > len(captures),
@@ -153,7 +153,8 @@ def _found_in(events: EventStore, captures: dict[str, dict], rows: list[dict]) -
 
 
 def bulk(db: Database, values: list[str]) -> list[dict]:
-    """Up to MAX_BULK indicators at once: how many captures hold each, and the newest of them."""
+    """Up to MAX_BULK indicators at once: how many captures hold each, and up to BULK_CAPTURES
+    of them (the pivot page of each lists them all, newest first)."""
     wanted = list(dict.fromkeys(v.strip() for v in values if v.strip()))[:MAX_BULK]
     form_of: dict[str, list[str]] = defaultdict(list)
     for v in wanted:
@@ -167,7 +168,8 @@ def bulk(db: Database, values: list[str]) -> list[dict]:
     names = db.capture_names({c for p in per.values() for c in p})
     out = []
     for v in wanted:
-        total = max((counts.get(f, 0) for f in obs.lookup_forms(v)), default=0)
+        forms = [f for f in obs.lookup_forms(v) if f in counts]
+        total = counts[forms[0]] if len(forms) == 1 else db.holder_count(forms) if forms else 0
         caps = sorted(per[v], reverse=True)
         out.append({"value": v, "kind": obs.ioc_kind(v), "total_captures": max(total, len(caps)),
                     "captures": [{"capture_id": c, "name": names.get(c)} for c in caps]})

@@ -3,6 +3,7 @@ schema runs on SQLite (embedded default, WAL) and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections.abc import Iterable
@@ -111,7 +112,7 @@ class Database:
 
     def _backfill_value_counts(self) -> None:
         """A database from before the value_counts table: count once."""
-        with self._write, self.engine.begin() as conn:
+        with contextlib.suppress(sa.exc.IntegrityError), self._write, self.engine.begin() as conn:  # a twin counted
             if conn.execute(sa.select(value_counts.c.value).limit(1)).first() is None and \
                     conn.execute(sa.select(observables.c.value).limit(1)).first() is not None:
                 o = observables.c
@@ -218,9 +219,11 @@ class Database:
         held = (sa.select(o.value, sa.func.count(sa.distinct(o.capture_id)).label("n"))
                 .where(o.capture_id.in_(capture_ids)).group_by(o.value))
         if sign < 0:
-            for value, n in conn.execute(held).all():
-                conn.execute(sa.update(value_counts).where(v.value == value).values(captures=v.captures - n))
-            conn.execute(sa.delete(value_counts).where(v.captures <= 0))
+            gone = (sa.select(sa.func.count(sa.distinct(o.capture_id))).where(
+                o.capture_id.in_(capture_ids), o.value == v.value).scalar_subquery())
+            mine = sa.select(o.value).where(o.capture_id.in_(capture_ids))
+            conn.execute(sa.update(value_counts).where(v.value.in_(mine)).values(captures=v.captures - gone))
+            conn.execute(sa.delete(value_counts).where(v.value.in_(mine), v.captures <= 0))
             return
         if self.engine.dialect.name == "sqlite":
             insert = sqlite.insert(value_counts)
@@ -263,10 +266,17 @@ class Database:
                     sa.select(v.value, v.captures).where(v.value.in_(values[i:i + 500])))})
         return out
 
+    def holder_count(self, values: Iterable[str]) -> int:
+        """Captures holding any of `values` (from the covering index)."""
+        o = observables.c
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count(sa.distinct(o.capture_id)))
+                                .where(o.value.in_(list(values)))).scalar_one()
+
     def holders(self, values: Iterable[str], exclude: str | None = None,
                 per_value: int | None = None) -> list[tuple[str, str]]:
         """(capture_id, value) for the captures holding each of `values` (from the covering
-        index); with per_value, at most that many captures per value, the newest ids first."""
+        index); with per_value, at most that many per value (a stable sample: by capture id)."""
         o = observables.c
         values = list(dict.fromkeys(values))
         out: list[tuple[str, str]] = []
@@ -330,15 +340,11 @@ class Database:
                 out[r["capture_id"]].append(r)
         return out
 
-    def labelled(self, kinds: Iterable[str] | None, pattern: str, wildcard: bool) -> set[str]:
-        """Captures with a label matching `pattern` (case-insensitive; `*`/`?` when wildcard)."""
+    def labelled(self, kinds: Iterable[str] | None, value: str, like: bool) -> set[str]:
+        """Captures with a label equal to `value` (case-insensitive), or matching it as a LIKE
+        pattern (lower-case, `\\` escaping)."""
         c = labels.c
-        if wildcard:
-            like = (pattern.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                    .replace("*", "%").replace("?", "_"))
-            cond = c.value_lower.like(like, escape="\\")
-        else:
-            cond = c.value_lower == pattern.lower()
+        cond = c.value_lower.like(value, escape="\\") if like else c.value_lower == value.lower()
         q = sa.select(c.capture_id).distinct().where(cond)
         if kinds:
             q = q.where(c.kind.in_(list(kinds)))

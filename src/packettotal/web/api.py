@@ -111,7 +111,8 @@ class Ioc(BaseModel):
 
 
 class BulkIn(BaseModel):
-    values: list[str] = Field(max_length=1000, description="up to 1,000 indicators of any kind")
+    values: list[Annotated[str, Field(max_length=2048)]] = Field(
+        max_length=1000, description="up to 1,000 indicators of any kind")
 
 
 class BulkHit(BaseModel):
@@ -226,8 +227,8 @@ def _cursor(token: str | None, kind: str) -> int | None:
         return None
     try:
         got, _, n = base64.urlsafe_b64decode(token.encode() + b"==").decode().partition(":")
-        if got == kind and n.isdigit() and len(n) < 12:
-            return int(n)
+        if got == kind and n.isdigit() and len(n) < 20:
+            return int(n)  # offsets beyond what the store serves are refused there, with a reason
     except (ValueError, UnicodeDecodeError):
         pass
     raise QueryError("the cursor is not one this API gave out for this sort order")
@@ -404,7 +405,7 @@ def add_label(request: Request, ref: Ref, body: NewLabel):
 
 @router.delete("/captures/{ref}/labels/{label_id}", status_code=204, responses={403: {"model": Error}, **ERRORS},
                summary="Remove a label")
-def delete_label(request: Request, ref: Ref, label_id: Annotated[int, PathParam(ge=1, le=2 ** 62)]):
+def delete_label(request: Request, ref: Ref, label_id: Annotated[int, PathParam(ge=1, le=2 ** 31 - 1)]):
     _instance(request).service.remove_label(ref, label_id)
     return Response(status_code=204)
 

@@ -131,8 +131,10 @@ def create_app(settings: config_mod.Settings | None = None, seed_demo: bool = Tr
 
 def _cross_site(request: Request) -> bool:
     origin = request.headers.get("origin")
-    if not origin or origin == "null":  # no Origin (scripts, curl) or an opaque one: ask Fetch metadata
+    if not origin:  # scripts and command-line clients; browsers send Fetch metadata
         return request.headers.get("sec-fetch-site") in ("cross-site", "same-site")
+    if origin == "null":  # an opaque origin (sandboxed frame, privacy redirect): only if same-origin
+        return request.headers.get("sec-fetch-site") != "same-origin"
     return urlsplit(origin).netloc != request.headers.get("host", "")
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
 import jinja2
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
@@ -28,11 +28,12 @@ PAGE_SIZES = (25, 50, 100, 500)
 MAX_JSON = 16_000  # characters of a row's JSON view
 MAX_PAGES = 10_000
 
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(FilePath(__file__).parent / "templates"),
                           autoescape=True, trim_blocks=True, lstrip_blocks=True,
                           undefined=jinja2.StrictUndefined)
 _env.filters["urlpath"] = lambda v: quote(str(v), safe="")
 _env.filters["size"] = lambda n: human_size(n) if isinstance(n, int) else "–"
+_env.filters["phrase"] = lambda v: '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 _env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, (int, float)) else "–"
 templates = Jinja2Templates(env=_env)
 
@@ -152,7 +153,7 @@ async def add_label(request: Request, ref: str):
 
 
 @router.post("/captures/{ref}/labels/{label_id}/delete", response_class=HTMLResponse)
-def delete_label(request: Request, ref: str, label_id: int):
+def delete_label(request: Request, ref: str, label_id: Annotated[int, Path(ge=1, le=2 ** 31 - 1)]):
     service = _instance(request).service
     cap = service.capture(ref)
     service.remove_label(cap["id"], label_id)

@@ -162,6 +162,9 @@ class TantivyEventStore:
 
     def _page(self, q: Query, limit: int, offset: int, order_by: str | None,
               descending: bool = False) -> Page:
+        if offset > MAX_OFFSET or limit > MAX_OFFSET:  # tantivy allocates offset + limit up front
+            raise QueryError(f"pages deeper than {MAX_OFFSET:,} events are not served: narrow the query, "
+                             "or page a capture's events with a cursor in capture order")
         searcher = self.index.searcher()
         kwargs = {"order_by_field": order_by, "order": Order.Desc if descending else Order.Asc} if order_by else {}
         result = searcher.search(q, limit, count=True, offset=offset, **kwargs)
@@ -177,9 +180,6 @@ class TantivyEventStore:
                after: int | None = None) -> Page:
         """A capture's events in capture order, or sorted by a fast field; `after` is a cursor:
         only events after that sequence number (cheap at any depth, unlike offsets)."""
-        if offset > MAX_OFFSET:
-            raise QueryError(f"pages deeper than {MAX_OFFSET:,} events are not served: narrow the filter, "
-                             "or page with a cursor in capture order")
         if sort is not None and sort not in SORTABLE:
             raise QueryError(f"cannot sort by {sort!r}; sortable fields: {', '.join(sorted(SORTABLE))}")
         q = self._query(query, capture_id, event_type)
