@@ -23,7 +23,8 @@ TELLING = {k: i for i, k in enumerate(("sha256", "sha1", "md5", "url", "domain",
                                        "ip", "community_id"))}
 GROUPS = {"md5": "file", "sha1": "file", "sha256": "file", "cert_sha1": "cert", "cert_subject": "cert",
           "cert_issuer": "cert", "ja3": "tls", "ja3s": "tls", "ja4": "tls"}  # one reason kind each
-EVENT_FIELDS = {"ip": ("src_ip", "dest_ip"), "community_id": ("community_id",)}
+# fields every record type carries: where they were seen is counted exactly in the index
+EXACT_FIELDS = {"src_ip": ("src_ip", "dest_ip"), "dest_ip": ("src_ip", "dest_ip"), "community_id": ("community_id",)}
 
 
 # similar captures: pure ranking
@@ -85,7 +86,7 @@ def similar(db: Database, capture_id: str, limit: int = 20) -> list[Similar]:
     if not own:
         return []
     df = db.value_counts(own)
-    total = max(db.count_done(), max(df.values(), default=0))
+    total = max(db.count_captures("done"), max(df.values(), default=0))
     probe = probes(own, df, total)
     everything = sum(weight(df.get(v, 1), total) for v in own)
     return rank({v: own[v] for v in probe}, df, total, db.holders(probe, exclude=capture_id), limit,
@@ -139,8 +140,8 @@ def _found_in(events: EventStore, captures: dict[str, dict], rows: list[dict]) -
         c = captures.get(r["capture_id"])
         if c is None:
             continue
-        if r["field"] in ("src_ip", "dest_ip", "community_id"):
-            exact[r["value"]].update(EVENT_FIELDS["ip" if r["field"] != "community_id" else "community_id"])
+        if r["field"] in EXACT_FIELDS:
+            exact[r["value"]].update(EXACT_FIELDS[r["field"]])
         else:
             root = r["field"].split(".", 1)[0]
             c["found_in"][root] = c["found_in"].get(root, 0) + r["count"]

@@ -177,23 +177,20 @@ class Database:
             return {}
         return {r["id"]: r for r in self._rows(sa.select(captures).where(captures.c.id.in_(ids)))}
 
-    def submitted(self, ids: Iterable[str]) -> dict[str, dt.datetime]:
+    def _column_by_id(self, ids: Iterable[str], column: sa.Column) -> dict[str, object]:
         ids = list(ids)
-        out: dict[str, dt.datetime] = {}
+        out: dict[str, object] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 500):
-                out.update(dict(conn.execute(sa.select(captures.c.id, captures.c.submitted_at)
+                out.update(dict(conn.execute(sa.select(captures.c.id, column)
                                              .where(captures.c.id.in_(ids[i:i + 500]))).all()))
         return out
 
+    def submitted(self, ids: Iterable[str]) -> dict[str, dt.datetime]:
+        return self._column_by_id(ids, captures.c.submitted_at)
+
     def capture_names(self, ids: Iterable[str]) -> dict[str, str]:
-        ids = list(ids)
-        out: dict[str, str] = {}
-        with self.engine.connect() as conn:
-            for i in range(0, len(ids), 500):
-                out.update(dict(conn.execute(sa.select(captures.c.id, captures.c.name)
-                                             .where(captures.c.id.in_(ids[i:i + 500]))).all()))
-        return out
+        return self._column_by_id(ids, captures.c.name)
 
     def finish_captures(self, results: list[dict]) -> None:
         """Observables, files and the final status of analysed captures, in one transaction."""
@@ -281,19 +278,17 @@ class Database:
         values = list(dict.fromkeys(values))
         out: list[tuple[str, str]] = []
         for i in range(0, len(values), 500):
-            q = sa.select(o.capture_id, o.value).distinct().where(o.value.in_(values[i:i + 500]))
-            if exclude:
-                q = q.where(o.capture_id != exclude)
+            chunk = values[i:i + 500]
             if per_value:  # one index range per value, stopping after per_value captures
-                chunk = values[i:i + 500]
                 q = sa.text(" UNION ALL ".join(
                     f"SELECT * FROM (SELECT DISTINCT capture_id, value FROM observables WHERE value = :v{j} "
                     f"ORDER BY capture_id DESC LIMIT {int(per_value)}) AS t{j}" for j in range(len(chunk))))
-                with self.engine.connect() as conn:
-                    out += [tuple(r) for r in conn.execute(q, {f"v{j}": v for j, v in enumerate(chunk)})]
-                continue
+                params = {f"v{j}": v for j, v in enumerate(chunk)}
+            else:
+                q = sa.select(o.capture_id, o.value).distinct().where(o.value.in_(chunk))
+                params = {}
             with self.engine.connect() as conn:
-                out += [tuple(r) for r in conn.execute(q)]
+                out += [tuple(r) for r in conn.execute(q, params) if r[0] != exclude]
         return out
 
     def co_occurring(self, capture_ids: list[str], skip: Iterable[str], limit: int = 25) -> list[dict]:
@@ -305,11 +300,6 @@ class Database:
         q = (sa.select(o.kind, o.value, n).where(o.capture_id.in_(capture_ids), o.value.not_in(list(skip)))
              .group_by(o.kind, o.value).order_by(n.desc(), o.value).limit(limit))
         return self._rows(q)
-
-    def count_done(self) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(captures)
-                                .where(captures.c.status == "done")).scalar_one()
 
     # labels
     def add_label(self, row: dict) -> dict:
@@ -355,9 +345,12 @@ class Database:
         return self._rows(sa.select(files).where(files.c.capture_id == capture_id)
                           .order_by(files.c.filename, files.c.sha256))
 
-    def count_captures(self) -> int:
+    def count_captures(self, status: str | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(captures)
+        if status:
+            q = q.where(captures.c.status == status)
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(captures)).scalar_one()
+            return conn.execute(q).scalar_one()
 
     def observable_hits(self, values: Iterable[str], captures_limit: int = 200) -> list[dict]:
         """Where any of `values` (already normalised) was seen, in the newest `captures_limit`
