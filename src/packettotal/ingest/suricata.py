@@ -381,7 +381,6 @@ class EnginePool:
         base = settings.work_dir / "engines"
         self.rules_file = base / "packettotal-combined.rules"
         self.rules = build_rules(settings, self.rules_file)  # sid -> text, shown beside alerts
-        self.rule_count = len(self.rules)
         self.config_path = base / "suricata.yaml"
         self.config_path.write_text(render_config(settings, self.rules_file, base / "log"))
         self._idle: queue.Queue[Engine] = queue.Queue()
@@ -399,6 +398,10 @@ class EnginePool:
             yield e
         finally:
             self._idle.put(e)
+
+    @property
+    def rule_count(self) -> int:
+        return len(self.rules)
 
     def warm_one(self) -> None:
         """Start a daemon if one is idle and not running. Call it from a long-lived thread: a
