@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -61,27 +62,33 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     results: dict[Path, dict] = {}
     ids: dict[str, list[Path]] = {}
     jobs = LocalJobs(pt)
-    jobs.warm()  # Suricata starts while the files are checked
-    for p in paths:
-        try:
-            sub = pt.submit(p, p.name)
-        except RefusedCapture as exc:
-            results[p] = {"id": None, "md5": None, "sha1": None, "name": p.name, "status": "refused",
-                          "error": exc.message, "warnings": [], "packets": None, "counts": {}, "alerts": 0}
-            continue
-        if sub.capture["status"] == "done":
-            results[p] = result_row(sub.capture) | {"name": p.name}
-        else:
-            ids.setdefault(sub.capture["id"], []).append(p)
-    with Progress(disable=as_json or len(ids) < 2, transient=True) as progress:
-        task = progress.add_task("analysing", total=len(ids))
+    jobs.warm()  # Suricata starts while the first file is checked
+
+    def accepted() -> Iterator[str]:
+        """Ids of the captures to analyse, largest file first, each as soon as it is checked."""
+        for p in sorted(dict.fromkeys(paths), key=lambda p: -p.stat().st_size):
+            try:
+                sub = pt.submit(p, p.name)
+            except RefusedCapture as exc:
+                results[p] = {"id": None, "md5": None, "sha1": None, "name": p.name, "status": "refused",
+                              "error": exc.message, "warnings": [], "packets": None, "counts": {}, "alerts": 0}
+                continue
+            if sub.capture["status"] == "done":
+                results[p] = result_row(sub.capture) | {"name": p.name}
+            else:
+                ids.setdefault(sub.capture["id"], []).append(p)
+                yield sub.capture["id"]
+        progress.update(task, total=len(ids))
+
+    with Progress(disable=as_json or len(paths) < 2, transient=True) as progress:
+        task = progress.add_task("analysing", total=None)
 
         def done(row: dict) -> None:
             for p in ids[row["id"]]:
                 results[p] = result_row(row) | {"name": p.name}
             progress.advance(task)
 
-        jobs.run(list(ids), on_done=done)
+        jobs.run(accepted(), on_done=done)
     jobs.close()
     ordered = [results[p] for p in paths]
     if as_json:

@@ -13,6 +13,8 @@ import orjson
 
 MAX_LIST = 1000
 MAX_DEPTH = 12
+MAX_KEY = 200
+_SCALARS = frozenset({int, float, bool, type(None)})
 BULKY = frozenset({"payload", "packet", "chain", "client_chain", "certificate"})  # base64 blobs
 ELLIPSIS = "…"
 
@@ -49,7 +51,11 @@ def bound(value: object, limits: Limits, report: NormaliseReport, depth: int = 0
         if depth >= limits.max_depth:
             report.cut_values += 1
             return ELLIPSIS
-        return {str(k)[:200]: bound(v, limits, report, depth + 1, str(k)) for k, v in value.items()}
+        short = limits.max_string // 4  # so many characters fit any budget: nothing to cut
+        return {(k if len(k) <= MAX_KEY else k[:MAX_KEY]):
+                v if type(v) in _SCALARS or (type(v) is str and len(v) <= short)
+                else bound(v, limits, report, depth + 1, k)
+                for k, v in value.items()}
     if isinstance(value, list):
         if depth >= limits.max_depth:
             report.cut_values += 1

@@ -19,7 +19,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -94,6 +94,7 @@ def render_config(settings: Settings, rules_file: Path, log_dir: Path) -> str:
 
 STATS_MARK = b'"event_type":"stats"'
 FILEINFO_MARK = b'"event_type":"fileinfo"'
+_STORED = re.compile(rb'"sha256":"([0-9a-f]{64})"')
 
 
 class LiveRun:
@@ -109,7 +110,7 @@ class LiveRun:
         self.errors: list[str] = []
         self.seconds = 0.0
         self.complete = False
-        self.carved = False  # fileinfo seen: the filestore needs emptying afterwards
+        self.carved: set[str] = set()  # sha256 of the files stored: emptied from the filestore after
 
     def __enter__(self) -> LiveRun:
         self.eve_path.unlink(missing_ok=True)
@@ -144,7 +145,8 @@ class LiveRun:
                         if STATS_MARK in line:
                             stats = line
                         else:
-                            self.carved = self.carved or FILEINFO_MARK in line
+                            if FILEINFO_MARK in line and (m := _STORED.search(line)):
+                                self.carved.add(m.group(1).decode())
                             yield line
                 if stats is not None and self._idle():
                     # the daemon has closed this capture's output: read what is left
@@ -192,7 +194,7 @@ class LiveRun:
                     pass
             except AnalysisFailed:
                 pass
-        self.engine.clean_run_dir(self.carved or not self.complete)
+        self.engine.clean_run_dir(self.carved if self.complete else None)
 
 
 def _die_with_parent() -> None:
@@ -326,11 +328,15 @@ class Engine:
             self.start()
         return AnalysisFailed(reason, detail=tail)
 
-    def clean_run_dir(self, filestore: bool = True) -> None:
-        """Empty the reused output folder (Suricata's 256 filestore folders are kept)."""
+    def clean_run_dir(self, carved: Iterable[str] | None = None) -> None:
+        """Empty the reused output folder: the files named (by sha256), or all of them (Suricata's
+        256 filestore folders are kept)."""
         (self.run_dir / "eve.json").unlink(missing_ok=True)
         store = self.run_dir / "filestore"
-        if filestore and store.is_dir():
+        if carved is not None:
+            for sha in carved:
+                (store / sha[:2] / sha).unlink(missing_ok=True)
+        elif store.is_dir():
             for sub in os.scandir(store):
                 if sub.is_dir():
                     for entry in os.scandir(sub.path):

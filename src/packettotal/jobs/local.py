@@ -27,22 +27,25 @@ class LocalJobs:
 
     def run(self, capture_ids: Iterable[str], on_done: Callable[[dict], None] | None = None,
             commit_every: float = 2.0) -> list[dict]:
-        """Analyse a batch, largest captures first (so the small ones fill in beside them); the
-        index commits every `commit_every` seconds and at the end, rather than once per capture."""
-        sizes = {cid: row["size"] for cid, row in self.service.db.captures_in(capture_ids).items()}
-        order = sorted(dict.fromkeys(capture_ids), key=lambda cid: -sizes.get(cid, 0))
-        futures = [self.executor.submit(self.service.analyse, cid, True) for cid in order]
+        """Analyse a batch. Each capture starts as soon as its id arrives (the caller may still be
+        checking the next files: give the largest first, so the small ones fill in beside it);
+        the index commits every `commit_every` seconds and at the end, not once per capture."""
+        futures = {}
+        for cid in capture_ids:
+            if cid not in futures:
+                futures[cid] = self.executor.submit(self.service.analyse, cid, True)
         results = []
         last = time.monotonic()
 
         def report(ids: list[str]) -> None:
+            rows = self.service.db.captures_in(ids)
             for cid in ids:
-                row = self.service.db.get_capture(cid)
+                row = rows[cid]
                 results.append(row)
                 if on_done:
                     on_done(row)
 
-        for fut in as_completed(futures):
+        for fut in as_completed(futures.values()):
             row = fut.result()
             if row["status"] != "running":  # failed: final already
                 results.append(row)

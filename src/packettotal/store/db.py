@@ -6,13 +6,22 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from ..errors import NotFound
+
+IN_CHUNK = 500  # values per IN (...) list: far below every database's bound-parameter limit
+
+
+def chunks(items: Iterable, size: int = IN_CHUNK) -> Iterator[list]:
+    items = list(items)
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
 
 metadata = sa.MetaData()
 
@@ -172,18 +181,15 @@ class Database:
         return self._rows(q)
 
     def captures_in(self, ids: Iterable[str]) -> dict[str, dict]:
-        ids = list(ids)
-        if not ids:
-            return {}
-        return {r["id"]: r for r in self._rows(sa.select(captures).where(captures.c.id.in_(ids)))}
+        return {r["id"]: r for chunk in chunks(ids)
+                for r in self._rows(sa.select(captures).where(captures.c.id.in_(chunk)))}
 
     def _column_by_id(self, ids: Iterable[str], column: sa.Column) -> dict[str, object]:
-        ids = list(ids)
         out: dict[str, object] = {}
         with self.engine.connect() as conn:
-            for i in range(0, len(ids), 500):
+            for chunk in chunks(ids):
                 out.update(dict(conn.execute(sa.select(captures.c.id, column)
-                                             .where(captures.c.id.in_(ids[i:i + 500]))).all()))
+                                             .where(captures.c.id.in_(chunk))).all()))
         return out
 
     def submitted(self, ids: Iterable[str]) -> dict[str, dt.datetime]:
@@ -256,11 +262,10 @@ class Database:
         """value -> number of captures holding it (document frequency)."""
         v = value_counts.c
         out: dict[str, int] = {}
-        values = list(dict.fromkeys(values))
         with self.engine.connect() as conn:
-            for i in range(0, len(values), 500):
+            for chunk in chunks(dict.fromkeys(values)):
                 out.update({val: n for val, n in conn.execute(
-                    sa.select(v.value, v.captures).where(v.value.in_(values[i:i + 500])))})
+                    sa.select(v.value, v.captures).where(v.value.in_(chunk)))})
         return out
 
     def holder_count(self, values: Iterable[str]) -> int:
@@ -275,10 +280,8 @@ class Database:
         """(capture_id, value) for the captures holding each of `values` (from the covering
         index); with per_value, at most that many per value (a stable sample: by capture id)."""
         o = observables.c
-        values = list(dict.fromkeys(values))
         out: list[tuple[str, str]] = []
-        for i in range(0, len(values), 500):
-            chunk = values[i:i + 500]
+        for chunk in chunks(dict.fromkeys(values)):
             if per_value:  # one index range per value, stopping after per_value captures
                 q = sa.text(" UNION ALL ".join(
                     f"SELECT * FROM (SELECT DISTINCT capture_id, value FROM observables WHERE value = :v{j} "
@@ -324,8 +327,8 @@ class Database:
     def labels_of(self, capture_ids: Iterable[str]) -> dict[str, list[dict]]:
         ids = list(capture_ids)
         out: dict[str, list[dict]] = {i: [] for i in ids}
-        for i in range(0, len(ids), 500):
-            for r in self._rows(sa.select(labels).where(labels.c.capture_id.in_(ids[i:i + 500]))
+        for chunk in chunks(ids):
+            for r in self._rows(sa.select(labels).where(labels.c.capture_id.in_(chunk))
                                 .order_by(labels.c.kind, labels.c.value_lower)):
                 out[r["capture_id"]].append(r)
         return out

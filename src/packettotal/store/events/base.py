@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -21,8 +22,11 @@ def searchable(rec: dict) -> dict:
 
 
 def parse_ts(value: object) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
+    return _parse_ts(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=4096)  # a capture's events share timestamps (flows, bursts)
+def _parse_ts(value: str) -> dt.datetime | None:
     try:
         t = dt.datetime.fromisoformat(value)
     except ValueError:

@@ -21,9 +21,15 @@ KEYWORD = "kw"
 SORTABLE = frozenset({"seq"} | {f.name for f in catalog.CATALOG if f.fast and f.kind != "ip"})
 
 
-def _bulky(rec: dict) -> bool:
-    return bool(NOT_SEARCHED & rec.keys()) or any(
-        isinstance(v, dict) and NOT_SEARCHED & v.keys() for v in rec.values())
+_BULKY_KEYS = tuple(f'"{k}":'.encode() for k in NOT_SEARCHED)
+
+
+def _bulky(raw: bytes) -> bool:
+    """May the record hold a bulky member? Looked for in its JSON: a key is always `"name":`,
+    a string value never is (its quotes are escaped); a rare false alarm costs one copy."""
+    return any(k in raw for k in _BULKY_KEYS)
+
+
 PAGE = 10_000
 MAX_OFFSET = 1_000_000  # tantivy collects offset + limit hits: deep offsets cost memory
 BATCH = 512  # documents added per writer-lock hold
@@ -82,7 +88,7 @@ class TantivyEventStore:
         d.add_integer("seq", seq)
         raw = orjson.dumps(rec)
         d.add_bytes("doc", raw)
-        text = orjson.dumps(searchable(rec)).decode() if _bulky(rec) else raw.decode()
+        text = orjson.dumps(searchable(rec)).decode() if _bulky(raw) else raw.decode()
         d.add_text(TEXT_FIELD, text)  # the default tokenizer drops the JSON punctuation
         d.add_json(JSON_FIELD, text)
         for f, v in catalogue_values(rec):
