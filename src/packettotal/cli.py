@@ -12,16 +12,16 @@ import click
 import orjson
 
 from . import config as config_mod, export as export_mod
-from .errors import PacketTotalError, QueryError, RefusedCapture
+from .errors import EngineError, PacketTotalError, QueryError, RefusedCapture
 from .query import fields as catalog
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _service(ctx: click.Context):
+def _service(ctx: click.Context, pool=None):
     from .service import PacketTotal
     if "service" not in ctx.obj:
-        ctx.obj["service"] = PacketTotal(ctx.obj["settings"])
+        ctx.obj["service"] = PacketTotal(ctx.obj["settings"], pool)
         ctx.call_on_close(ctx.obj["service"].close)
     return ctx.obj["service"]
 
@@ -55,10 +55,16 @@ def result_row(row: dict) -> dict:
 def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     """Analyse captures (pcap, pcapng, or gzip/bzip2/xz/zstd-compressed). Exit 0: all done,
     1: some failed or were refused."""
+    from .ingest.suricata import EnginePool
+    try:  # the daemons load their rules while the rest of PacketTotal is imported
+        pool = EnginePool(ctx.obj["settings"])
+        pool.spawn()
+    except (EngineError, OSError):
+        pool = None  # made again on first use: each capture then fails with the reason
     from rich.progress import Progress
 
     from .jobs.local import LocalJobs
-    pt = _service(ctx)
+    pt = _service(ctx, pool)
     results: dict[Path, dict] = {}
     ids: dict[str, list[Path]] = {}
     jobs = LocalJobs(pt)

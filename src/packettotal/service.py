@@ -36,14 +36,14 @@ class Submission:
 
 
 class PacketTotal:
-    def __init__(self, settings: config_mod.Settings | None = None):
+    def __init__(self, settings: config_mod.Settings | None = None, pool: suricata.EnginePool | None = None):
         self.settings = settings or config_mod.load()
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
         self.db = Database.sqlite(s.db_path)
         self.events = TantivyEventStore(s.index_dir)
         self.blobs = Blobs(s.blob_dir)
-        self._pool: suricata.EnginePool | None = None
+        self._pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[dict] = []  # indexed, waiting for a commit to be `done`
         self._pending_lock = threading.Lock()

@@ -234,7 +234,9 @@ class Engine:
     def log_path(self) -> Path:
         return self.base_dir / "log" / "suricata.log"
 
-    def start(self) -> None:
+    def spawn(self) -> None:
+        """Launch the daemon without waiting for it (it loads its rules meanwhile); `start()`
+        then connects. It dies with the thread that spawned it: a long-lived one."""
         self.stop()
         self.restarts += 1
         (self.base_dir / "log").mkdir(parents=True, exist_ok=True)
@@ -247,6 +249,11 @@ class Engine:
                                      start_new_session=True, env={**os.environ, "TZ": "UTC"},
                                      preexec_fn=_die_with_parent)
         stderr.close()
+
+    def start(self) -> None:
+        """Make the daemon ready: spawned (unless it is already loading), connected, warmed up."""
+        if self.proc is None or self.proc.poll() is not None or self.sock is not None:
+            self.spawn()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -404,6 +411,11 @@ class EnginePool:
             yield e
         finally:
             self._idle.put(e)
+
+    def spawn(self) -> None:
+        """Launch every daemon now, from this (long-lived) thread; the first use connects."""
+        for e in self._all:
+            e.spawn()
 
     @property
     def rule_count(self) -> int:
