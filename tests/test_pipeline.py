@@ -86,6 +86,8 @@ def test_project_rule_fires_on_the_demo_and_the_alert_is_indexed(service, tmp_pa
     assert [f["sha256"] for f in files] == [EICAR_SHA256]
     assert files[0]["stored"] and not files[0]["truncated"]
     assert service.blobs.path("files", EICAR_SHA256).read_bytes() == demo.EICAR
+    engines = service.settings.work_dir / "engines"  # their reused output folders are emptied
+    assert not list(engines.glob("engine-*/run/filestore/*/*")) and not list(engines.glob("engine-*/run/eve.json"))
     kinds = {(o["kind"], o["value"]) for o in service.db.capture_observables(row["id"])}
     assert {("domain", "downloads.example.com"), ("domain", "secure.example.org"), ("sha256", EICAR_SHA256),
             ("url", "http://downloads.example.com/tools/eicar.com"), ("user_agent", "curl/8.5.0"),

@@ -68,16 +68,18 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     results: dict[Path, dict] = {}
     ids: dict[str, list[Path]] = {}
     jobs = LocalJobs(pt)
-    jobs.warm()  # Suricata starts while the first file is checked
+    jobs.warm()  # the workers connect to the daemons while the first file is checked
 
     def accepted() -> Iterator[str]:
         """Ids of the captures to analyse, largest file first, each as soon as it is checked."""
         for p in sorted(dict.fromkeys(paths), key=lambda p: -p.stat().st_size):
             try:
                 sub = pt.submit(p, p.name)
-            except RefusedCapture as exc:
+            except (RefusedCapture, OSError) as exc:
+                reason = (exc.message if isinstance(exc, RefusedCapture)
+                          else f"could not be read or stored: {exc.strerror or exc}")
                 results[p] = {"id": None, "md5": None, "sha1": None, "name": p.name, "status": "refused",
-                              "error": exc.message, "warnings": [], "packets": None, "counts": {}, "alerts": 0}
+                              "error": reason, "warnings": [], "packets": None, "counts": {}, "alerts": 0}
                 continue
             if sub.capture["status"] == "done":
                 results[p] = result_row(sub.capture) | {"name": p.name}

@@ -145,13 +145,15 @@ class LiveRun:
                         if STATS_MARK in line:
                             stats = line
                         else:
-                            if FILEINFO_MARK in line and (m := _STORED.search(line)):
-                                self.carved.add(m.group(1).decode())
+                            self._note(line)
                             yield line
                 if stats is not None and self._idle():
                     # the daemon has closed this capture's output: read what is left
                     rest = buf + (f.read() if f is not None else b"")
-                    yield from (line for line in rest.split(b"\n") if line.strip())
+                    for line in rest.split(b"\n"):
+                        if line.strip():
+                            self._note(line)
+                            yield line
                     yield stats
                     self._finish(stats)
                     return
@@ -171,6 +173,10 @@ class LiveRun:
         finally:
             if f is not None:
                 f.close()
+
+    def _note(self, line: bytes) -> None:
+        if FILEINFO_MARK in line and (m := _STORED.search(line)):
+            self.carved.add(m.group(1).decode())
 
     def _idle(self) -> bool:
         """True once the daemon has finished the capture. Its command loop also resets the
