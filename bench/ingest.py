@@ -53,7 +53,7 @@ def small_captures() -> list[Path]:
 
 def engine_config(home: Path) -> Path:
     """PacketTotal's generated Suricata config (same rules, same outputs) for the bare runs."""
-    env = {**os.environ, "PACKETTOTAL_HOME": str(home)}
+    env = {**os.environ, "PACKETTOTAL_HOME": str(home), "PACKETTOTAL_SURICATA_USER": ""}  # in home, kept
     code = ("from packettotal import config; from packettotal.ingest.suricata import EnginePool;"
             "print(EnginePool(config.load()).config_path)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

@@ -19,6 +19,12 @@ case "$profile" in
   *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
 esac
 
+# Suricata parses attacker-controlled captures: when PacketTotal runs as root, Suricata runs as
+# this unprivileged account (setting suricata_user).
+if ! id -u packettotal-suricata >/dev/null 2>&1; then
+  $SUDO useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin packettotal-suricata
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

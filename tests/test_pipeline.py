@@ -86,13 +86,23 @@ def test_project_rule_fires_on_the_demo_and_the_alert_is_indexed(service, tmp_pa
     assert [f["sha256"] for f in files] == [EICAR_SHA256]
     assert files[0]["stored"] and not files[0]["truncated"]
     assert service.blobs.path("files", EICAR_SHA256).read_bytes() == demo.EICAR
-    engines = service.settings.work_dir / "engines"  # their reused output folders are emptied
+    assert service.blobs.path("files", EICAR_SHA256).stat().st_uid == os.geteuid()  # not Suricata's account
+    engines = service.pool.base  # their reused output folders are emptied
     assert not list(engines.glob("engine-*/run/filestore/*/*")) and not list(engines.glob("engine-*/run/eve.json"))
     kinds = {(o["kind"], o["value"]) for o in service.db.capture_observables(row["id"])}
     assert {("domain", "downloads.example.com"), ("domain", "secure.example.org"), ("sha256", EICAR_SHA256),
             ("url", "http://downloads.example.com/tools/eicar.com"), ("user_agent", "curl/8.5.0"),
             ("ip", "203.0.113.80")} <= kinds
     assert {"ja3", "ja3s", "ja4", "cert_sha1", "cert_subject", "community_id"} <= {k for k, _ in kinds}
+
+
+def test_suricata_never_runs_as_root(service):
+    with service.pool.engine() as e:
+        status = Path(f"/proc/{e.proc.pid}/status").read_text().splitlines()
+    uids = next(line.split()[1:] for line in status if line.startswith("Uid:"))  # real, effective, saved, fs
+    assert "0" not in uids, uids
+    if os.geteuid() == 0:
+        assert service.pool.run_as and uids == [str(service.pool.run_as.uid)] * 4
 
 
 def test_project_rule_fires_on_a_real_capture(service):

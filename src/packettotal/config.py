@@ -33,6 +33,9 @@ class Settings:
     engine_timeout: float = field(default=900.0, metadata={
         "help": "Seconds one capture may take in Suricata before the daemon is killed"})
     suricata: str = field(default="suricata", metadata={"help": "Suricata binary"})
+    suricata_user: str = field(default="packettotal-suricata", metadata={
+        "help": "When PacketTotal runs as root, Suricata (which parses attacker-controlled captures) runs "
+                "as this unprivileged account, created by the set-up; empty: as root"})
     suricata_rules_dir: Path = field(default=Path("/etc/suricata/rules"), metadata={
         "help": "Folder of Suricata's own protocol-event rules"})
     allowed_hosts: str = field(default="localhost,127.0.0.1", metadata={

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import grp
 import json
 import os
+import pwd
 import queue
 import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -92,6 +96,29 @@ def render_config(settings: Settings, rules_file: Path, log_dir: Path) -> str:
         log_dir=str(log_dir), rules_dir=str(settings.suricata_rules_dir), rules_file=str(rules_file))
 
 
+@dataclass(frozen=True)
+class RunAs:
+    """The unprivileged account the daemons run as when PacketTotal runs as root."""
+    user: str
+    group: str
+    uid: int
+    gid: int
+
+
+def run_as(settings: Settings) -> RunAs | None:
+    if os.geteuid() != 0 or not settings.suricata_user:
+        return None
+    try:
+        pw = pwd.getpwnam(settings.suricata_user)
+    except KeyError:
+        raise EngineError(f"PacketTotal runs as root, so Suricata runs as {settings.suricata_user!r}, and "
+                          "there is no such user: create it (scripts/setup-system.sh does) or name another "
+                          "unprivileged account in the setting suricata_user") from None
+    if pw.pw_uid == 0:
+        raise EngineError(f"the setting suricata_user names {pw.pw_name!r}, which is root")
+    return RunAs(pw.pw_name, grp.getgrgid(pw.pw_gid).gr_name, pw.pw_uid, pw.pw_gid)
+
+
 STATS_MARK = b'"event_type":"stats"'
 FILEINFO_MARK = b'"event_type":"fileinfo"'
 _STORED = re.compile(rb'"sha256":"([0-9a-f]{64})"')
@@ -113,6 +140,7 @@ class LiveRun:
         self.carved: set[str] = set()  # sha256 of the files stored: emptied from the filestore after
 
     def __enter__(self) -> LiveRun:
+        self.pcap = self.engine.readable(self.pcap)
         self.eve_path.unlink(missing_ok=True)
         self._log_offset = self.engine.log_size()
         self._t0 = time.monotonic()
@@ -201,6 +229,7 @@ class LiveRun:
             except AnalysisFailed:
                 pass
         self.engine.clean_run_dir(self.carved if self.complete else None)
+        self.engine.input_path.unlink(missing_ok=True)
 
 
 def _die_with_parent() -> None:
@@ -227,6 +256,7 @@ class Engine:
     settings: Settings
     config_path: Path
     base_dir: Path
+    run_as: RunAs | None = None
     proc: subprocess.Popen | None = None
     sock: socket.socket | None = None
     restarts: int = -1
@@ -245,11 +275,17 @@ class Engine:
         then connects. It dies with the thread that spawned it: a long-lived one."""
         self.stop()
         self.restarts += 1
-        (self.base_dir / "log").mkdir(parents=True, exist_ok=True)
+        folders = (self.base_dir, self.base_dir / "log", self.run_dir)
+        for d in folders:
+            d.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         argv = [self.settings.suricata, "-c", str(self.config_path), "-k", "none", "--runmode", "single",
                 f"--unix-socket={self.socket_path}", "-l", str(self.base_dir / "log")]
+        if self.run_as:  # Suricata drops root (libcap-ng) once it has loaded its config and rules
+            argv += ["--user", self.run_as.user, "--group", self.run_as.group]
+            for d in folders:
+                os.chown(d, self.run_as.uid, self.run_as.gid)
         stderr = open(self.base_dir / "log" / "stderr.log", "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                                      start_new_session=True, env={**os.environ, "TZ": "UTC"},
@@ -275,7 +311,6 @@ class Engine:
         else:
             self.stop()
             raise EngineError("Suricata did not open its command socket within 120 s: " + self._log_tail())
-        self.run_dir.mkdir(exist_ok=True)
         try:
             with LiveRun(self, _warmup_pcap(self.base_dir / "warmup.pcap"), 60) as run:
                 for _ in run.lines():
@@ -320,6 +355,22 @@ class Engine:
     @property
     def run_dir(self) -> Path:
         return self.base_dir / "run"
+
+    @property
+    def input_path(self) -> Path:
+        return self.base_dir / "input.pcap"
+
+    def readable(self, pcap: Path) -> Path:
+        """The capture as the daemon's account can read it: as is, or linked (else copied) into
+        the engine's folder (PacketTotal's own folder may be closed to that account)."""
+        if self.run_as is None:
+            return pcap
+        self.input_path.unlink(missing_ok=True)
+        try:
+            os.link(pcap, self.input_path)
+        except OSError:  # another filesystem
+            shutil.copyfile(pcap, self.input_path)
+        return self.input_path
 
     def log_size(self) -> int:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -397,13 +448,18 @@ class EnginePool:
         self.version = version(settings.suricata)
         if not self.version.startswith("7."):
             raise EngineError(f"PacketTotal needs Suricata 7; {settings.suricata} is {self.version}")
-        base = settings.work_dir / "engines"
+        self.run_as = run_as(settings)
+        if self.run_as:  # a folder of their own: PacketTotal's home may be closed to their account
+            base = self.base = Path(tempfile.mkdtemp(prefix="packettotal-engines-"))
+            os.chmod(base, 0o755)
+        else:
+            base = self.base = settings.work_dir / "engines"
         self.rules_file = base / "packettotal-combined.rules"
         self.rules = build_rules(settings, self.rules_file)  # sid -> text, shown beside alerts
         self.config_path = base / "suricata.yaml"
         self.config_path.write_text(render_config(settings, self.rules_file, base / "log"))
         self._idle: queue.Queue[Engine] = queue.Queue()
-        self._all = [Engine(settings, self.config_path, base / f"engine-{i}")
+        self._all = [Engine(settings, self.config_path, base / f"engine-{i}", self.run_as)
                      for i in range(settings.engines)]
         for e in self._all:
             self._idle.put(e)
@@ -439,3 +495,5 @@ class EnginePool:
     def close(self) -> None:
         for e in self._all:
             e.stop()
+        if self.run_as:
+            shutil.rmtree(self.base, ignore_errors=True)

@@ -34,6 +34,8 @@ class Blobs:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f"{dest.name}.tmp-{uuid.uuid4().hex}")
         shutil.move(src, tmp)
+        if tmp.stat().st_uid != os.geteuid():  # written by Suricata's own account: ours from now on
+            os.chown(tmp, os.geteuid(), os.getegid())
         os.replace(tmp, dest)
         return dest
 
