@@ -105,6 +105,22 @@ def test_suricata_never_runs_as_root(service):
         assert service.pool.run_as and uids == [str(service.pool.run_as.uid)] * 4
 
 
+def test_engine_folders_left_by_a_dead_process_are_removed(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("engines get a temp folder of their own only when PacketTotal runs as root")
+    import tempfile
+    from packettotal.ingest.suricata import ENGINES_PREFIX, EnginePool
+    stale = Path(tempfile.gettempdir()) / f"{ENGINES_PREFIX}999999999-test"  # no such process
+    (stale / "engine-0" / "run" / "filestore" / "ab").mkdir(parents=True, exist_ok=True)
+    (stale / "engine-0" / "run" / "filestore" / "ab" / ("ab" * 32)).write_bytes(b"carved")
+    pool = EnginePool(settings(tmp_path / "home"))
+    try:
+        assert not stale.exists() and pool.base.exists() and f"{os.getpid()}-" in pool.base.name
+    finally:
+        pool.close()
+    assert not pool.base.exists()
+
+
 def test_project_rule_fires_on_a_real_capture(service):
     row = analyse(service, PCAPS / "sv-smb-eicar-sll.pcap")
     alerts = service.events.events(row["id"], "alert").events

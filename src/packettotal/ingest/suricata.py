@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -440,6 +441,23 @@ def _errors_since(log: Path, offset: int) -> list[str]:
             if (m := _LOG_LINE.match(line)) and m.group(1) == "Error"]
 
 
+ENGINES_PREFIX = "packettotal-engines-"
+
+
+def _clear_stale(tmp: Path, owner: RunAs) -> None:
+    """Remove the engine folders of PacketTotal processes that died without closing their pool
+    (they may hold carved files)."""
+    for d in tmp.glob(f"{ENGINES_PREFIX}*-*"):
+        pid = d.name[len(ENGINES_PREFIX):].split("-")[0]
+        try:
+            st = d.lstat()
+        except OSError:
+            continue
+        if (pid.isdigit() and not Path(f"/proc/{pid}").exists() and stat.S_ISDIR(st.st_mode)
+                and st.st_uid in (0, owner.uid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class EnginePool:
     """N daemons, lent one at a time. Started lazily, stopped together."""
 
@@ -450,7 +468,8 @@ class EnginePool:
             raise EngineError(f"PacketTotal needs Suricata 7; {settings.suricata} is {self.version}")
         self.run_as = run_as(settings)
         if self.run_as:  # a folder of their own: PacketTotal's home may be closed to their account
-            base = self.base = Path(tempfile.mkdtemp(prefix="packettotal-engines-"))
+            _clear_stale(Path(tempfile.gettempdir()), self.run_as)
+            base = self.base = Path(tempfile.mkdtemp(prefix=f"{ENGINES_PREFIX}{os.getpid()}-"))
             os.chmod(base, 0o755)
         else:
             base = self.base = settings.work_dir / "engines"
