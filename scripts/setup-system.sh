@@ -22,7 +22,10 @@ esac
 # Suricata parses attacker-controlled captures: when PacketTotal runs as root, Suricata runs as
 # this unprivileged account (setting suricata_user).
 if ! id -u packettotal-suricata >/dev/null 2>&1; then
-  $SUDO useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin packettotal-suricata
+  group=(--user-group)
+  if getent group packettotal-suricata >/dev/null; then group=(--gid packettotal-suricata); fi
+  $SUDO /usr/sbin/useradd --system "${group[@]}" --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin packettotal-suricata
 fi
 
 missing=()

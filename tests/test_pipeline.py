@@ -121,6 +121,29 @@ def test_engine_folders_left_by_a_dead_process_are_removed(tmp_path):
     assert not pool.base.exists()
 
 
+def test_carved_files_from_the_daemons_account_are_copied_never_followed(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("only root takes files from another account")
+    import pwd
+    from packettotal.store.blobs import Blobs
+    acct = pwd.getpwnam(settings(tmp_path).suricata_user)
+    blobs = Blobs(tmp_path / "blobs")
+    carved = tmp_path / "carved"
+    carved.write_bytes(b"carved data")
+    os.chown(carved, acct.pw_uid, acct.pw_gid)
+    kept = blobs.put_move("files", "a" * 64, carved)
+    assert kept.read_bytes() == b"carved data" and kept.stat().st_uid == 0 and not carved.exists()
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"root only")
+    secret.chmod(0o600)
+    link = tmp_path / "link"
+    link.symlink_to(secret)
+    os.lchown(link, acct.pw_uid, acct.pw_gid)
+    with pytest.raises(OSError):
+        blobs.put_move("files", "b" * 64, link)
+    assert not blobs.has("files", "b" * 64)
+
+
 def test_project_rule_fires_on_a_real_capture(service):
     row = analyse(service, PCAPS / "sv-smb-eicar-sll.pcap")
     alerts = service.events.events(row["id"], "alert").events

@@ -26,6 +26,13 @@ def _service(ctx: click.Context, pool=None):
     return ctx.obj["service"]
 
 
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0  # refused with the reason when its turn comes
+
+
 def _json(obj) -> None:
     click.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str).decode())
 
@@ -72,7 +79,7 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
 
     def accepted() -> Iterator[str]:
         """Ids of the captures to analyse, largest file first, each as soon as it is checked."""
-        for p in sorted(dict.fromkeys(paths), key=lambda p: -p.stat().st_size):
+        for p in sorted(dict.fromkeys(paths), key=_size, reverse=True):
             try:
                 sub = pt.submit(p, p.name)
             except (RefusedCapture, OSError) as exc:
@@ -96,8 +103,10 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
                 results[p] = result_row(row) | {"name": p.name}
             progress.advance(task)
 
-        jobs.run(accepted(), on_done=done)
-    jobs.close()
+        try:
+            jobs.run(accepted(), on_done=done)
+        finally:
+            jobs.close()
     ordered = [results[p] for p in paths]
     if as_json:
         _json(ordered)

@@ -51,7 +51,7 @@ def bound(value: object, limits: Limits, report: NormaliseReport, depth: int = 0
         if depth >= limits.max_depth:
             report.cut_values += 1
             return ELLIPSIS
-        short = limits.max_string // 4  # so many characters fit any budget: nothing to cut
+        short = min(limits.max_string, limits.max_blob) // 4  # so many characters fit any budget
         return {(k if len(k) <= MAX_KEY else k[:MAX_KEY]):
                 v if type(v) in _SCALARS or (type(v) is str and len(v) <= short)
                 else bound(v, limits, report, depth + 1, k)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import grp
 import json
 import os
 import pwd
@@ -101,7 +100,6 @@ def render_config(settings: Settings, rules_file: Path, log_dir: Path) -> str:
 class RunAs:
     """The unprivileged account the daemons run as when PacketTotal runs as root."""
     user: str
-    group: str
     uid: int
     gid: int
 
@@ -117,7 +115,13 @@ def run_as(settings: Settings) -> RunAs | None:
                           "unprivileged account in the setting suricata_user") from None
     if pw.pw_uid == 0:
         raise EngineError(f"the setting suricata_user names {pw.pw_name!r}, which is root")
-    return RunAs(pw.pw_name, grp.getgrgid(pw.pw_gid).gr_name, pw.pw_uid, pw.pw_gid)
+    return RunAs(pw.pw_name, pw.pw_uid, pw.pw_gid)
+
+
+def open_own(path: Path):
+    """Open a file Suricata wrote, for reading, refusing a symbolic link in its place (the
+    daemon's account could point one at a file only root may read)."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
 
 
 STATS_MARK = b'"event_type":"stats"'
@@ -138,6 +142,7 @@ class LiveRun:
         self.errors: list[str] = []
         self.seconds = 0.0
         self.complete = False
+        self.killed = False
         self.carved: set[str] = set()  # sha256 of the files stored: emptied from the filestore after
 
     def __enter__(self) -> LiveRun:
@@ -154,7 +159,7 @@ class LiveRun:
         try:
             yield from self._follow()
         except (OSError, TimeoutError) as exc:
-            self.complete = True  # the daemon was killed: there is nothing left to drain
+            self.complete = self.killed = True  # nothing left to drain; its output is swept
             raise self.engine.failed(exc) from None
 
     def _follow(self) -> Iterator[bytes]:
@@ -165,7 +170,7 @@ class LiveRun:
         try:
             while True:
                 if f is None and self.eve_path.exists():
-                    f = open(self.eve_path, "rb")
+                    f = open_own(self.eve_path)
                 chunk = f.read(1 << 20) if f is not None else b""
                 if chunk:
                     buf += chunk
@@ -229,7 +234,7 @@ class LiveRun:
                     pass
             except AnalysisFailed:
                 pass
-        self.engine.clean_run_dir(self.carved if self.complete else None)
+        self.engine.clean_run_dir(self.carved if self.complete and not self.killed else None)
         self.engine.input_path.unlink(missing_ok=True)
 
 
@@ -265,7 +270,7 @@ class Engine:
 
     @property
     def socket_path(self) -> Path:
-        return self.base_dir / "suricata.sock"
+        return self.base_dir / "log" / "suricata.sock"
 
     @property
     def log_path(self) -> Path:
@@ -276,22 +281,36 @@ class Engine:
         then connects. It dies with the thread that spawned it: a long-lived one."""
         self.stop()
         self.restarts += 1
-        folders = (self.base_dir, self.base_dir / "log", self.run_dir)
-        for d in folders:
-            d.mkdir(parents=True, exist_ok=True)
+        self._make_folders()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         argv = [self.settings.suricata, "-c", str(self.config_path), "-k", "none", "--runmode", "single",
                 f"--unix-socket={self.socket_path}", "-l", str(self.base_dir / "log")]
-        if self.run_as:  # Suricata drops root (libcap-ng) once it has loaded its config and rules
-            argv += ["--user", self.run_as.user, "--group", self.run_as.group]
-            for d in folders:
-                os.chown(d, self.run_as.uid, self.run_as.gid)
-        stderr = open(self.base_dir / "log" / "stderr.log", "ab")
+        account = {}
+        if self.run_as:  # unprivileged from the start; the death signal is set after the switch
+            account = {"user": self.run_as.uid, "group": self.run_as.gid, "extra_groups": []}
+        stderr = open(self.base_dir / "stderr.log", "ab")  # in the engine folder: root's alone
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                                      start_new_session=True, env={**os.environ, "TZ": "UTC"},
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=_die_with_parent, **account)
         stderr.close()
+
+    def _make_folders(self) -> None:
+        """The engine folder is root's (what root writes lives there: its log of Suricata's
+        output, the warm-up and input captures); log/ and run/ are the daemon's account's, made
+        once: afterwards that account may have put anything there."""
+        if self.run_as is None:
+            for d in (self.base_dir / "log", self.run_dir):
+                d.mkdir(parents=True, exist_ok=True)
+            return
+        if self.base_dir.exists():
+            return
+        self.base_dir.mkdir(parents=True)
+        for d in (self.base_dir / "log", self.run_dir):
+            d.mkdir(mode=0o700)
+            os.chown(d, self.run_as.uid, self.run_as.gid)
+        os.chown(self.base_dir, 0, self.run_as.gid)
+        os.chmod(self.base_dir, 0o750)
 
     def start(self) -> None:
         """Make the daemon ready: spawned (unless it is already loading), connected, warmed up."""
@@ -369,12 +388,21 @@ class Engine:
         self.input_path.unlink(missing_ok=True)
         try:
             os.link(pcap, self.input_path)
+            readable = os.stat(self.input_path).st_mode & 0o004
         except OSError:  # another filesystem
+            readable = False
+        if not readable:  # a private blob (umask 077): a copy the account's group may read
+            self.input_path.unlink(missing_ok=True)
             shutil.copyfile(pcap, self.input_path)
+            os.chown(self.input_path, 0, self.run_as.gid)
+            os.chmod(self.input_path, 0o640)
         return self.input_path
 
     def log_size(self) -> int:
-        return self.log_path.stat().st_size if self.log_path.exists() else 0
+        try:
+            return self.log_path.lstat().st_size
+        except FileNotFoundError:
+            return 0
 
     def analyze(self, pcap: Path, timeout: float | None = None) -> LiveRun:
         """`with engine.analyze(pcap) as run: for line in run.lines(): ...`"""
@@ -403,15 +431,16 @@ class Engine:
                 (store / sha[:2] / sha).unlink(missing_ok=True)
         elif store.is_dir():
             for sub in os.scandir(store):
-                if sub.is_dir():
+                if sub.is_dir(follow_symlinks=False):
                     for entry in os.scandir(sub.path):
                         with contextlib.suppress(OSError):
                             os.unlink(entry.path)
 
     def _log_tail(self, lines: int = 5) -> str:
         try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
+            with open_own(self.log_path) as f:
+                text = f.read().decode(errors="replace").splitlines()
+        except OSError:
             return "(no log)"
         return " | ".join(text[-lines:])
 
@@ -432,7 +461,7 @@ _LOG_LINE = re.compile(r"^\[\d+ - [^\]]*\] \S+ \S+ (Error|Warning): (.*)$")
 
 def _errors_since(log: Path, offset: int) -> list[str]:
     try:
-        with open(log, "rb") as f:
+        with open_own(log) as f:
             f.seek(offset)
             text = f.read(1 << 20).decode(errors="replace")
     except FileNotFoundError:
@@ -470,7 +499,7 @@ class EnginePool:
         if self.run_as:  # a folder of their own: PacketTotal's home may be closed to their account
             _clear_stale(Path(tempfile.gettempdir()), self.run_as)
             base = self.base = Path(tempfile.mkdtemp(prefix=f"{ENGINES_PREFIX}{os.getpid()}-"))
-            os.chmod(base, 0o755)
+            os.chmod(base, 0o711)  # the account reaches its engine folder; nobody lists them
         else:
             base = self.base = settings.work_dir / "engines"
         self.rules_file = base / "packettotal-combined.rules"

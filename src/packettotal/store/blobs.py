@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import uuid
 from pathlib import Path
 
@@ -33,9 +34,15 @@ class Blobs:
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f"{dest.name}.tmp-{uuid.uuid4().hex}")
-        shutil.move(src, tmp)
-        if tmp.stat().st_uid != os.geteuid():  # written by Suricata's own account: ours from now on
-            os.chown(tmp, os.geteuid(), os.getegid())
+        if os.lstat(src).st_uid == os.geteuid():
+            shutil.move(src, tmp)
+        else:  # written by Suricata's unprivileged account: copied (never through a link) into a file of ours
+            with os.fdopen(os.open(src, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise OSError(f"{src} is not a regular file")
+                with open(tmp, "xb") as out:
+                    shutil.copyfileobj(f, out, 1 << 20)
+            os.unlink(src)
         os.replace(tmp, dest)
         return dest
 
