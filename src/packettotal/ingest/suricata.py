@@ -99,7 +99,6 @@ def render_config(settings: Settings, rules_file: Path, log_dir: Path) -> str:
 @dataclass(frozen=True)
 class RunAs:
     """The unprivileged account the daemons run as when PacketTotal runs as root."""
-    user: str
     uid: int
     gid: int
 
@@ -115,7 +114,7 @@ def run_as(settings: Settings) -> RunAs | None:
                           "unprivileged account in the setting suricata_user") from None
     if pw.pw_uid == 0:
         raise EngineError(f"the setting suricata_user names {pw.pw_name!r}, which is root")
-    return RunAs(pw.pw_name, pw.pw_uid, pw.pw_gid)
+    return RunAs(pw.pw_uid, pw.pw_gid)
 
 
 def open_own(path: Path):
@@ -269,12 +268,16 @@ class Engine:
     _buf: bytes = field(default=b"", repr=False)
 
     @property
+    def log_dir(self) -> Path:  # Suricata's own output besides a capture's: its log and socket
+        return self.base_dir / "log"
+
+    @property
     def socket_path(self) -> Path:
-        return self.base_dir / "log" / "suricata.sock"
+        return self.log_dir / "suricata.sock"
 
     @property
     def log_path(self) -> Path:
-        return self.base_dir / "log" / "suricata.log"
+        return self.log_dir / "suricata.log"
 
     def spawn(self) -> None:
         """Launch the daemon without waiting for it (it loads its rules meanwhile); `start()`
@@ -285,7 +288,7 @@ class Engine:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         argv = [self.settings.suricata, "-c", str(self.config_path), "-k", "none", "--runmode", "single",
-                f"--unix-socket={self.socket_path}", "-l", str(self.base_dir / "log")]
+                f"--unix-socket={self.socket_path}", "-l", str(self.log_dir)]
         account = {}
         if self.run_as:  # unprivileged from the start; the death signal is set after the switch
             account = {"user": self.run_as.uid, "group": self.run_as.gid, "extra_groups": []}
@@ -300,13 +303,13 @@ class Engine:
         output, the warm-up and input captures); log/ and run/ are the daemon's account's, made
         once: afterwards that account may have put anything there."""
         if self.run_as is None:
-            for d in (self.base_dir / "log", self.run_dir):
+            for d in (self.log_dir, self.run_dir):
                 d.mkdir(parents=True, exist_ok=True)
             return
         if self.base_dir.exists():
             return
         self.base_dir.mkdir(parents=True)
-        for d in (self.base_dir / "log", self.run_dir):
+        for d in (self.log_dir, self.run_dir):
             d.mkdir(mode=0o700)
             os.chown(d, self.run_as.uid, self.run_as.gid)
         os.chown(self.base_dir, 0, self.run_as.gid)
