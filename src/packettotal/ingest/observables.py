@@ -17,12 +17,6 @@ _HASH_KINDS = {32: "md5", 40: "sha1", 64: "sha256"}
 MAX_VALUE = 1024
 
 
-def _strings(rec: dict, path: str) -> Iterator[str]:
-    for v in values_at(rec, path):
-        if isinstance(v, str):
-            yield v
-
-
 @functools.lru_cache(maxsize=65536)
 def norm_ip(value: str) -> str | None:
     try:
@@ -69,14 +63,15 @@ EMAIL_FIELDS = ("smtp.mail_from", "smtp.rcpt_to", "email.from", "email.to", "ema
                 "email.reply_to")
 
 
-def _rules() -> dict[str, list[tuple[str, str]]]:
-    """root key -> [(field, rule)]: only the fields whose root a record has are looked at."""
+def _rules() -> dict[str, list[tuple[str, tuple[str, ...], str]]]:
+    """root key -> [(field, rest of its path, rule)]: a record is only asked for what it has."""
     rules = [(f, "ip") for f in IP_FIELDS] + [(f, "domain") for f in DOMAIN_FIELDS]
     rules += [(f, "text") for f in TEXT_FIELDS] + [(f, "hash") for f in HASH_FIELDS]
     rules += [(f, "email") for f in EMAIL_FIELDS]
-    out: dict[str, list[tuple[str, str]]] = {}
+    out: dict[str, list[tuple[str, tuple[str, ...], str]]] = {}
     for f, rule in rules:
-        out.setdefault(f.split(".", 1)[0], []).append((f, rule))
+        root, *rest = f.split(".")
+        out.setdefault(root, []).append((f, tuple(rest), rule))
     return out
 
 
@@ -84,27 +79,40 @@ _RULES = _rules()
 _LOWERED = frozenset({"cert_sha1", "ja3", "ja3s", "hassh"})
 
 
-def extract(rec: dict) -> Iterator[tuple[str, str, str]]:
+def _values(rec: dict, top: object, f: str, rest: tuple[str, ...]) -> list | tuple:
+    if not rest:
+        found = top
+    elif len(rest) == 1 and isinstance(top, dict):  # most fields: one level down
+        found = top.get(rest[0])
+    else:
+        return values_at(rec, f)
+    return found if isinstance(found, list) else (found,)
+
+
+def extract(rec: dict) -> set[tuple[str, str, str]]:
     """(kind, value, field) for every observable in one EVE record."""
+    out = set()
     for root in rec.keys() & _RULES.keys():
-        for f, rule in _RULES[root]:
-            for s in _strings(rec, f):
+        top = rec[root]
+        for f, rest, rule in _RULES[root]:
+            for s in _values(rec, top, f, rest):
+                if not isinstance(s, str):
+                    continue
                 if rule == "ip":
                     if ip := norm_ip(s):
-                        yield "ip", ip, f
-                elif rule == "domain":
-                    if d := norm_domain(s):
-                        yield "domain", d, f
+                        out.add(("ip", ip, f))
                 elif rule == "text":
                     kind = TEXT_FIELDS[f]
                     if s:
-                        yield kind, (s.lower() if kind in _LOWERED else s)[:MAX_VALUE], f
+                        out.add((kind, (s.lower() if kind in _LOWERED else s)[:MAX_VALUE], f))
+                elif rule == "domain":
+                    if d := norm_domain(s):
+                        out.add(("domain", d, f))
                 elif rule == "hash":
                     if h := norm_hash(s):
-                        yield h[0], h[1], f
+                        out.add((h[0], h[1], f))
                 else:
-                    for e in _emails(s):
-                        yield "email", e, f
+                    out.update(("email", e, f) for e in _emails(s))
     http = rec.get("http")
     if isinstance(http, dict) and isinstance(http.get("url"), str):
         host = http.get("hostname") if isinstance(http.get("hostname"), str) else None
@@ -113,7 +121,8 @@ def extract(rec: dict) -> Iterator[tuple[str, str, str]]:
             port = http.get("http_port")
             netloc = f"{host}:{port}" if port and port not in (80,) else host
             url = f"http://{netloc}{url}"
-        yield "url", url[:MAX_VALUE], "http.url"
+        out.add(("url", url[:MAX_VALUE], "http.url"))
+    return out
 
 
 _JA4 = re.compile(r"^[tqd][0-9a-z]{2}[di][0-9]{4}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$")
@@ -179,7 +188,7 @@ class Collector:
 
     def add(self, rec: dict) -> None:
         ts = rec.get("timestamp") if isinstance(rec.get("timestamp"), str) else None
-        for key in set(extract(rec)):
+        for key in extract(rec):
             s = self.seen.get(key)
             if s is None:
                 s = self.seen[key] = Seen()
