@@ -447,14 +447,18 @@ class Engine:
             return "(no log)"
         return " | ".join(text[-lines:])
 
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
     def stop(self) -> None:
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.close()
             self.sock = None
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.kill()
             self.proc.wait(timeout=30)
         self.proc = None
 
@@ -544,6 +548,8 @@ class EnginePool:
             pass  # the first analysis starts it again and reports why it cannot
 
     def close(self) -> None:
+        for e in self._all:  # all killed first: their exits overlap
+            e.kill()
         for e in self._all:
             e.stop()
         if self.run_as:
