@@ -31,9 +31,6 @@ class LocalJobs:
         checking the next files: give the largest first, so the small ones fill in beside it);
         the index commits every `commit_every` seconds and at the end, not once per capture."""
         futures = {}
-        for cid in capture_ids:
-            if cid not in futures:
-                futures[cid] = self.executor.submit(self.service.analyse, cid, True)
         results = []
         last = time.monotonic()
 
@@ -45,16 +42,24 @@ class LocalJobs:
                 if on_done:
                     on_done(row)
 
+        def commit(due: float) -> None:  # also while ids still arrive: a long batch shows progress
+            nonlocal last
+            if time.monotonic() - last >= due:
+                report(self.service.flush())
+                last = time.monotonic()
+
+        for cid in capture_ids:
+            if cid not in futures:
+                futures[cid] = self.executor.submit(self.service.analyse, cid, True)
+            commit(commit_every)
         for fut in as_completed(futures.values()):
             row = fut.result()
             if row["status"] != "running":  # failed: final already
                 results.append(row)
                 if on_done:
                     on_done(row)
-            if time.monotonic() - last > commit_every:
-                report(self.service.flush())
-                last = time.monotonic()
-        report(self.service.flush())
+            commit(commit_every)
+        commit(0)
         return results
 
     def recover(self) -> list[Future]:
