@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
+import os
 import shutil
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -363,12 +367,25 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
 def main() -> None:
     try:
         rc = cli.main(standalone_mode=False)
+        code = rc if isinstance(rc, int) else EXIT_OK
     except click.ClickException as exc:
         exc.show()
-        sys.exit(EXIT_USAGE)
+        code = EXIT_USAGE
     except click.Abort:
-        sys.exit(EXIT_FAILED)
+        code = EXIT_FAILED
     except PacketTotalError as exc:
         click.echo(f"packettotal: {exc.message}", err=True)
-        sys.exit(EXIT_USAGE if isinstance(exc, QueryError) else EXIT_FAILED)
-    sys.exit(rc if isinstance(rc, int) else EXIT_OK)
+        code = EXIT_USAGE if isinstance(exc, QueryError) else EXIT_FAILED
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """Exit without Python's module-by-module teardown (~0.1 s of every command): the commands
+    close what they open, exit handlers still run. Not while another thread would be waited for."""
+    if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
