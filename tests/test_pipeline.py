@@ -3,6 +3,7 @@
 import gzip
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,32 @@ def test_parallel_engines_keep_captures_apart(tmp_path):
     finally:
         jobs.close()
         pt.close()
+
+
+def test_batch_commits_while_ids_still_arrive(service, tmp_path):
+    """A capture analysed early in a long batch is `done` before the last file is even checked."""
+    from packettotal.jobs.local import LocalJobs
+    first = service.submit(demo.write(tmp_path / "e1.pcap", {"dns": "early.example.net"})).capture["id"]
+    later = service.submit(demo.write(tmp_path / "e2.pcap", {"dns": "later.example.net"})).capture["id"]
+    finished: list[str] = []
+    done_while_arriving: list[str] = []
+
+    def ids():
+        yield first
+        deadline = time.monotonic() + 60
+        while not service._pending and time.monotonic() < deadline:  # `first` indexed, not committed
+            time.sleep(0.01)
+        yield later
+        finished.append("ids")
+
+    def on_done(row):
+        if not finished:
+            done_while_arriving.append(row["id"])
+
+    jobs = LocalJobs(service)
+    try:
+        rows = jobs.run(ids(), on_done=on_done, commit_every=0)
+    finally:
+        jobs.close()
+    assert {r["id"]: r["status"] for r in rows} == {first: "done", later: "done"}
+    assert first in done_while_arriving
