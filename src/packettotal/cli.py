@@ -66,10 +66,16 @@ def result_row(row: dict) -> dict:
 def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     """Analyse captures (pcap, pcapng, or gzip/bzip2/xz/zstd-compressed). Exit 0: all done,
     1: some failed or were refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from .ingest.suricata import EnginePool
-    try:  # the daemons load their rules while the rest of PacketTotal is imported
-        pool = EnginePool(ctx.obj["settings"])
+    settings = ctx.obj["settings"]
+    workers = ThreadPoolExecutor(settings.engines, thread_name_prefix="analyse")
+    try:  # the daemons load their rules and warm up while the rest of PacketTotal is imported
+        pool = EnginePool(settings)
         pool.spawn()
+        for _ in range(settings.engines):
+            workers.submit(pool.warm_one)
     except (EngineError, OSError):
         pool = None  # made again on first use: each capture then fails with the reason
     from rich.progress import Progress
@@ -78,8 +84,7 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     pt = _service(ctx, pool)
     results: dict[Path, dict] = {}
     ids: dict[str, list[Path]] = {}
-    jobs = LocalJobs(pt)
-    jobs.warm()  # the workers connect to the daemons while the first file is checked
+    jobs = LocalJobs(pt, executor=workers)
 
     def accepted() -> Iterator[str]:
         """Ids of the captures to analyse, largest file first, each as soon as it is checked."""

@@ -11,10 +11,12 @@ from ..service import PacketTotal
 
 
 class LocalJobs:
-    def __init__(self, service: PacketTotal, workers: int | None = None):
+    def __init__(self, service: PacketTotal, workers: int | None = None,
+                 executor: ThreadPoolExecutor | None = None):
+        """`executor`: threads the caller started already (they may be warming the engines up)."""
         self.service = service
-        self.executor = ThreadPoolExecutor(max_workers=workers or service.settings.engines,
-                                           thread_name_prefix="analyse")
+        self.executor = executor or ThreadPoolExecutor(max_workers=workers or service.settings.engines,
+                                                       thread_name_prefix="analyse")
 
     def warm(self) -> None:
         """Start the Suricata daemons in the workers now (they load the rules in parallel while
