@@ -94,8 +94,8 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
             except (RefusedCapture, OSError) as exc:
                 reason = (exc.message if isinstance(exc, RefusedCapture)
                           else f"could not be read or stored: {exc.strerror or exc}")
-                results[p] = {"id": None, "md5": None, "sha1": None, "name": p.name, "status": "refused",
-                              "error": reason, "warnings": [], "packets": None, "counts": {}, "alerts": 0}
+                results[p] = result_row({"id": None, "md5": None, "sha1": None, "name": p.name,
+                                         "status": "refused", "error": reason})
                 continue
             if sub.capture["status"] == "done":
                 results[p] = result_row(sub.capture) | {"name": p.name}

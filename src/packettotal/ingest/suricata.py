@@ -473,6 +473,8 @@ def _errors_since(log: Path, offset: int) -> list[str]:
             text = f.read(1 << 20).decode(errors="replace")
     except FileNotFoundError:
         return []
+    except OSError as exc:  # e.g. a link in its place (ELOOP): say so, as the log tail does
+        return [f"Suricata's log could not be read: {exc.strerror or exc}"]
     return [m.group(2)[:500] for line in text.splitlines()
             if (m := _LOG_LINE.match(line)) and m.group(1) == "Error"]
 
