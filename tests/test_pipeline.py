@@ -273,3 +273,11 @@ def test_batch_commits_while_ids_still_arrive(service, tmp_path):
         jobs.close()
     assert {r["id"]: r["status"] for r in rows} == {first: "done", later: "done"}
     assert first in done_while_arriving
+
+
+def test_a_link_in_place_of_suricatas_log_is_a_reason_not_a_crash(tmp_path):
+    from packettotal.ingest.suricata import _errors_since
+    log = tmp_path / "suricata.log"
+    log.symlink_to("/etc/shadow")  # what the daemon's account could put there
+    errors = _errors_since(log, 0)
+    assert len(errors) == 1 and "could not be read" in errors[0] and "root:" not in errors[0]
