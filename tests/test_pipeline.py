@@ -281,3 +281,6 @@ def test_a_link_in_place_of_suricatas_log_is_a_reason_not_a_crash(tmp_path):
     log.symlink_to("/etc/shadow")  # what the daemon's account could put there
     errors = _errors_since(log, 0)
     assert len(errors) == 1 and "could not be read" in errors[0] and "root:" not in errors[0]
+    log.unlink()
+    os.mkfifo(log)  # a FIFO would block a reader that opened it: refused at once
+    assert "could not be read" in _errors_since(log, 0)[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import json
 import os
 import pwd
@@ -119,8 +120,13 @@ def run_as(settings: Settings) -> RunAs | None:
 
 def open_own(path: Path):
     """Open a file Suricata wrote, for reading, refusing a symbolic link in its place (the
-    daemon's account could point one at a file only root may read)."""
-    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
+    daemon's account could point one at a file only root may read) and anything but a regular
+    file (a FIFO would block the reader)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return os.fdopen(fd, "rb")
 
 
 STATS_MARK = b'"event_type":"stats"'
