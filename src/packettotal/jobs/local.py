@@ -34,15 +34,20 @@ class LocalJobs:
         the index commits every `commit_every` seconds and at the end, not once per capture."""
         futures = {}
         results = []
+        reported: set[str] = set()  # a commit may mark a capture done before its job returns
         last = time.monotonic()
+
+        def report_row(row: dict) -> None:
+            if row["id"] not in reported:
+                reported.add(row["id"])
+                results.append(row)
+                if on_done:
+                    on_done(row)
 
         def report(ids: list[str]) -> None:
             rows = self.service.db.captures_in(ids)
             for cid in ids:
-                row = rows[cid]
-                results.append(row)
-                if on_done:
-                    on_done(row)
+                report_row(rows[cid])
 
         def commit(due: float) -> None:  # also while ids still arrive: a long batch shows progress
             nonlocal last
@@ -56,10 +61,8 @@ class LocalJobs:
             commit(commit_every)
         for fut in as_completed(futures.values()):
             row = fut.result()
-            if row["status"] != "running":  # failed: final already
-                results.append(row)
-                if on_done:
-                    on_done(row)
+            if row["status"] != "running":  # failed (or committed already): final
+                report_row(row)
             commit(commit_every)
         commit(0)
         return results
