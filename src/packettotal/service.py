@@ -59,6 +59,7 @@ class PacketTotal:
         if self._pool is not None:
             self._pool.close()
         self.events.close()
+        self.db.close()
 
     # write side
     def submit(self, path: Path, name: str | None = None) -> Submission:

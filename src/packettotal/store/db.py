@@ -134,6 +134,10 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         return cls(f"sqlite:///{path}")
 
+    def close(self) -> None:
+        """Close the pooled connections (SQLite folds its write-ahead log back into the file)."""
+        self.engine.dispose()
+
     def _exec(self, stmt, params=None):
         with self._write, self.engine.begin() as conn:
             return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
