@@ -89,3 +89,21 @@ def test_unknown_capture_is_a_clear_error(home):
 def test_fields_lists_the_catalogue(home):
     names = {r["name"] for r in json.loads(run(home, "fields", "--json", check=0).stdout)}
     assert {"dns.rrname", "src_ip", "ip", "domain", "hash", "capture"} <= names
+
+
+def test_one_capture_under_two_names_and_the_database_closed(tmp_path):
+    home = tmp_path / "home"
+    copy = tmp_path / "same-bytes.pcap"
+    copy.write_bytes((PCAPS / "sv-icmp-echo.pcap").read_bytes())
+    rows = json.loads(run(home, "analyze", "--json", str(PCAPS / "sv-icmp-echo.pcap"), str(copy), check=0).stdout)
+    assert [r["name"] for r in rows] == ["sv-icmp-echo.pcap", "same-bytes.pcap"]
+    assert rows[0]["id"] == rows[1]["id"] and {r["status"] for r in rows} == {"done"}
+    # the command closed its connections: SQLite folded its write-ahead log into the database
+    assert (home / "packettotal.sqlite").exists() and not (home / "packettotal.sqlite-wal").exists()
+
+
+def test_output_that_cannot_be_written_is_not_a_success(home):
+    env = {**os.environ, "PACKETTOTAL_HOME": str(home)}
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([str(EXE), "search", "--help"], stdout=full, stderr=subprocess.PIPE, env=env, timeout=60)
+    assert p.returncode != 0 and b"No space left on device" in p.stderr

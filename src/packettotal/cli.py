@@ -71,12 +71,17 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     from .ingest.suricata import EnginePool
     settings = ctx.obj["settings"]
     workers = ThreadPoolExecutor(settings.engines, thread_name_prefix="analyse")
+    ctx.call_on_close(lambda: workers.shutdown(cancel_futures=True))  # after the daemons, below
+    pool = None
     try:  # the daemons load their rules and warm up while the rest of PacketTotal is imported
         pool = EnginePool(settings)
+        ctx.call_on_close(pool.close)  # also if anything fails before the batch starts
         pool.spawn()
         for _ in range(settings.engines):
             workers.submit(pool.warm_one)
     except (EngineError, OSError):
+        if pool is not None:
+            pool.close()
         pool = None  # made again on first use: each capture then fails with the reason
     from rich.progress import Progress
 
@@ -107,15 +112,20 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     with Progress(disable=as_json or len(paths) < 2, transient=True) as progress:
         task = progress.add_task("analysing", total=None)
 
+        finished: dict[str, dict] = {}
+
         def done(row: dict) -> None:
-            for p in ids[row["id"]]:
-                results[p] = result_row(row) | {"name": p.name}
+            finished[row["id"]] = row
             progress.advance(task)
 
         try:
             jobs.run(accepted(), on_done=done)
         finally:
             jobs.close()
+    for cid, ps in ids.items():  # one capture under several names: every name gets its row
+        row = finished.get(cid) or pt.db.get_capture(cid)
+        for p in ps:
+            results[p] = result_row(row) | {"name": p.name}
     ordered = [results[p] for p in paths]
     if as_json:
         _json(ordered)
@@ -369,28 +379,35 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
                 log_level="info", proxy_headers=False, server_header=False)
 
 
-def main() -> None:
+def run(args: list[str] | None = None) -> int:
+    """The command line as a function: the exit code (for callers in another program)."""
     try:
-        rc = cli.main(standalone_mode=False)
-        code = rc if isinstance(rc, int) else EXIT_OK
+        rc = cli.main(args, standalone_mode=False)
+        return rc if isinstance(rc, int) else EXIT_OK
     except click.ClickException as exc:
         exc.show()
-        code = EXIT_USAGE
+        return EXIT_USAGE
     except click.Abort:
-        code = EXIT_FAILED
+        return EXIT_FAILED
     except PacketTotalError as exc:
         click.echo(f"packettotal: {exc.message}", err=True)
-        code = EXIT_USAGE if isinstance(exc, QueryError) else EXIT_FAILED
-    _exit(code)
+        return EXIT_USAGE if isinstance(exc, QueryError) else EXIT_FAILED
 
 
-def _exit(code: int) -> None:
-    """Exit without Python's module-by-module teardown (~0.1 s of every command): the commands
-    close what they open, exit handlers still run. Not while another thread would be waited for."""
+def main() -> None:
+    """The `packettotal` script. It exits without Python's module-by-module teardown (~0.1 s of
+    every command): the commands close what they open and exit handlers still run; a normal
+    exit while another thread would be waited for."""
+    code = run()
     if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
         sys.exit(code)
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError) as exc:  # output lost (a full disk, a closed pipe): not a success
         with contextlib.suppress(OSError, ValueError):
-            stream.flush()
+            sys.stderr.write(f"packettotal: could not write the output: {exc}\n")
+        code = code or 120
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
     os._exit(code)
