@@ -143,6 +143,12 @@ def test_carved_files_from_the_daemons_account_are_copied_never_followed(tmp_pat
     with pytest.raises(OSError):
         blobs.put_move("files", "b" * 64, link)
     assert not blobs.has("files", "b" * 64)
+    fifo = tmp_path / "fifo"  # would block a reader that opened it: refused at once
+    os.mkfifo(fifo)
+    os.chown(fifo, acct.pw_uid, acct.pw_gid)
+    with pytest.raises(OSError):
+        blobs.put_move("files", "c" * 64, fifo)
+    assert not blobs.has("files", "c" * 64)
 
 
 def test_project_rule_fires_on_a_real_capture(service):

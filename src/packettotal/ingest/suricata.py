@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import json
 import os
 import pwd
@@ -32,6 +31,7 @@ from string import Template
 
 from ..config import Settings
 from ..errors import AnalysisFailed, EngineError
+from ..store.blobs import open_regular
 
 DEBIAN_RULE_FILES = (
     "app-layer-events.rules", "decoder-events.rules", "dhcp-events.rules", "dns-events.rules",
@@ -118,17 +118,6 @@ def run_as(settings: Settings) -> RunAs | None:
     return RunAs(pw.pw_uid, pw.pw_gid)
 
 
-def open_own(path: Path):
-    """Open a file Suricata wrote, for reading, refusing a symbolic link in its place (the
-    daemon's account could point one at a file only root may read) and anything but a regular
-    file (a FIFO would block the reader)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(errno.EINVAL, "not a regular file", str(path))
-    return os.fdopen(fd, "rb")
-
-
 STATS_MARK = b'"event_type":"stats"'
 FILEINFO_MARK = b'"event_type":"fileinfo"'
 _STORED = re.compile(rb'"sha256":"([0-9a-f]{64})"')
@@ -175,7 +164,7 @@ class LiveRun:
         try:
             while True:
                 if f is None and self.eve_path.exists():
-                    f = open_own(self.eve_path)
+                    f = open_regular(self.eve_path)
                 chunk = f.read(1 << 20) if f is not None else b""
                 if chunk:
                     buf += chunk
@@ -447,7 +436,7 @@ class Engine:
 
     def _log_tail(self, lines: int = 5) -> str:
         try:
-            with open_own(self.log_path) as f:
+            with open_regular(self.log_path) as f:
                 text = f.read().decode(errors="replace").splitlines()
         except OSError:
             return "(no log)"
@@ -474,7 +463,7 @@ _LOG_LINE = re.compile(r"^\[\d+ - [^\]]*\] \S+ \S+ (Error|Warning): (.*)$")
 
 def _errors_since(log: Path, offset: int) -> list[str]:
     try:
-        with open_own(log) as f:
+        with open_regular(log) as f:
             f.seek(offset)
             text = f.read(1 << 20).decode(errors="replace")
     except FileNotFoundError:

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import stat
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import NotFound
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open for reading a file another account wrote (Suricata's): never through a symbolic link
+    in its place (it could point at a file only root may read), and only a regular file (a FIFO
+    would block the reader)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return os.fdopen(fd, "rb")
 
 
 class Blobs:
@@ -37,11 +50,8 @@ class Blobs:
         if os.lstat(src).st_uid == os.geteuid():
             shutil.move(src, tmp)
         else:  # written by Suricata's unprivileged account: copied (never through a link) into a file of ours
-            with os.fdopen(os.open(src, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    raise OSError(f"{src} is not a regular file")
-                with open(tmp, "xb") as out:
-                    shutil.copyfileobj(f, out, 1 << 20)
+            with open_regular(src) as f, open(tmp, "xb") as out:
+                shutil.copyfileobj(f, out, 1 << 20)
             os.unlink(src)
         os.replace(tmp, dest)
         return dest
