@@ -77,8 +77,7 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
         pool = EnginePool(settings)
         ctx.call_on_close(pool.close)  # also if anything fails before the batch starts
         pool.spawn()
-        for _ in range(settings.engines):
-            workers.submit(pool.warm_one)
+        pool.warm(workers)
     except (EngineError, OSError):
         if pool is not None:
             pool.close()

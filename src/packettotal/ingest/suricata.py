@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -535,9 +536,14 @@ class EnginePool:
     def rule_count(self) -> int:
         return len(self.rules)
 
-    def warm_one(self) -> None:
-        """Start a daemon if one is idle and not running. Call it from a long-lived thread: a
-        daemon dies with the thread that started it (PR_SET_PDEATHSIG is per thread)."""
+    def warm(self, threads: Executor) -> None:
+        """Make every daemon ready now, one per worker thread (long-lived ones: a daemon those
+        threads start again dies with the thread that started it, PR_SET_PDEATHSIG being per
+        thread)."""
+        for _ in self._all:
+            threads.submit(self._warm_one)
+
+    def _warm_one(self) -> None:
         try:
             with self.engine():
                 pass

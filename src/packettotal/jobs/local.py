@@ -21,8 +21,7 @@ class LocalJobs:
     def warm(self) -> None:
         """Start the Suricata daemons in the workers now (they load the rules in parallel while
         the caller validates captures)."""
-        for _ in range(self.service.settings.engines):
-            self.executor.submit(self.service.pool.warm_one)
+        self.service.pool.warm(self.executor)
 
     def enqueue(self, capture_id: str) -> Future:
         return self.executor.submit(self.service.analyse, capture_id)
