@@ -64,3 +64,9 @@ class NotFound(PacketTotalError):
 
 class Forbidden(PacketTotalError):
     code = "forbidden"
+
+
+class QueryTimeout(PacketTotalError):
+    """A costly query ran past its time budget and was stopped (setting query_seconds)."""
+
+    code = "query_timeout"

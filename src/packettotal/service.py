@@ -41,7 +41,7 @@ class PacketTotal:
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
         self.db = Database.sqlite(s.db_path)
-        self.events = TantivyEventStore(s.index_dir)
+        self.events = TantivyEventStore(s.index_dir, query_seconds=s.query_seconds or None)
         self.blobs = Blobs(s.blob_dir)
         self._pool = pool  # else made on first use
         self._pool_lock = threading.Lock()

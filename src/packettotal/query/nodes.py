@@ -3,11 +3,18 @@ an ip_network; each backend escapes for itself."""
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 from dataclasses import dataclass
 
-ANY = object()   # '*' in a wildcard
-ONE = object()   # '?' in a wildcard
+
+class Sign(enum.Enum):
+    """A wildcard sign; members keep their identity through pickling (trees cross processes)."""
+    ANY = "*"
+    ONE = "?"
+
+
+ANY, ONE = Sign.ANY, Sign.ONE
 
 
 @dataclass(frozen=True)

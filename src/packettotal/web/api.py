@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from ..errors import NotFound, QueryError
 from ..query import fields as catalog
+from ..query.lucene import QUERY_BYTES
+from ..query.values import INT_MAX
 from . import downloads, uploads
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -227,7 +229,7 @@ def _cursor(token: str | None, kind: str) -> int | None:
         return None
     try:
         got, _, n = base64.urlsafe_b64decode(token.encode() + b"==").decode().partition(":")
-        if got == kind and n.isdigit() and len(n) < 20:
+        if got == kind and n.isdigit() and len(n) < 20 and int(n) <= INT_MAX:
             return int(n)  # offsets beyond what the store serves are refused there, with a reason
     except (ValueError, UnicodeDecodeError):
         pass
@@ -243,7 +245,7 @@ def _token(kind: str, n: int) -> str:
 def get_events(request: Request, ref: Ref,
                type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_\-]+$",
                                                  description="EVE event type: alert, dns, http, ...")] = None,
-               q: Annotated[str, Query(max_length=4000, description="Lucene filter (see /api/v1/fields)")] = "",
+               q: Annotated[str, Query(max_length=QUERY_BYTES, description="Lucene filter (see /api/v1/fields)")] = "",
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
                sort: Annotated[str | None, Query(max_length=64, description="a sortable field; default capture order")] = None,
@@ -309,7 +311,7 @@ def download(request: Request, ref: Ref):
 def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"] = "eve",
            type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_\-]+$",
                                              description="event type, for format=csv")] = None,
-           q: Annotated[str, Query(max_length=4000, description="Lucene filter, for format=csv")] = ""):
+           q: Annotated[str, Query(max_length=QUERY_BYTES, description="Lucene filter, for format=csv")] = ""):
     service = _instance(request).service
     cap = service.capture(ref)
     cid = cap["id"]
@@ -331,7 +333,7 @@ def label_json(row: dict) -> dict:
         "created_at": _iso(row["created_at"])}
 
 
-Q = Annotated[str, Query(min_length=1, max_length=4000, description="Lucene query (see /api/v1/fields)")]
+Q = Annotated[str, Query(min_length=1, max_length=QUERY_BYTES, description="Lucene query (see /api/v1/fields)")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")]
 

@@ -16,7 +16,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config as config_mod, demo
-from ..errors import Forbidden, NotFound, PacketTotalError, QueryError, RefusedCapture
+from ..errors import Forbidden, NotFound, PacketTotalError, QueryError, QueryTimeout, RefusedCapture
 from ..jobs.local import LocalJobs
 from ..service import PacketTotal, Submission
 from . import api, downloads, pages
@@ -147,4 +147,6 @@ def _status(exc: PacketTotalError) -> int:
         return 400
     if isinstance(exc, Forbidden):
         return 403
+    if isinstance(exc, QueryTimeout):
+        return 503
     return 500

@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from ..errors import QueryError, RefusedCapture
 from ..ingest.validate import human_size
 from ..query import correlate, fields as catalog
+from ..query.lucene import QUERY_BYTES
 from ..store.events.base import searchable
 from ..store.events.tantivy import MAX_OFFSET
 from . import charts, tabs, uploads
@@ -98,7 +99,7 @@ def _console(service, cap: dict) -> dict:
 
 @router.get("/captures/{ref}/tab/{event_type}", response_class=HTMLResponse)
 def tab_page(request: Request, ref: str, event_type: str,
-             q: Annotated[str, Query(max_length=4000)] = "",
+             q: Annotated[str, Query(max_length=QUERY_BYTES)] = "",
              sort: Annotated[str | None, Query(max_length=64)] = None,
              order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
              page: Annotated[int, Query(ge=1, le=100_000)] = 1,
@@ -191,7 +192,7 @@ async def bulk_page(request: Request):
 
 
 @router.get("/search", response_class=HTMLResponse)
-def search_page(request: Request, q: Annotated[str, Query(max_length=4000)] = "",
+def search_page(request: Request, q: Annotated[str, Query(max_length=QUERY_BYTES)] = "",
                 sort: Annotated[str, Query(pattern="^(hits|newest|oldest)$")] = "hits",
                 view: Annotated[str, Query(pattern="^(captures|events)$")] = "captures",
                 page: Annotated[int, Query(ge=1, le=10_000)] = 1):

@@ -2,56 +2,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import re
 
 import tantivy
 from tantivy import FieldType, Occur, Query
 
 from ...errors import QueryError
-from .. import fields as catalog
+from .. import fields as catalog, values
 from ..nodes import And, Captures, Cidr, Exists, MatchAll, Not, Or, Phrase, Range, Term, Wildcard
 
 TEXT_FIELD = "text"
 JSON_FIELD = "f"
 CAPTURE_FIELD = "capture"
 _TOKEN = re.compile(r"[^\W_]+")  # tantivy's default tokenizer: alphanumeric runs, lowercased
-_I64 = (-(2 ** 63), 2 ** 63 - 1)
 _RANGE_TYPES = {"int": FieldType.Integer, "date": FieldType.Date, "ip": FieldType.IpAddr}
-_FULL_RANGE = {"int": _I64, "date": (dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31)),
-               "ip": ("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")}
+_FULL_RANGE = {"int": (values.INT_MIN, values.INT_MAX), "date": (values.TIME_MIN, values.TIME_MAX),
+               "ip": (values.IP_MIN, values.IP_MAX)}
 
 
 def tokens(text: str) -> list[str]:
     return [t for t in (m.group(0).lower() for m in _TOKEN.finditer(text)) if len(t) <= 40]
-
-
-def parse_time(value: str, field: str) -> tuple[dt.datetime, dt.datetime]:
-    """A timestamp or a prefix of one (2020, 2020-02, 2020-02-05, 2020-02-05T12:29) -> [start, end)."""
-    v = value.strip().replace(" ", "T")
-    for fmt, step in (("%Y", "year"), ("%Y-%m", "month"), ("%Y-%m-%d", "day"), ("%Y-%m-%dT%H", "hour"),
-                      ("%Y-%m-%dT%H:%M", "minute")):
-        try:
-            start = dt.datetime.strptime(v, fmt)
-        except ValueError:
-            continue
-        if step == "year":
-            end = start.replace(year=start.year + 1)
-        elif step == "month":
-            end = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-        else:
-            end = start + {"day": dt.timedelta(days=1), "hour": dt.timedelta(hours=1),
-                           "minute": dt.timedelta(minutes=1)}[step]
-        return start, end
-    try:
-        t = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        raise QueryError(f"{field} expects a time such as 2020-02-05 or 2020-02-05T12:29:11, not {value!r}",
-                         expected="an ISO 8601 date or time") from None
-    if t.tzinfo:
-        t = t.astimezone(dt.UTC).replace(tzinfo=None)
-    return t, t + dt.timedelta(microseconds=1)
 
 
 class TantivyTranslator:
@@ -132,19 +102,19 @@ class TantivyTranslator:
     def convert_range(self, node: Range) -> Query:
         def build(f: catalog.Field) -> Query:
             if f.kind == "int":
-                lo = _int(node.low, f.name) if node.low is not None else _I64[0]
-                hi = _int(node.high, f.name) if node.high is not None else _I64[1]
+                lo = values.whole_number(node.low, f.name) if node.low is not None else values.INT_MIN
+                hi = values.whole_number(node.high, f.name) if node.high is not None else values.INT_MAX
                 return Query.range_query(self.schema, f.name, FieldType.Integer, lo, hi,
                                          include_lower=node.include_low, include_upper=node.include_high)
             if f.kind == "date":
-                lo = parse_time(node.low, f.name)[0] if node.low else dt.datetime(1970, 1, 1)
-                hi_span = parse_time(node.high, f.name) if node.high else None
-                hi = (hi_span[1] if node.include_high else hi_span[0]) if hi_span else dt.datetime(9999, 1, 1)
+                lo = values.time_span(node.low, f.name)[0] if node.low else values.TIME_MIN
+                hi_span = values.time_span(node.high, f.name) if node.high else None
+                hi = (hi_span[1] if node.include_high else hi_span[0]) if hi_span else values.TIME_MAX
                 return Query.range_query(self.schema, f.name, FieldType.Date, lo, hi,
                                          include_lower=node.include_low, include_upper=False)
             if f.kind == "ip":
-                lo = _ip(node.low, f.name) if node.low else "::"
-                hi = _ip(node.high, f.name) if node.high else "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+                lo = values.ip_address(node.low, f.name) if node.low else values.IP_MIN
+                hi = values.ip_address(node.high, f.name) if node.high else values.IP_MAX
                 return Query.range_query(self.schema, f.name, FieldType.IpAddr, lo, hi,
                                          include_lower=node.include_low, include_upper=node.include_high,
                                          use_inverted_index=True)
@@ -180,10 +150,10 @@ class TantivyTranslator:
         if f.kind == "keyword":
             return Query.term_query(self.schema, f.name, value.lower())
         if f.kind == "int":
-            return Query.term_query(self.schema, f.name, _int(value, f.name))
+            return Query.term_query(self.schema, f.name, values.whole_number(value, f.name))
         if f.kind == "ip":
-            return Query.term_query(self.schema, f.name, _ip(value, f.name))
-        start, end = parse_time(value, f.name)
+            return Query.term_query(self.schema, f.name, values.ip_address(value, f.name))
+        start, end = values.time_span(value, f.name)
         return Query.range_query(self.schema, f.name, FieldType.Date, start, end, include_upper=False)
 
     def _json_term(self, field: str, value: str) -> Query:
@@ -203,17 +173,3 @@ class TantivyTranslator:
             return Query.term_query(self.schema, TEXT_FIELD, toks[0])
         return Query.phrase_query(self.schema, TEXT_FIELD, toks)
 
-
-def _int(value: str, field: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise QueryError(f"{field} expects a whole number, not {value!r}", expected="a number") from None
-
-
-def _ip(value: str, field: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        raise QueryError(f"{field} expects an IP address or a CIDR network, not {value!r}",
-                         expected="an address such as 10.0.0.5 or a network such as 10.0.0.0/8") from None

@@ -15,6 +15,7 @@ from tantivy import Document, Filter, Index, Occur, Order, Query, SchemaBuilder,
 from ...errors import PacketTotalError, QueryError
 from ...query import fields as catalog
 from ...query.backends.tantivy import CAPTURE_FIELD, JSON_FIELD, TEXT_FIELD, TantivyTranslator
+from .budget import Budget, costly
 from .base import NOT_SEARCHED, CaptureHits, Page, catalogue_values, searchable
 
 KEYWORD = "kw"
@@ -60,7 +61,8 @@ class IndexBusy(PacketTotalError):
 
 
 class TantivyEventStore:
-    def __init__(self, path: Path, writer_heap: int = 128_000_000):
+    def __init__(self, path: Path, writer_heap: int = 128_000_000, query_seconds: float | None = None):
+        """query_seconds: costly queries run in child processes stopped after that long (budget.py)."""
         path.mkdir(parents=True, exist_ok=True)
         self.schema = build_schema()
         self.index = Index(self.schema, path=str(path))
@@ -73,6 +75,11 @@ class TantivyEventStore:
         self._lock = threading.Lock()         # the writer: one operation at a time
         self._commit_lock = threading.Lock()  # one commit at a time
         self._ops = self._committed = 0
+        self._budget = Budget(path, query_seconds) if query_seconds else None
+
+    def _costly(self, query) -> Budget | None:
+        """The budget a query runs under, when it is costly and there is one."""
+        return self._budget if self._budget is not None and costly(query) else None
 
     def _w(self) -> tantivy.IndexWriter:
         if self._writer is None:
@@ -189,6 +196,8 @@ class TantivyEventStore:
         only events after that sequence number (cheap at any depth, unlike offsets)."""
         if sort is not None and sort not in SORTABLE:
             raise QueryError(f"cannot sort by {sort!r}; sortable fields: {', '.join(sorted(SORTABLE))}")
+        if budget := self._costly(query):
+            return budget.call("events", capture_id, event_type, query, limit, offset, sort, descending, after)
         q = self._query(query, capture_id, event_type)
         if after is None:
             return self._page(q, limit, offset, sort or "seq", descending)
@@ -199,9 +208,13 @@ class TantivyEventStore:
         return page
 
     def search(self, query, limit: int = 50, offset: int = 0) -> Page:
+        if budget := self._costly(query):
+            return budget.call("search", query, limit, offset)
         return self._page(self._query(query), limit, offset, None)
 
     def search_by_capture(self, query, size: int = 100) -> list[CaptureHits]:
+        if budget := self._costly(query):
+            return budget.call("search_by_capture", query, size)
         aggs = {"c": {"terms": {"field": CAPTURE_FIELD, "size": size},
                       "aggs": {"t": {"terms": {"field": "event_type", "size": 50}}}}}
         result = self.index.searcher().aggregate(self._query(query), aggs)
@@ -210,6 +223,8 @@ class TantivyEventStore:
 
     def hits_by_capture(self, query, size: int = 100) -> list[tuple[str, int]]:
         """(capture, matching events), most first: the cheap half of a grouped search."""
+        if budget := self._costly(query):
+            return budget.call("hits_by_capture", query, size)
         result = self.index.searcher().aggregate(
             self._query(query), {"c": {"terms": {"field": CAPTURE_FIELD, "size": size}}})
         return [(b["key"], b["doc_count"]) for b in result["c"]["buckets"]]
@@ -230,6 +245,8 @@ class TantivyEventStore:
             after = page.events[-1]["seq"]
 
     def close(self) -> None:
+        if self._budget is not None:
+            self._budget.close()
         with self._lock:
             if self._writer is not None:
                 self._writer.wait_merging_threads()
