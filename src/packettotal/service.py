@@ -248,6 +248,10 @@ class PacketTotal:
         """Events matching a query, grouped by capture: hits and event types per capture, with the
         capture's name, date and labels. sort: hits (most matching events first), newest, oldest."""
         node = self.parse(text)
+        with self.events.one_budget():
+            return self._search(node, limit, offset, sort)
+
+    def _search(self, node, limit: int, offset: int, sort: str) -> SearchResult:
         groups = self.events.hits_by_capture(node, size=MAX_GROUPS + 1)
         truncated = len(groups) > MAX_GROUPS
         groups = groups[:MAX_GROUPS]

@@ -8,9 +8,12 @@ kill. Time spent starting a child is not counted against the query."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import multiprocessing
 import queue
 import time
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from ...errors import PacketTotalError, QueryTimeout
 from ...query.nodes import And, Exists, Not, Or, Wildcard
 
 _START_SECONDS = 60
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("query_deadline", default=None)
 _CONTEXT = multiprocessing.get_context("spawn")  # never fork a process that runs tantivy threads
 
 
@@ -112,10 +116,22 @@ class Budget:
             self._idle.put(_Child(path))
         self._all = list(self._idle.queue)
 
-    def call(self, name: str, *args, **kwargs):
-        deadline = time.monotonic() + self.seconds
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        """Calls made inside share one budget (a search that asks the index several questions)."""
+        if _DEADLINE.get() is not None:
+            yield
+            return
+        token = _DEADLINE.set(time.monotonic() + self.seconds)
         try:
-            child = self._idle.get(timeout=self.seconds)
+            yield
+        finally:
+            _DEADLINE.reset(token)
+
+    def call(self, name: str, *args, **kwargs):
+        deadline = _DEADLINE.get() or time.monotonic() + self.seconds
+        try:
+            child = self._idle.get(timeout=max(0.01, deadline - time.monotonic()))
         except queue.Empty:
             raise QueryTimeout(f"every query process was busy for {self.seconds:g} s: try again shortly") from None
         try:

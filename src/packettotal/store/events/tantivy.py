@@ -3,6 +3,7 @@ own parser). One writer, serialised by a lock; readers reload after each commit.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -76,6 +77,10 @@ class TantivyEventStore:
         self._commit_lock = threading.Lock()  # one commit at a time
         self._ops = self._committed = 0
         self._budget = Budget(path, query_seconds) if query_seconds else None
+
+    def one_budget(self) -> contextlib.AbstractContextManager:
+        """Costly queries made inside share one time budget."""
+        return self._budget.shared() if self._budget is not None else contextlib.nullcontext()
 
     def _costly(self, query) -> Budget | None:
         """The budget a query runs under, when it is costly and there is one."""
