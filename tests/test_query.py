@@ -5,7 +5,9 @@ import pytest
 from packettotal.errors import QueryError
 from packettotal.query import lucene
 from packettotal.query.nodes import Cidr, Exists, MatchAll, Not, Or, Phrase, Term, Wildcard
-from packettotal.store.events.tantivy import TantivyEventStore
+from packettotal.store.events import BACKENDS
+
+from .conftest import settings
 
 
 def ev(i, etype, **kw):
@@ -36,9 +38,10 @@ CORPUS = {
 IDS = {(c, e["n"]) for c, evs in CORPUS.items() for e in evs}
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    s = TantivyEventStore(tmp_path_factory.mktemp("idx"))
+@pytest.fixture(scope="module", params=sorted(BACKENDS))
+def store(request, tmp_path_factory):
+    """The same corpus and answers for every event-store backend."""
+    s = BACKENDS[request.param](settings(tmp_path_factory.mktemp("idx")))
     for cap, evs in CORPUS.items():
         s.index_capture(cap, evs)
     s.commit()

@@ -45,6 +45,8 @@ class Settings:
         "help": "Who may add and remove labels: anyone (who can reach the instance) or nobody"})
     user_rules_dir: Path | None = field(default=None, metadata={
         "help": "Extra folder of *.rules files (for example ET Open from suricata-update)"})
+    events_backend: str = field(default="tantivy", metadata={
+        "help": "Event index: tantivy (embedded, in the home folder)"})
     query_seconds: float = field(default=10.0, metadata={
         "help": "Longest a costly query (wildcards, field existence) may run: it runs in a child process "
                 "that is stopped then, and the request answers 503; 0: no limit, run in-process"})

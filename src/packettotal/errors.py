@@ -43,6 +43,12 @@ class EngineError(PacketTotalError):
     code = "engine"
 
 
+class IndexBusy(PacketTotalError):
+    """Another process holds the event index's writer."""
+
+    code = "index_busy"
+
+
 class QueryError(PacketTotalError):
     """A search query that cannot be parsed or run; `position` is a 0-based offset when known."""
 

@@ -21,7 +21,7 @@ from .query.nodes import And, Captures
 from .records import values_at
 from .store.blobs import Blobs
 from .store.db import Database, now
-from .store.events.tantivy import TantivyEventStore
+from .store.events import open_events
 
 log = logging.getLogger("packettotal")
 MAX_ATTEMPTS = 2
@@ -41,7 +41,7 @@ class PacketTotal:
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
         self.db = Database.sqlite(s.db_path)
-        self.events = TantivyEventStore(s.index_dir, query_seconds=s.query_seconds or None)
+        self.events = open_events(s)
         self.blobs = Blobs(s.blob_dir)
         self._pool = pool  # else made on first use
         self._pool_lock = threading.Lock()

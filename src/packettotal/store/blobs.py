@@ -56,15 +56,6 @@ class Blobs:
         os.replace(tmp, dest)
         return dest
 
-    def put_copy(self, kind: str, sha256: str, src: Path) -> Path:
-        dest = self.path(kind, sha256)
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f"{dest.name}.tmp-{uuid.uuid4().hex}")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
-        return dest
-
     def open(self, kind: str, sha256: str):
         p = self.path(kind, sha256)
         if not p.exists():

@@ -10,6 +10,7 @@ from tantivy import FieldType, Occur, Query
 from ...errors import QueryError
 from .. import fields as catalog, values
 from ..nodes import And, Captures, Cidr, Exists, MatchAll, Not, Or, Phrase, Range, Term, Wildcard
+from .base import OutsideCatalogue, Translator
 
 TEXT_FIELD = "text"
 JSON_FIELD = "f"
@@ -24,13 +25,12 @@ def tokens(text: str) -> list[str]:
     return [t for t in (m.group(0).lower() for m in _TOKEN.finditer(text)) if len(t) <= 40]
 
 
-class TantivyTranslator:
+class TantivyTranslator(Translator[Query]):
     def __init__(self, schema: tantivy.Schema):
         self.schema = schema
 
-    def translate(self, node) -> Query:
-        method = getattr(self, "convert_" + type(node).__name__.lower())
-        return method(node)
+    def any_of(self, queries: list[Query]) -> Query:
+        return Query.boolean_query([(Occur.Should, q) for q in queries])
 
     # composite nodes
     def convert_matchall(self, node: MatchAll) -> Query:
@@ -49,27 +49,20 @@ class TantivyTranslator:
         return Query.boolean_query(clauses)
 
     def convert_or(self, node: Or) -> Query:
-        return Query.boolean_query([(Occur.Should, self.translate(c)) for c in node.children])
+        return self.any_of([self.translate(c) for c in node.children])
 
     def convert_not(self, node: Not) -> Query:
         return Query.boolean_query([(Occur.Must, Query.all_query()), (Occur.MustNot, self.translate(node.child))])
 
     # leaves: each expands aliases, then builds one query per catalogue field
-    def _each(self, field: str, build) -> Query:
-        fs = catalog.resolve(field)
-        if fs is None:
-            raise LookupError
-        qs = [build(f) for f in fs]
-        return qs[0] if len(qs) == 1 else Query.boolean_query([(Occur.Should, q) for q in qs])
-
     def convert_term(self, node: Term) -> Query:
         if node.field is None:
             return self._free_text(node.value)
         if node.field == CAPTURE_FIELD:
             return Query.term_query(self.schema, CAPTURE_FIELD, node.value.strip().lower())
         try:
-            return self._each(node.field, lambda f: self._exact(f, node.value))
-        except LookupError:
+            return self.each_field(node.field, lambda f: self._exact(f, node.value))
+        except OutsideCatalogue:
             return self._json_term(node.field, node.value)
 
     def convert_phrase(self, node: Phrase) -> Query:
@@ -94,8 +87,8 @@ class TantivyTranslator:
             return Query.regex_query(self.schema, f.name, regex)
 
         try:
-            return self._each(node.field, build)
-        except LookupError:
+            return self.each_field(node.field, build)
+        except OutsideCatalogue:
             raise QueryError(f"wildcards need a field from the catalogue; {node.field!r} is not in it "
                              "(see the field list, or search it with an exact value)") from None
 
@@ -121,14 +114,14 @@ class TantivyTranslator:
             raise QueryError(f"ranges work on number, time and IP fields; {f.name} is a text field")
 
         try:
-            return self._each(node.field, build)
-        except LookupError:
+            return self.each_field(node.field, build)
+        except OutsideCatalogue:
             raise QueryError(f"ranges need a field from the catalogue; {node.field!r} is not in it") from None
 
     def convert_cidr(self, node: Cidr) -> Query:
         net = node.network
         # the inverted index answers a network range ~10x faster than scanning the column
-        return self._each(node.field, lambda f: Query.range_query(
+        return self.each_field(node.field, lambda f: Query.range_query(
             self.schema, f.name, FieldType.IpAddr, str(net.network_address), str(net.broadcast_address),
             use_inverted_index=True))
 
@@ -141,8 +134,8 @@ class TantivyTranslator:
             return Query.range_query(self.schema, f.name, _RANGE_TYPES[f.kind], *_FULL_RANGE[f.kind])
 
         try:
-            return self._each(node.field, build)
-        except LookupError:
+            return self.each_field(node.field, build)
+        except OutsideCatalogue:
             return Query.exists_query(f"{JSON_FIELD}.{node.field}")
 
     # helpers
@@ -163,7 +156,7 @@ class TantivyTranslator:
             qs.append(Query.term_query(self.schema, path, int(value)))
         elif value.lower() in ("true", "false"):
             qs.append(Query.term_query(self.schema, path, value.lower() == "true"))
-        return qs[0] if len(qs) == 1 else Query.boolean_query([(Occur.Should, q) for q in qs])
+        return qs[0] if len(qs) == 1 else self.any_of(qs)
 
     def _free_text(self, value: str) -> Query:
         toks = tokens(value)

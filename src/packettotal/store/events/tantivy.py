@@ -13,7 +13,7 @@ import orjson
 import tantivy
 from tantivy import Document, Filter, Index, Occur, Order, Query, SchemaBuilder, TextAnalyzerBuilder, Tokenizer
 
-from ...errors import PacketTotalError, QueryError
+from ...errors import IndexBusy, QueryError
 from ...query import fields as catalog
 from ...query.backends.tantivy import CAPTURE_FIELD, JSON_FIELD, TEXT_FIELD, TantivyTranslator
 from .budget import Budget, costly
@@ -55,10 +55,6 @@ def build_schema() -> tantivy.Schema:
         elif f.kind == "date":
             sb.add_date_field(f.name, stored=False, indexed=True, fast=f.fast)
     return sb.build()
-
-
-class IndexBusy(PacketTotalError):
-    code = "index_busy"
 
 
 class TantivyEventStore:
