@@ -192,17 +192,21 @@ def test_hostile_strings_are_bounded(tmp_path):
         pt.close()
 
 
-@pytest.mark.parametrize("query,expect", [
-    ("dns.rrname:*.example.com", {"dns"}),
-    ("tls.sni:secure.example.org", {"tls"}),
-    ("src_ip:10.13.37.0/24 AND event_type:http", {"http"}),
-    ("hash:" + EICAR_SHA256, {"fileinfo"}),
+@pytest.mark.parametrize("query,expect,tree", [
+    ("dns.rrname:*.example.com", {"dns"}, "Wildcard"),
+    ("tls.sni:secure.example.org", {"tls"}, "Term"),
+    ("src_ip:10.13.37.0/24 AND event_type:http", {"http"}, "And(Cidr, Term)"),
+    ("hash:" + EICAR_SHA256, {"fileinfo"}, "Term"),
 ])
-def test_search_finds_the_demo(service, tmp_path, query, expect):
+def test_search_finds_the_demo(service, tmp_path, query, expect, tree):
     row = analyse(service, demo.write(tmp_path / "demo.pcap"))
     groups = {g["capture_id"]: g for g in service.search(query).groups}
     assert set(groups[row["id"]]["found_in"]) == expect
-    assert lucene.parse(query)  # parsed once, translated by the backend
+    node = lucene.parse(query)  # parsed once into a typed tree, translated by the backend
+    shape = type(node).__name__
+    if hasattr(node, "children"):
+        shape += "(" + ", ".join(type(c).__name__ for c in node.children) + ")"
+    assert shape == tree
 
 
 def test_capture_stays_queued_until_both_stores_commit(service, tmp_path):

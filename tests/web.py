@@ -38,3 +38,14 @@ def analysed(c: TestClient, path: Path | None = None, data: bytes | None = None,
     r = upload(c, path, data, name)
     assert r.status_code in (202, 303), r.text
     return wait_done(c, r.json()["id"])
+
+
+def app_routes(app) -> list:
+    """Every route of the app, the included routers' too (FastAPI nests them)."""
+    out = []
+    for r in app.routes:
+        if hasattr(r, "original_router"):
+            out += app_routes(r.original_router)
+        elif hasattr(r, "methods"):
+            out.append(r)
+    return out
