@@ -26,6 +26,9 @@ class Settings:
         "help": "Largest capture accepted, after decompression (bytes)"})
     max_events_per_capture: int = field(default=2_000_000, metadata={
         "help": "EVE records indexed per capture; the rest are counted, not indexed"})
+    max_observables_per_capture: int = field(default=250_000, metadata={
+        "help": "Distinct observables (IPs, domains, hashes, ...) recorded per capture; memory follows "
+                "them: values first seen past the limit are counted, not recorded"})
     max_string_bytes: int = field(default=4096, metadata={
         "help": "Longest string kept from any EVE field (bytes); longer ones are cut and marked"})
     engines: int = field(default=max(1, min(2, os.cpu_count() or 1)), metadata={

@@ -151,7 +151,7 @@ class PacketTotal:
         limits = eve.Limits(max_string=s.max_string_bytes)
         report = eve.NormaliseReport()
         counts: Counter[str] = Counter()
-        collector = observables.Collector()
+        collector = observables.Collector(s.max_observables_per_capture)
         aggregates = summary_mod.Aggregates()
         fileinfo: list[dict] = []
         fired: set = set()
@@ -193,6 +193,10 @@ class PacketTotal:
                             f"(limit {s.max_events_per_capture:,} per capture)")
         if report.bad_lines:
             warnings.append(f"{report.bad_lines} EVE lines could not be read: {'; '.join(report.examples)}")
+        if collector.dropped:
+            warnings.append(f"{collector.dropped:,} occurrences of observables past the first "
+                            f"{s.max_observables_per_capture:,} distinct ones were not recorded "
+                            "(setting max_observables_per_capture)")
         if report.cut_values:
             warnings.append(f"{report.cut_values:,} over-long values were cut to {s.max_string_bytes:,} bytes")
         obs = [{"capture_id": cid, "kind": k, "value": v, "field": f, "count": seen.count,

@@ -165,7 +165,7 @@ def lookup_forms(value: str) -> list[str]:
     return sorted(f for f in forms if f)
 
 
-@dataclass
+@dataclass(slots=True)
 class Seen:
     count: int = 0
     first: str | None = None
@@ -181,15 +181,22 @@ class Seen:
 
 
 class Collector:
-    """Counts observables over a capture's records: (kind, value, field) -> Seen."""
+    """Counts observables over a capture's records: (kind, value, field) -> Seen. At most `limit`
+    distinct ones are kept (memory follows them, not the events); occurrences of values first
+    seen past the limit are counted in `dropped`, those already kept go on counting."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 250_000) -> None:
         self.seen: dict[tuple[str, str, str], Seen] = {}
+        self.limit = limit
+        self.dropped = 0
 
     def add(self, rec: dict) -> None:
         ts = rec.get("timestamp") if isinstance(rec.get("timestamp"), str) else None
         for key in extract(rec):
             s = self.seen.get(key)
             if s is None:
+                if len(self.seen) >= self.limit:
+                    self.dropped += 1
+                    continue
                 s = self.seen[key] = Seen()
             s.add(ts)

@@ -8,6 +8,8 @@ from collections import Counter
 
 TIMELINE_BUCKETS = 60
 TOP = 10
+TALKERS_KEPT = 10_000  # addresses counted at once: past twice that, the smallest are let go
+TIMES_KEPT = 200_000   # event times sampled for the timeline
 
 
 class Aggregates:
@@ -25,10 +27,12 @@ class Aggregates:
             for k in ("src_ip", "dest_ip"):
                 if isinstance(rec.get(k), str):
                     self.talkers[rec[k]] += size
+            if len(self.talkers) > 2 * TALKERS_KEPT:  # memory bounded; the top ten stay exact in practice
+                self.talkers = Counter(dict(self.talkers.most_common(TALKERS_KEPT)))
             proto = rec.get("app_proto") if rec.get("app_proto") not in (None, "failed") else rec.get("proto")
             self.protocols[str(proto or "unknown")[:32]] += 1
         ts = rec.get("timestamp")
-        if isinstance(ts, str) and len(self.times) < 200_000:
+        if isinstance(ts, str) and len(self.times) < TIMES_KEPT:
             try:
                 self.times.append((dt.datetime.fromisoformat(ts).timestamp(), str(etype)))
             except ValueError:
