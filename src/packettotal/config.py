@@ -143,7 +143,7 @@ SETTINGS_HELP = {f.name: f.metadata.get("help", "") for f in SETTINGS}
 _TYPE_NAMES = {int: "a whole number", float: "a number", str: "text", Path: "a non-empty path"}
 
 
-def _kind(hint: object) -> tuple[type, bool]:
+def _kind(hint: typing.Any) -> tuple[typing.Any, bool]:
     """(type, whether None is allowed) of a setting's annotation."""
     args = typing.get_args(hint)
     return (next(a for a in args if a is not type(None)), True) if type(None) in args else (hint, False)
@@ -185,12 +185,12 @@ def _nearest(name: str, known: typing.Iterable[str]) -> str | None:
 
 
 def _warn_unknown_env(env: Mapping[str, str]) -> None:
-    known = [ENV_PREFIX + n.upper() for n in SETTINGS_HELP] + [CONFIG_ENV]
+    known = [*SETTINGS_HELP, "config"]
     for key in sorted(env):
-        if key.upper().startswith(ENV_PREFIX) and key not in known:
-            near = _nearest(key.upper(), known)
-            log.warning("environment variable %s is not a setting%s; ignored", key,
-                        f" (did you mean {near}?)" if near else " (`packettotal config` lists them)")
+        if key.upper().startswith(ENV_PREFIX) and key not in [ENV_PREFIX + n.upper() for n in known]:
+            near = _nearest(key[len(ENV_PREFIX):].lower(), known)
+            hint = f"did you mean {ENV_PREFIX}{near.upper()}?" if near else "`packettotal config` lists them"
+            log.warning("environment variable %s is not a setting (%s); ignored", key, hint)
 
 
 def _read_file(config_file: Path, where: str) -> dict[str, object]:
