@@ -212,6 +212,16 @@ def test_the_script_refuses_bad_settings_before_starting(args, tmp_path):
     assert not (tmp_path / "h").exists()  # nothing was started or created
 
 
+def test_serve_refuses_a_listening_address_that_is_no_host_name(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(config.ENV_PREFIX)}
+    env["PACKETTOTAL_HOME"] = str(tmp_path / "h")
+    p = subprocess.run([str(EXE), "serve", "--host", "bad host", "--port", "1", "--no-demo"], capture_output=True,
+                       text=True, env=env, timeout=60, cwd=ROOT, check=False)
+    assert p.returncode == 2 and p.stderr.startswith(
+        "packettotal: setting allowed_hosts (from serve --host, added to the default): must be host names")
+    assert p.stderr.endswith(", not 'bad host'\n") and len(p.stderr.splitlines()) == 1
+
+
 def test_every_setting_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]

@@ -386,13 +386,15 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
     settings = ctx.obj["settings"]
     hosts = settings.allowed_hosts.split(",")
     if host in ("0.0.0.0", "::"):
-        if settings.sources["allowed_hosts"] == "default":
+        if settings.allowed_hosts == config_mod.Settings.allowed_hosts:
             click.echo("listening on every address: set PACKETTOTAL_ALLOWED_HOSTS to the names clients use "
                        "(answering any Host header for now)", err=True)
             hosts = ["*"]
     elif host not in hosts:
         hosts.append(host)
-    sources = {**settings.sources, "allowed_hosts": f"{settings.sources['allowed_hosts']} and serve --host"}
+    before = settings.sources["allowed_hosts"]
+    sources = {**settings.sources, "allowed_hosts": "serve --host, added to "
+               + ("the default" if before == "default" else before)}
     settings = dataclasses.replace(settings, allowed_hosts=",".join(hosts), sources=sources)
     click.echo(f"PacketTotal on http://{host}:{port}/  (API: http://{host}:{port}/api)")
     uvicorn.run(create_app(settings, seed_demo=not no_demo), host=host, port=port,
