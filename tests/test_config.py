@@ -66,6 +66,8 @@ def test_the_reported_bad_values_are_refused_naming_the_setting():
     ("allowed_hosts", "example.com:8000", "not 'example.com:8000'"),
     ("allowed_hosts", "example.com evil.com", "not 'example.com evil.com'"),
     ("allowed_hosts", "-bad.example", "not '-bad.example'"),
+    ("allowed_hosts", "pt..lan", "not 'pt..lan'"),
+    ("allowed_hosts", "x" * 64 + ".lan", "not '" + "x" * 64 + ".lan'"),
 ])
 def test_every_bad_value_names_its_setting_and_source(name, raw, problem):
     message = refused({"PACKETTOTAL_" + name.upper(): raw})
