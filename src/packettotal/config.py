@@ -44,21 +44,21 @@ def matches(pattern: str, shape: str) -> Check:
     return lambda v: None if regex.fullmatch(v) else f"must be {shape}, not {v!r}"
 
 
-_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")  # (one with {1,63} takes 4 ms to compile)
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")  # length apart: {1,63} takes 4 ms to compile
 
 
 def _is_host(entry: str) -> bool:
     if entry == "*":
         return True
-    with_domain = entry.removeprefix("*.")
-    if with_domain == entry:
+    name = entry.removeprefix("*.")
+    if name == entry:
         try:
             ipaddress.ip_address(entry)
             return True
         except ValueError:
             pass
-    labels = with_domain.removesuffix(".").split(".")
-    return len(with_domain) <= 253 and all(len(b) <= 63 and _HOST_LABEL.fullmatch(b) for b in labels)
+    labels = name.removesuffix(".").split(".")
+    return len(name) <= 253 and all(len(b) <= 63 and _HOST_LABEL.fullmatch(b) for b in labels)
 
 
 def host_list(v: str) -> str | None:
