@@ -16,7 +16,7 @@ import click
 import orjson
 
 from . import config as config_mod, export as export_mod
-from .errors import EngineError, PacketTotalError, QueryError, RefusedCapture
+from .errors import ConfigError, EngineError, PacketTotalError, QueryError, RefusedCapture
 from .query import fields as catalog
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -42,14 +42,14 @@ def _json(obj) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", type=click.Path(path_type=Path), help="Data folder (env PACKETTOTAL_HOME).")
+@click.option("--home", type=click.Path(), help="Data folder (env PACKETTOTAL_HOME).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="TOML settings file (env PACKETTOTAL_CONFIG).")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None, config_file: Path | None) -> None:
+def cli(ctx: click.Context, home: str | None, config_file: Path | None) -> None:
     """PacketTotal: analyse packet captures with Suricata; search and pivot across all of them."""
     ctx.ensure_object(dict)
-    ctx.obj["settings"] = config_mod.load(config_file, home=home)
+    ctx.obj["settings"] = config_mod.load(config_file, origin="command line", home=home)
 
 
 def result_row(row: dict) -> dict:
@@ -336,6 +336,26 @@ def fields(as_json: bool) -> None:
             click.echo(f"{r['name']:32} {r['type']:8} {r['example']}")
 
 
+@cli.command("config")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def config_cmd(ctx: click.Context, as_json: bool) -> None:
+    """The settings in effect: value, where it came from (default, file, environment, command line), help."""
+    rows = config_mod.describe(ctx.obj["settings"])
+    if as_json:
+        _json(rows)
+        return
+    cells = [(r["setting"], _shown(r["value"]), r["source"], r["help"]) for r in rows]
+    widths = [max(len(c[i]) for c in [("setting", "value", "source"), *cells]) for i in range(3)]
+    for c in [("setting", "value", "source", "help"), *cells]:
+        click.echo("  ".join(x.ljust(w) for x, w in zip(c, widths)) + "  " + c[3])
+
+
+def _shown(value: object) -> str:
+    text = "(none)" if value is None else "(empty)" if value == "" else str(value)
+    return text if text.isprintable() else repr(text)
+
+
 @cli.command()
 @click.pass_context
 def demo(ctx: click.Context) -> None:
@@ -372,7 +392,10 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
             hosts = ["*"]
     elif host not in hosts:
         hosts.append(host)
-    settings = dataclasses.replace(settings, allowed_hosts=",".join(hosts))
+    before = settings.sources["allowed_hosts"]
+    sources = {**settings.sources, "allowed_hosts": "serve --host, added to "
+               + ("the default" if before == "default" else before)}
+    settings = dataclasses.replace(settings, allowed_hosts=",".join(hosts), sources=sources)
     click.echo(f"PacketTotal on http://{host}:{port}/  (API: http://{host}:{port}/api)")
     uvicorn.run(create_app(settings, seed_demo=not no_demo), host=host, port=port,
                 log_level="info", proxy_headers=False, server_header=False)
@@ -390,7 +413,7 @@ def run(args: list[str] | None = None) -> int:
         return EXIT_FAILED
     except PacketTotalError as exc:
         click.echo(f"packettotal: {exc.message}", err=True)
-        return EXIT_USAGE if isinstance(exc, QueryError) else EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, QueryError | ConfigError) else EXIT_FAILED
 
 
 def main() -> None:

@@ -1,17 +1,72 @@
-"""Settings declared once: name, default, help. Layered defaults -> TOML file -> env -> overrides."""
+"""Settings declared once: name, default, help, constraint. Layered defaults -> TOML file -> env -> overrides."""
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
+import re
 import tomllib
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 
 import platformdirs
 
 from .errors import ConfigError
 
 ENV_PREFIX = "PACKETTOTAL_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
+
+Check = Callable[[typing.Any], str | None]  # what is wrong with a value of the right type, or None
+
+
+def at_least(low: int) -> Check:
+    return lambda v: None if v >= low else f"must be at least {low}, not {v}"
+
+
+def positive(v: float) -> str | None:
+    return None if math.isfinite(v) and v > 0 else f"must be a number above 0, not {v}"
+
+
+def not_blank(v: str) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
+def one_of(*choices: str) -> Check:
+    return lambda v: None if v in choices else f"must be {' or '.join(choices)}, not {v!r}"
+
+
+def matches(pattern: str, shape: str) -> Check:
+    regex = re.compile(pattern)
+    return lambda v: None if regex.fullmatch(v) else f"must be {shape}, not {v!r}"
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")  # length apart: {1,63} takes 4 ms to compile
+
+
+def _is_host(entry: str) -> bool:
+    if entry == "*":
+        return True
+    name = entry.removeprefix("*.")
+    if name == entry:
+        try:
+            ipaddress.ip_address(entry)
+            return True
+        except ValueError:
+            pass
+    labels = name.removesuffix(".").split(".")
+    return len(name) <= 253 and all(len(b) <= 63 and _HOST_LABEL.fullmatch(b) for b in labels)
+
+
+def host_list(v: str) -> str | None:
+    bad = [h for h in (e.strip() for e in v.split(",")) if not _is_host(h)]
+    if bad:
+        return ("must be host names or addresses separated by commas ('*': any, '*.example.com': "
+                f"that domain's hosts; no scheme or port), not {bad[0]!r}")
+    return None
 
 
 def _default_home() -> Path:
@@ -23,40 +78,55 @@ class Settings:
     home: Path = field(default_factory=_default_home,
                        metadata={"help": "Data folder: database, event index, blobs"})
     max_upload_bytes: int = field(default=1 << 30, metadata={
-        "help": "Largest capture accepted, after decompression (bytes)"})
+        "help": "Largest capture accepted, after decompression (bytes)", "check": at_least(1)})
     max_events_per_capture: int = field(default=2_000_000, metadata={
-        "help": "EVE records indexed per capture; the rest are counted, not indexed"})
+        "help": "EVE records indexed per capture; the rest are counted, not indexed", "check": at_least(0)})
     max_observables_per_capture: int = field(default=250_000, metadata={
         "help": "Distinct observables (IPs, domains, hashes, ...) recorded per capture; memory follows "
-                "them: values first seen past the limit are counted, not recorded"})
+                "them: values first seen past the limit are counted, not recorded", "check": at_least(1)})
     max_string_bytes: int = field(default=4096, metadata={
-        "help": "Longest string kept from any EVE field (bytes); longer ones are cut and marked"})
+        "help": "Longest string kept from any EVE field (bytes); longer ones are cut and marked",
+        "check": at_least(64)})  # a sha256 in hex is never cut
     engines: int = field(default=max(1, min(2, os.cpu_count() or 1)), metadata={
-        "help": "Long-lived Suricata daemons (one per core is best)"})
+        "help": "Long-lived Suricata daemons (one per core is best)", "check": at_least(1)})
     engine_timeout: float = field(default=900.0, metadata={
-        "help": "Seconds one capture may take in Suricata before the daemon is killed"})
-    suricata: str = field(default="suricata", metadata={"help": "Suricata binary"})
+        "help": "Seconds one capture may take in Suricata before the daemon is killed", "check": positive})
+    suricata: str = field(default="suricata", metadata={"help": "Suricata binary", "check": not_blank})
     suricata_user: str = field(default="packettotal-suricata", metadata={
         "help": "When PacketTotal runs as root, Suricata (which parses attacker-controlled captures) runs "
-                "as this unprivileged account, created by the set-up; empty: as root"})
+                "as this unprivileged account, created by the set-up; empty: as root",
+        "check": matches(r"([A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)?", "an account name or empty")})
     suricata_rules_dir: Path = field(default=Path("/etc/suricata/rules"), metadata={
         "help": "Folder of Suricata's own protocol-event rules"})
     allowed_hosts: str = field(default="localhost,127.0.0.1", metadata={
         "help": "Host names the web service answers to, comma-separated ('*': any); guards against "
-                "DNS rebinding. `serve --host` adds the address it listens on"})
+                "DNS rebinding. `serve --host` adds the address it listens on", "check": host_list})
     labelling: str = field(default="anyone", metadata={
-        "help": "Who may add and remove labels: anyone (who can reach the instance) or nobody"})
+        "help": "Who may add and remove labels: anyone (who can reach the instance) or nobody",
+        "check": one_of("anyone", "nobody")})
     user_rules_dir: Path | None = field(default=None, metadata={
-        "help": "Extra folder of *.rules files (for example ET Open from suricata-update)"})
+        "help": "Extra folder of *.rules files (for example ET Open from suricata-update); empty: none"})
     events_backend: str = field(default="tantivy", metadata={
-        "help": "Event index: tantivy (embedded, in the home folder)"})
+        "help": "Event index: tantivy (embedded, in the home folder)", "check": one_of("tantivy")})
     query_seconds: float = field(default=10.0, metadata={
         "help": "Longest a costly query (wildcards, field existence) may run: it runs in a child process "
-                "that is stopped then, and the request answers 503; 0: no limit, run in-process"})
+                "that is stopped then, and the request answers 503; 0: no limit, run in-process",
+        "check": at_least(0)})
+    # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 
     def __post_init__(self) -> None:
-        if self.labelling not in ("anyone", "nobody"):
-            raise ConfigError(f"setting labelling: anyone or nobody, not {self.labelling!r}")
+        problems = []
+        for f in SETTINGS:
+            value = getattr(self, f.name)
+            problem = _type_problem(value, *_KINDS[f.name]) or (
+                None if value is None or "check" not in f.metadata else f.metadata["check"](value))
+            if problem:
+                source = self.sources.get(f.name)
+                where = "" if source is None else " (default)" if source == "default" else f" (from {source})"
+                problems.append(f"setting {f.name}{where}: {problem}")
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     @property
     def db_path(self) -> Path:
@@ -75,40 +145,109 @@ class Settings:
         return self.home / "work"
 
 
-SETTINGS_HELP = {f.name: f.metadata.get("help", "") for f in fields(Settings)}
+SETTINGS = tuple(f for f in fields(Settings) if f.name != "sources")
+SETTINGS_HELP = {f.name: f.metadata.get("help", "") for f in SETTINGS}
+_TYPE_NAMES = {int: "a whole number", float: "a number", str: "text", Path: "a non-empty path"}
+
+
+def _kind(hint: typing.Any) -> tuple[typing.Any, bool]:
+    """(type, whether None is allowed) of a setting's annotation."""
+    args = typing.get_args(hint)
+    return (next(a for a in args if a is not type(None)), True) if type(None) in args else (hint, False)
+
+
+_KINDS = {name: _kind(hint) for name, hint in typing.get_type_hints(Settings).items() if name in SETTINGS_HELP}
+
+
+def _type_problem(value: object, kind: type, optional: bool) -> str | None:
+    if value is None and optional:
+        return None
+    allowed = (int, float) if kind is float else kind
+    if isinstance(value, allowed) and not isinstance(value, bool):
+        return None
+    return f"must be {_TYPE_NAMES[kind]}, not {value!r}"
 
 
 def _coerce(name: str, raw: object) -> object:
-    kind = {f.name: f.type for f in fields(Settings)}[name]
+    """The value as its setting's type when it converts; otherwise as given, for the check to name."""
+    kind, optional = _KINDS[name]
+    if kind is Path and isinstance(raw, str | os.PathLike):
+        text = os.fspath(raw)
+        if not text.strip():
+            return None if optional else text
+        return Path(text).expanduser()
+    if isinstance(raw, str) and kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            return raw
+    if kind is float and type(raw) is int:
+        return float(raw)
+    return raw
+
+
+def _nearest(name: str, known: typing.Iterable[str]) -> str | None:
+    import difflib  # imported only for a name that is not a setting: ~10 ms of every command otherwise
+    found = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def _warn_unknown_env(env: Mapping[str, str]) -> None:
+    known = [*SETTINGS_HELP, "config"]
+    for key in sorted(env):
+        if key.upper().startswith(ENV_PREFIX) and key not in [ENV_PREFIX + n.upper() for n in known]:
+            near = _nearest(key[len(ENV_PREFIX):].lower(), known)
+            hint = f"did you mean {ENV_PREFIX}{near.upper()}?" if near else "`packettotal config` lists them"
+            import logging  # as difflib: light commands do not otherwise load it
+            logging.getLogger("packettotal").warning("environment variable %s is not a setting (%s); ignored",
+                                                     key, hint)
+
+
+def _read_file(config_file: Path, where: str) -> dict[str, object]:
     try:
-        if "Path" in str(kind):
-            return Path(str(raw)).expanduser() if raw not in (None, "") else None
-        if kind in ("int", int):
-            return int(raw)
-        if kind in ("float", float):
-            return float(raw)
-        return str(raw)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name}: cannot use {raw!r} ({exc})") from None
+        data = tomllib.loads(Path(config_file).read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {config_file}{where}: {exc}") from None
+    for key in data:
+        if key not in SETTINGS_HELP:
+            near = _nearest(key, SETTINGS_HELP)
+            raise ConfigError(f"config file {config_file}: {key!r} is not a setting"
+                              + (f" (did you mean {near}?)" if near else ""))
+    return data
 
 
-def load(config_file: Path | None = None, env: dict[str, str] | None = None,
-         **overrides: object) -> Settings:
-    """Build settings; `sources` records where each non-default value came from."""
+def load(config_file: Path | None = None, env: Mapping[str, str] | None = None, *,
+         origin: str = "override", **overrides: object) -> Settings:
+    """Build settings: defaults, then the TOML file, then PACKETTOTAL_<NAME> variables, then
+    `overrides` (None: not given). `sources` records where each value came from: "default",
+    "file <path>", "environment PACKETTOTAL_<NAME>" or `origin` (the CLI says "command line").
+    A bad value is a ConfigError naming the setting and its source; an environment variable
+    that is not a setting is a warning naming the nearest one."""
     env = os.environ if env is None else env
     values: dict[str, object] = {}
-    config_file = config_file or (Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else None)
+    sources = dict.fromkeys(SETTINGS_HELP, "default")
+    where = ""
+    if config_file is None and CONFIG_ENV in env:
+        if not env[CONFIG_ENV].strip():
+            raise ConfigError(f"environment {CONFIG_ENV} is empty: name a TOML file or unset it")
+        config_file, where = Path(env[CONFIG_ENV]), f" (from environment {CONFIG_ENV})"
     if config_file:
-        try:
-            data = tomllib.loads(Path(config_file).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
-        unknown = set(data) - set(SETTINGS_HELP)
-        if unknown:
-            raise ConfigError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
-        values.update({k: _coerce(k, v) for k, v in data.items()})
+        for name, value in _read_file(config_file, where).items():
+            values[name], sources[name] = value, f"file {config_file}"
     for name in SETTINGS_HELP:
         if ENV_PREFIX + name.upper() in env:
-            values[name] = _coerce(name, env[ENV_PREFIX + name.upper()])
-    values.update({k: _coerce(k, v) for k, v in overrides.items() if v is not None})
-    return Settings(**values)
+            values[name], sources[name] = env[ENV_PREFIX + name.upper()], f"environment {ENV_PREFIX}{name.upper()}"
+    _warn_unknown_env(env)
+    for name, value in overrides.items():
+        if name not in SETTINGS_HELP:
+            raise ConfigError(f"{name!r} is not a setting")
+        if value is not None:
+            values[name], sources[name] = value, origin
+    return Settings(**{k: _coerce(k, v) for k, v in values.items()}, sources=MappingProxyType(sources))
+
+
+def describe(settings: Settings) -> list[dict[str, object]]:
+    """One row per setting: name, value, where it came from, help."""
+    return [{"setting": name, "value": getattr(settings, name),
+             "source": settings.sources.get(name, "default"), "help": text}
+            for name, text in SETTINGS_HELP.items()]
