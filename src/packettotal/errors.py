@@ -64,3 +64,13 @@ class NotFound(PacketTotalError):
 
 class Forbidden(PacketTotalError):
     code = "forbidden"
+
+
+class Busy(PacketTotalError):
+    """The instance has as much of this work queued as it takes; worth asking again later."""
+
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
