@@ -148,3 +148,178 @@ def test_the_console_answers_while_forty_exports_wait(live, capture):
     for r in busy:
         assert assert_api_error(r, 503)["error"] == "busy" and int(r.headers["retry-after"]) > 0
     assert not list((live.work_dir / "downloads").glob("*"))
+
+
+# 5. JSON (and form) bodies have a cap, checked up front and while reading
+
+def test_an_over_size_json_body_is_refused_from_its_content_length(live):
+    with live.connect() as sock:
+        sock.sendall(b"POST /api/v1/ioc/bulk HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 419430400\r\n\r\n")
+        data, closed = read_response(sock, 5)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ") and b"connection: close" in head.lower() and closed
+    got = json.loads(body)
+    assert got["error"] == "too_large" and "400.0 MiB" in got["detail"] and "3.0 MiB" in got["detail"]
+
+
+def test_a_chunked_json_body_is_refused_once_it_passes_the_cap(live):
+    cap = live.app.state.instance.service.settings.max_body_bytes
+    chunk = b"a" * (256 << 10)
+    sent = 0
+    with live.connect() as sock:
+        sock.sendall(b"POST /api/v1/ioc/bulk HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b'Transfer-Encoding: chunked\r\n\r\nd\r\n{"values": ["\r\n')
+        while sent < 4 * cap:
+            ready, _, _ = select.select([sock], [], [], 0.05)
+            if ready:  # the answer came: stop sending
+                break
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        data, closed = read_response(sock, 5)
+    assert cap <= sent <= cap + 4 * len(chunk), sent  # (plus the 13 bytes opening the JSON)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ") and closed, head
+    assert json.loads(body)["error"] == "too_large"
+
+
+def test_a_json_body_under_the_cap_is_read(live):
+    r = httpx.post(live.base + "/api/v1/ioc/bulk", json={"values": ["x" * 2048] * 1000}, timeout=30)
+    assert r.status_code == 200 and len(r.json()) == 1
+
+
+# 7. slow clients: the request head and the body have deadlines
+
+def _drip(socks: list[socket.socket], byte: bytes, until: float) -> list[bool]:
+    """Send one byte on each open socket every 0.25 s until `until` or until all are closed."""
+    closed = [False] * len(socks)
+    while not all(closed) and time.monotonic() < until:
+        for i, s in enumerate(socks):
+            if closed[i]:
+                continue
+            try:
+                s.sendall(byte)
+            except (BrokenPipeError, ConnectionResetError):
+                closed[i] = True
+                continue
+            ready, _, _ = select.select([s], [], [], 0)
+            if ready:
+                with contextlib.suppress(ConnectionResetError):
+                    if s.recv(65536, socket.MSG_PEEK) == b"":
+                        closed[i] = True
+        time.sleep(0.25)
+    return closed
+
+
+def test_connections_dripping_their_headers_are_closed(live):
+    socks = [live.connect() for _ in range(45)]
+    try:
+        for s in socks:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        silent = live.connect()  # says nothing at all
+        start = time.monotonic()
+        closed = _drip(socks, b"a", start + 10 * HEADER_TIMEOUT)
+        elapsed = time.monotonic() - start
+        assert all(closed) and elapsed < 4 * HEADER_TIMEOUT, (sum(closed), elapsed)
+        assert read_response(silent, 2 * HEADER_TIMEOUT) == (b"", True)
+    finally:
+        for s in socks:
+            s.close()
+    assert httpx.get(live.base + "/", timeout=10).status_code == 200  # and the server is fine
+
+
+def _post_head(path: str, ctype: str, length: int) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+def test_uploads_dripping_their_body_get_408_and_leave_nothing(live):
+    boundary = "xyz"
+    start_of_body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.pcap\"\r\n"
+                     f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    socks = [live.connect() for _ in range(45)]
+    try:
+        for s in socks:
+            s.sendall(_post_head("/api/v1/captures", f"multipart/form-data; boundary={boundary}", 100_000)
+                      + start_of_body + b"\xd4\xc3\xb2\xa1")
+        deadline = time.monotonic() + 10 * BODY_TIMEOUT
+        _drip(socks, b"\x00", deadline)
+        answers = [read_response(s, 2) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+    for data, closed in answers:
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 ") and closed, data[:200]
+        got = json.loads(body)
+        assert got["error"] == "timeout" and "too slowly" in got["detail"]
+        assert "script-src 'self'" in head.decode()
+    assert not list(live.work_dir.glob("upload-*"))
+
+
+def test_a_json_body_dripping_gets_408(live):
+    with live.connect() as sock:
+        sock.sendall(_post_head("/api/v1/ioc/bulk", "application/json", 1000) + b'{"values": ["')
+        start = time.monotonic()
+        _drip([sock], b"a", start + 10 * BODY_TIMEOUT)
+        data, closed = read_response(sock, 2)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ") and closed and json.loads(body)["error"] == "timeout"
+    assert time.monotonic() - start < 5 * BODY_TIMEOUT
+
+
+# 8. every error has the shape: {error, detail} JSON with the security headers under /api, the
+# HTML error page with them elsewhere; a 500 keeps the connection usable
+
+def test_the_host_guard_answers_in_the_error_shape(live):
+    r = httpx.get(live.base + "/api/v1/fields", headers={"host": "rebound.evil.example"}, timeout=10)
+    assert "host" in assert_api_error(r, 400)["detail"].lower()
+    page = httpx.get(live.base + "/", headers={"host": "rebound.evil.example"}, timeout=10)
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"] == SECURITY_HEADERS["content-security-policy"]
+    assert 'id="error-message"' in page.text
+
+
+@pytest.mark.parametrize("range_,status", [("bytes=99999999-", 416), ("bytes=9-1", 400), ("nonsense", 400)])
+def test_range_errors_answer_in_the_error_shape(live, capture, range_, status):
+    r = httpx.get(f"{live.base}/api/v1/captures/{capture['id']}/download", headers={"range": range_}, timeout=10)
+    assert "range" in assert_api_error(r, status)["detail"].lower()
+    if status == 416:
+        assert r.headers["content-range"] == f"bytes */{capture['size']}"
+
+
+@pytest.mark.parametrize("method,path,status", [
+    ("GET", "/api/v1/nowhere", 404),
+    ("DELETE", "/api/v1/fields", 405),
+    ("GET", "/api/v1/captures?limit=0", 422),
+    ("GET", "/api/v1/search?q=a%20AND%20(", 400),
+    ("GET", "/api/v1/captures/0123456789abcdef", 404),
+])
+def test_api_errors_have_one_shape(live, method, path, status):
+    assert_api_error(httpx.request(method, live.base + path, timeout=10), status)
+
+
+def test_a_server_error_keeps_the_connection_alive(live, capture):
+    service = live.app.state.instance.service
+    blob = service.blobs.path("captures", capture["id"])
+    aside = blob.with_name("aside")
+    conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
+    blob.rename(aside)
+    try:
+        conn.request("GET", f"/api/v1/captures/{capture['id']}/export?format=zip")
+        r = conn.getresponse()
+        assert assert_api_error(r, 500)["error"] == "internal" and r.getheader("connection") != "close"
+    finally:
+        aside.rename(blob)
+    sock = conn.sock
+    conn.request("GET", "/api/v1/fields")
+    again = conn.getresponse()
+    assert again.status == 200 and json.loads(again.read()) and conn.sock is sock  # the same connection
+    conn.close()
+
+
+def test_uploads_are_not_held_to_the_json_cap(live):
+    cap = live.app.state.instance.service.settings.max_body_bytes
+    r = httpx.post(live.base + "/api/v1/captures", files={"file": ("big.pcap", b"not a capture " * (cap // 10))},
+                   timeout=30)
+    assert assert_api_error(r, 415)["error"] == "refused"  # read to the end, then judged by uploads

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
 from ..ingest.validate import human_size
-from . import pages, uploads
+from . import pages
 
 log = logging.getLogger("packettotal.web")
 
@@ -31,7 +31,7 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "cross-origin-opener-policy": "same-origin",
 }
-UPLOADS = {"/api/v1/captures", "/upload"}  # POSTed captures: their own, larger cap (uploads.py)
+UPLOADS = {("POST", "/api/v1/captures"), ("POST", "/upload")}  # captures: their own cap, counted in uploads.py
 MAX_DETAIL = 300  # characters of a framework's plain-text error kept as the detail
 
 
@@ -61,7 +61,7 @@ class _Exchange:
     def __init__(self, scope: Scope, receive: Receive, send: Send, settings: Settings):
         self.scope, self._receive, self._send = scope, receive, send
         self.settings = settings
-        self.limit = settings.max_upload_bytes + uploads.SLACK if scope["path"] in UPLOADS else settings.max_body_bytes
+        self.limit = None if (scope["method"], scope["path"]) in UPLOADS else settings.max_body_bytes
         headers = Headers(scope=scope)
         self.declared = headers.get("content-length")
         self.body_done = not (self.declared not in (None, "0") or "transfer-encoding" in headers)
@@ -76,7 +76,7 @@ class _Exchange:
         self.deadline = self.clock() + settings.body_timeout
 
     def early_refusal(self) -> tuple[int, str, str] | None:
-        if self.declared and self.declared.isdigit() and int(self.declared) > self.limit:  # the server checked its form
+        if self.limit is not None and self.declared and self.declared.isdigit() and int(self.declared) > self.limit:
             return 413, "too_large", (f"the request body is {human_size(int(self.declared))}, over the limit "
                                       f"of {human_size(self.limit)}")
         if self.scope["method"] not in ("GET", "HEAD", "OPTIONS") and cross_site(Headers(scope=self.scope)):
@@ -99,7 +99,7 @@ class _Exchange:
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             self.deadline += len(message.get("body", b"")) / self.settings.body_min_rate
-            if self.received > self.limit:
+            if self.limit is not None and self.received > self.limit:
                 self.refuse(413, "too_large", f"the request body is over the limit of {human_size(self.limit)}")
                 raise _Refused
             self.body_done = not message.get("more_body", False)
