@@ -382,6 +382,7 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
     """Run the web console and REST API (one process: the event index has one writer)."""
     import uvicorn
 
+    from .web import server
     from .web.app import create_app
     settings = ctx.obj["settings"]
     hosts = settings.allowed_hosts.split(",")
@@ -397,8 +398,8 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
                + ("the default" if before == "default" else before)}
     settings = dataclasses.replace(settings, allowed_hosts=",".join(hosts), sources=sources)
     click.echo(f"PacketTotal on http://{host}:{port}/  (API: http://{host}:{port}/api)")
-    uvicorn.run(create_app(settings, seed_demo=not no_demo), host=host, port=port,
-                log_level="info", proxy_headers=False, server_header=False)
+    uvicorn.Server(server.config(create_app(settings, seed_demo=not no_demo), settings, host, port,
+                                 log_level="info")).run()
 
 
 def run(args: list[str] | None = None) -> int:

@@ -101,6 +101,17 @@ class Settings:
     allowed_hosts: str = field(default="localhost,127.0.0.1", metadata={
         "help": "Host names the web service answers to, comma-separated ('*': any); guards against "
                 "DNS rebinding. `serve --host` adds the address it listens on", "check": host_list})
+    max_body_bytes: int = field(default=3 << 20, metadata={
+        "help": "Largest request body other than a capture upload (JSON, forms), in bytes; refused with "
+                "413 while it is read. 1,000 indicators of 2,048 characters fit", "check": at_least(1)})
+    body_timeout: float = field(default=20.0, metadata={
+        "help": "Seconds a request body (uploads included) may pause, and its grace before body_min_rate "
+                "applies; a slower body gets 408 and its connection is closed", "check": positive})
+    body_min_rate: int = field(default=500, metadata={
+        "help": "Bytes a second a request body must average after its body_timeout grace", "check": at_least(1)})
+    header_timeout: float = field(default=10.0, metadata={
+        "help": "Seconds a client has to send a request's headers (`serve`); then the connection is closed",
+        "check": positive})
     labelling: str = field(default="anyone", metadata={
         "help": "Who may add and remove labels: anyone (who can reach the instance) or nobody",
         "check": one_of("anyone", "nobody")})

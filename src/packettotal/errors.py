@@ -76,3 +76,13 @@ class QueryTimeout(PacketTotalError):
     """A costly query ran past its time budget and was stopped (setting query_seconds)."""
 
     code = "query_timeout"
+
+
+class Busy(PacketTotalError):
+    """The instance has as much of this work queued as it takes; worth asking again later."""
+
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after

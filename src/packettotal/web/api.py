@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import Callable
+from concurrent.futures import Future
+from functools import partial
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path as PathParam, Query, Request
@@ -276,24 +281,40 @@ def get_files(request: Request, ref: Ref):
     return [file_json(r) for r in service.db.capture_files(service.capture(ref)["id"])]
 
 
-def built(path, media_type: str, filename: str) -> StreamingResponse:
-    """A file built for this response: streamed, and gone from disk from the first byte."""
-    f, size = downloads.opened(path)
+async def built(request: Request, build: Callable[[], Path], media_type: str, filename: str) -> StreamingResponse:
+    """A file built for this response on the export builders (waiting there holds no request
+    worker): streamed, and gone from disk from the first byte."""
+    future = _instance(request).builds.submit(lambda: downloads.opened(build()))
+    try:
+        f, size = await asyncio.wrap_future(future)
+    except asyncio.CancelledError:  # the request is gone: a build still running is closed when done
+        future.add_done_callback(_close_unclaimed)
+        raise
     return StreamingResponse(downloads.chunks(f), media_type=media_type, headers={
         "content-disposition": f'attachment; filename="{filename}"', "content-length": str(size)})
+
+
+def _close_unclaimed(future: Future) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result()[0].close()
 
 
 @router.get("/captures/{ref}/files/{sha256}", responses={200: {"content": {"application/zip": {}}}, **ERRORS},
             response_class=FileResponse,
             summary="One carved file, in a zip encrypted with the password 'infected'")
-def get_file(request: Request, ref: Ref,
-             sha256: Annotated[str, PathParam(pattern=r"^[0-9a-fA-F]{64}$")]):
+async def get_file(request: Request, ref: Ref,
+                   sha256: Annotated[str, PathParam(pattern=r"^[0-9a-fA-F]{64}$")]):
     service = _instance(request).service
-    cid = service.capture(ref)["id"]
     sha256 = sha256.lower()
+    cid = await run_in_threadpool(_stored_file, service, ref, sha256)
+    return await built(request, partial(downloads.files_zip, service, cid, sha256), "application/zip", f"{sha256}.zip")
+
+
+def _stored_file(service, ref: str, sha256: str) -> str:
+    cid = service.capture(ref)["id"]
     if not any(r["sha256"] == sha256 and r["stored"] for r in service.db.capture_files(cid)):
         raise NotFound(f"capture {cid[:12]} has no stored file {sha256}")
-    return built(downloads.files_zip(service, cid, sha256), "application/zip", f"{sha256}.zip")
+    return cid
 
 
 @router.get("/captures/{ref}/download", responses={200: {"content": {"application/vnd.tcpdump.pcap": {}}}, **ERRORS},
@@ -308,12 +329,12 @@ def download(request: Request, ref: Ref):
 @router.get("/captures/{ref}/export", responses={
     200: {"content": {"application/x-ndjson": {}, "text/csv": {}, "application/zip": {}}}, **ERRORS},
     response_class=FileResponse, summary="EVE NDJSON, CSV of one event type, or a zip of everything")
-def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"] = "eve",
-           type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_\-]+$",
-                                             description="event type, for format=csv")] = None,
-           q: Annotated[str, Query(max_length=QUERY_BYTES, description="Lucene filter, for format=csv")] = ""):
+async def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"] = "eve",
+                 type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_\-]+$",
+                                                   description="event type, for format=csv")] = None,
+                 q: Annotated[str, Query(max_length=QUERY_BYTES, description="Lucene filter, for format=csv")] = ""):
     service = _instance(request).service
-    cap = service.capture(ref)
+    cap = await run_in_threadpool(service.capture, ref)
     cid = cap["id"]
     if cap["status"] != "done":
         raise NotFound(f"capture {cid[:12]} is {cap['status']}: nothing to export yet")
@@ -324,8 +345,9 @@ def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"] = "e
         counts = (cap["summary"] or {}).get("counts") or {}
         if type not in counts:
             raise QueryError(f"format=csv needs type=, one of: {', '.join(sorted(counts)) or 'none'}")
-        return built(downloads.csv_file(service, cid, type, q), "text/csv", f"{cid[:16]}-{type}.csv")
-    return built(downloads.bundle_zip(service, cap), "application/zip", f"{cid}.zip")
+        return await built(request, partial(downloads.csv_file, service, cid, type, q), "text/csv",
+                           f"{cid[:16]}-{type}.csv")
+    return await built(request, partial(downloads.bundle_zip, service, cap), "application/zip", f"{cid}.zip")
 
 
 def label_json(row: dict) -> dict:
@@ -364,10 +386,10 @@ def search_events(request: Request, q: Q, limit: Limit = 100, cursor: Cursor = N
 @router.get("/search/export", response_class=FileResponse, responses={
     200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}, **ERRORS},
     summary="Export the events matching a query (at most 100,000)")
-def search_export(request: Request, q: Q, format: Literal["ndjson", "csv"] = "ndjson"):
+async def search_export(request: Request, q: Q, format: Literal["ndjson", "csv"] = "ndjson"):
     service = _instance(request).service
-    return built(downloads.search_file(service, q, format),
-                 "application/x-ndjson" if format == "ndjson" else "text/csv", f"search.{format}")
+    return await built(request, partial(downloads.search_file, service, q, format),
+                       "application/x-ndjson" if format == "ndjson" else "text/csv", f"search.{format}")
 
 
 @router.get("/ioc/{value:path}", response_model=Ioc, responses=ERRORS,

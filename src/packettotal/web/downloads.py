@@ -3,7 +3,7 @@ encrypted with the password `infected` (AES, the convention for malware samples)
 sha256: a name taken from the packets never becomes a path, on our disk or in an archive.
 
 Built files are temporary: a response opens one and unlinks it at once, so nothing is left on
-disk whatever the client does; at most BUILDS are built at a time."""
+disk whatever the client does. Builds run on their own threads (Builds), never the request pool's."""
 
 from __future__ import annotations
 
@@ -14,18 +14,24 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 import pyzipper
 
 from .. import export
+from ..errors import Busy
 from ..service import PacketTotal
 
 PASSWORD = b"infected"
 PAGE = 10_000
-BUILDS = threading.BoundedSemaphore(2)  # zips and CSVs cost a core each: the console stays responsive
+RUNNING = 2  # zips and CSVs cost a core each: the console stays responsive
+WAITING = 16  # builds queued behind those; more are refused (503) rather than piling up
+RETRY_AFTER = 10  # seconds, told to a refused client
+T = TypeVar("T")
 MAX_SEARCH_EXPORT = 100_000
 FILE_COLUMNS = ["sha256", "md5", "sha1", "filename", "magic", "size", "state", "stored", "truncated", "app_proto"]
 
@@ -39,17 +45,37 @@ def clean(service: PacketTotal) -> None:
     shutil.rmtree(folder(service), ignore_errors=True)
 
 
+class Builds:
+    """Where exports are built: RUNNING at a time on threads of their own, so an export waiting
+    for its turn holds none of the workers that serve the other requests; at most WAITING more
+    queue behind them, and beyond that an export is refused (Busy) at once."""
+
+    def __init__(self, running: int = RUNNING, waiting: int = WAITING):
+        self._pool = ThreadPoolExecutor(running, thread_name_prefix="packettotal-build")
+        self._slots = threading.BoundedSemaphore(running + waiting)
+
+    def submit(self, build: Callable[[], T]) -> Future[T]:
+        if not self._slots.acquire(blocking=False):
+            raise Busy("as many exports as this instance takes are being built: try again shortly",
+                       retry_after=RETRY_AFTER)
+        future = self._pool.submit(build)
+        future.add_done_callback(lambda _: self._slots.release())
+        return future
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 @contextlib.contextmanager
 def building(service: PacketTotal, suffix: str):
     """A temporary path to build into; removed if the build fails."""
     folder(service).mkdir(parents=True, exist_ok=True)
     dest = folder(service) / f"{uuid.uuid4().hex}{suffix}"
-    with BUILDS:
-        try:
-            yield dest
-        except BaseException:
-            dest.unlink(missing_ok=True)
-            raise
+    try:
+        yield dest
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
 
 
 def opened(path: Path) -> tuple[io.BufferedReader, int]:
