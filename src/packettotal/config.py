@@ -32,6 +32,9 @@ class Settings:
         "help": "Long-lived Suricata daemons (one per core is best)"})
     engine_timeout: float = field(default=900.0, metadata={
         "help": "Seconds one capture may take in Suricata before the daemon is killed"})
+    engine_log_bytes: int = field(default=1 << 20, metadata={
+        "help": "Largest size of each daemon's suricata.log and stderr.log (bytes); past it the last "
+                "part is kept as a .1 file and the log starts again"})
     suricata: str = field(default="suricata", metadata={"help": "Suricata binary"})
     suricata_user: str = field(default="packettotal-suricata", metadata={
         "help": "When PacketTotal runs as root, Suricata (which parses attacker-controlled captures) runs "
