@@ -169,9 +169,9 @@ def test_capture_over_its_time_limit_fails_with_the_reason_once_and_the_engine_r
     pt = PacketTotal(settings(tmp_path / "home", engine_timeout=0.001))
     try:
         row = analyse(pt, PCAPS / "sv-dhcp-flood.pcap")
-        # the daemon was working, not hung: the capture is the cause, so it is not tried again
+        # the daemon still answered: the capture is the cause, so it is not tried again
         assert row["status"] == "failed" and row["attempts"] == 1
-        assert "still reading the capture after 0.001 s (setting engine_timeout)" in row["error"]
+        assert "still being analysed after 0.001 s (setting engine_timeout)" in row["error"]
         with pt.pool.engine() as engine:
             assert engine.alive() and engine.restarts >= 1
         # other jobs continue once the limit allows them

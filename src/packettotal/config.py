@@ -24,6 +24,13 @@ class Settings:
                        metadata={"help": "Data folder: database, event index, blobs"})
     max_upload_bytes: int = field(default=1 << 30, metadata={
         "help": "Largest capture accepted, after decompression (bytes)"})
+    max_decompression_ratio: float = field(default=500.0, metadata={
+        "help": "A compressed upload that grows more than this many times (judged once 16 MiB have come "
+                "out) is refused as a decompression bomb"})
+    max_packets_per_capture: int = field(default=5_000_000, metadata={
+        "help": "Packets (records) one capture may hold; a capture with more is refused"})
+    max_validations: int = field(default=2, metadata={
+        "help": "Uploads checked (decompressed, hashed, walked) at once; others wait up to 60 s for a turn"})
     max_events_per_capture: int = field(default=2_000_000, metadata={
         "help": "EVE records indexed per capture; the rest are counted, not indexed"})
     max_string_bytes: int = field(default=4096, metadata={

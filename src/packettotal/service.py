@@ -43,6 +43,7 @@ class PacketTotal:
         self.db = Database.sqlite(s.db_path)
         self.events = TantivyEventStore(s.index_dir)
         self.blobs = Blobs(s.blob_dir)
+        self.validator = validate.Validator(s)
         self._pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[dict] = []  # indexed, waiting for a commit to be `done`
@@ -64,7 +65,7 @@ class PacketTotal:
     # write side
     def submit(self, path: Path, name: str | None = None) -> Submission:
         """Validate and store a capture. Raises RefusedCapture; a known capture is returned as is."""
-        staged = validate.stage(path, self.settings.work_dir, self.settings.max_upload_bytes)
+        staged = self.validator.stage(path)
         d = staged.digests
         try:
             existing = self.db.get_capture(d.sha256)

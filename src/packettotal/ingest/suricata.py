@@ -193,11 +193,11 @@ class LiveRun:
                     yield stats
                     self._finish(stats)
                     return
+                if time.monotonic() - self._t0 > self.timeout:  # also while EVE keeps coming
+                    raise TimeoutError(f"no result after {self.timeout:g} s")
                 if chunk:
                     delay = 0.0005
                     continue
-                if time.monotonic() - self._t0 > self.timeout:
-                    raise TimeoutError(f"no result after {self.timeout:g} s")
                 if not self.engine.alive():
                     raise OSError("the daemon exited")
                 if delay >= 0.004:
@@ -444,10 +444,13 @@ class Engine:
     def failed(self, exc: Exception, run: LiveRun) -> AnalysisFailed:
         """Kill and restart a daemon that died, hung or ran past the capture's time limit; the
         reason, with Suricata's own lines, for the job that saw it."""
+        if self.proc is not None and not isinstance(exc, TimeoutError):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=2)  # a socket reset: the daemon is likely dying; reap it
         if self.proc is not None and self.proc.poll() is not None:
             reason, retry = f"Suricata died (exit code {self.proc.returncode}) while reading the capture", True
-        elif isinstance(exc, TimeoutError) and self._busy():  # working, not hung: the capture costs too much
-            reason, retry = (f"the analysis was stopped: Suricata was still reading the capture after "
+        elif isinstance(exc, TimeoutError) and self._answers():  # not hung: the capture costs too much
+            reason, retry = (f"the analysis was stopped: the capture was still being analysed after "
                              f"{run.timeout:g} s (setting engine_timeout)"), False
         else:
             reason, retry = f"Suricata stopped answering ({exc}); it was killed", True
@@ -458,11 +461,9 @@ class Engine:
             self.start(reason)
         return AnalysisFailed(reason, detail=" | ".join(lines), retry=retry)
 
-    def _busy(self) -> bool:
-        """True if the daemon answers and is reading a capture (or has one queued)."""
+    def _answers(self) -> bool:
         try:
-            return (self.command("pcap-current").get("message") not in (None, "None")
-                    or bool(self.command("pcap-file-number").get("message")))
+            return self.command("pcap-file-number").get("return") == "OK"
         except (OSError, ValueError):
             return False
 
