@@ -172,15 +172,15 @@ def _walk_pcap(m: mmap.mmap, max_packets: int) -> CaptureInfo:
     off, end = 24, len(m)
     while off < end:
         if off + 16 > end:
-            info.problem = f"cut short in the header of packet {info.packets + 1}"
+            info.problem = f"cut short in the header of packet {info.packets + 1} (at byte {off:,})"
             break
         sec, frac, incl, orig = rec.unpack_from(m, off)
         if incl > limit:
-            info.problem = (f"damaged after packet {info.packets}: the next record claims "
+            info.problem = (f"damaged after packet {info.packets}: the record at byte {off:,} claims "
                             f"{incl:,} bytes (snapshot length {snaplen:,})")
             break
         if off + 16 + incl > end:
-            info.problem = f"cut short in the middle of packet {info.packets + 1}"
+            info.problem = f"cut short in the middle of packet {info.packets + 1} (at byte {off:,})"
             break
         if info.packets == max_packets:
             info.over_limit = True
@@ -200,22 +200,22 @@ def _walk_pcapng(m: mmap.mmap, max_packets: int) -> CaptureInfo:
             info.over_limit = True
             break
         if off + 12 > end:
-            info.problem = f"cut short in a block header after packet {info.packets}"
+            info.problem = f"cut short in a block header after packet {info.packets} (at byte {off:,})"
             break
         btype = struct.unpack_from(order + "I", m, off)[0]
         if btype == PCAPNG_SHB:
             bom = m[off + 8:off + 12]
             order = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">" if bom == b"\x1a\x2b\x3c\x4d" else ""
             if not order:
-                info.problem = "a section header has an unknown byte-order mark"
+                info.problem = f"the section header at byte {off:,} has an unknown byte-order mark"
                 break
             ifaces = []
         blen = struct.unpack_from(order + "I", m, off + 4)[0]
         if blen < 12 or blen % 4 or blen > MAX_RECORD + 1024 * 64:
-            info.problem = f"damaged after packet {info.packets}: a block claims {blen:,} bytes"
+            info.problem = f"damaged after packet {info.packets}: the block at byte {off:,} claims {blen:,} bytes"
             break
         if off + blen > end:
-            info.problem = f"cut short in the middle of a block after packet {info.packets}"
+            info.problem = f"cut short in the middle of a block after packet {info.packets} (at byte {off:,})"
             break
         body = off + 8
         if btype == 1 and blen >= 20:  # interface description
@@ -224,8 +224,12 @@ def _walk_pcapng(m: mmap.mmap, max_packets: int) -> CaptureInfo:
             ifaces.append((linktype, _tsresol(m, body + 8, off + blen - 4, order)))
         elif btype == 6 and blen >= 32:  # enhanced packet
             iface, hi, lo, caplen, origlen = struct.unpack_from(order + "IIIII", m, body)
+            if caplen > blen - 32:
+                info.problem = (f"damaged after packet {info.packets}: the packet block at byte {off:,} "
+                                f"claims {caplen:,} bytes of packet in a block of {blen:,}")
+                break
             if iface >= len(ifaces):
-                info.problem = f"packet {info.packets + 1} names an undeclared interface {iface}"
+                info.problem = f"packet {info.packets + 1} (at byte {off:,}) names an undeclared interface {iface}"
                 break
             linktype, ticks = ifaces[iface]
             info.seen(((hi << 32) | lo) / ticks, origlen, linktype)
@@ -233,6 +237,10 @@ def _walk_pcapng(m: mmap.mmap, max_packets: int) -> CaptureInfo:
             info.seen(info.last_ts or 0.0, struct.unpack_from(order + "I", m, body)[0], ifaces[0][0])
         elif btype == 2 and blen >= 32:  # obsolete packet block
             iface, _, hi, lo, caplen, origlen = struct.unpack_from(order + "HHIIII", m, body)
+            if caplen > blen - 32:
+                info.problem = (f"damaged after packet {info.packets}: the packet block at byte {off:,} "
+                                f"claims {caplen:,} bytes of packet in a block of {blen:,}")
+                break
             if iface < len(ifaces):
                 linktype, ticks = ifaces[iface]
                 info.seen(((hi << 32) | lo) / ticks, origlen, linktype)
