@@ -7,6 +7,10 @@ import struct
 import threading
 import time
 
+import pytest
+
+from packettotal.errors import EngineError
+from packettotal.ingest import suricata
 from packettotal.service import PacketTotal
 
 from .captures import pcap_bytes
@@ -80,9 +84,9 @@ def test_suricatas_logs_stay_under_their_bound(tmp_path):
         analyse(pt, PCAPS / "sv-dns-udp-txt.pcap")
         with open(engine.stderr_path, "ab") as noisy:  # what a noisy daemon leaves on its stderr
             noisy.write(b"noise from the daemon\n" * 50_000)
-        for i in range(40):  # each run adds ~1.3 KB to suricata.log
+        for i in range(24):  # each run adds ~1.3 KB to suricata.log: 4 times the bound
             pcap = tmp_path / f"c{i}.pcap"
-            pcap.write_bytes(pcap_bytes(1 + i % 3)[:-1] + bytes([i]))  # 40 distinct captures
+            pcap.write_bytes(pcap_bytes(1 + i % 3)[:-1] + bytes([i]))  # distinct captures
             assert analyse(pt, pcap)["status"] == "done"
             assert engine.stderr_path.stat().st_size <= cap
             assert engine.log_path.stat().st_size <= 2 * cap
@@ -96,3 +100,17 @@ def test_suricatas_logs_stay_under_their_bound(tmp_path):
         assert "Failed to init pcap file archaic.pcap" in row["error"]
     finally:
         pt.close()
+
+
+def test_a_daemon_that_cannot_start_says_why_from_its_stderr(tmp_path, caplog):
+    pool = suricata.EnginePool(settings(tmp_path / "home"))
+    try:
+        pool.config_path.write_text("%YAML 1.1\n---\nthis: [is broken\n")  # a config Suricata cannot load
+        with pytest.raises(EngineError) as exc, pool.engine():
+            pass
+        assert exc.value.message.startswith("Suricata exited with code 1 at start-up: Error: conf-yaml-loader: "
+                                            "Failed to parse configuration file at line 3")
+        assert any(r.name == ENGINE_LOGGER and r.levelno == logging.ERROR and "conf-yaml-loader" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        pool.close()

@@ -353,10 +353,10 @@ class Engine:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                log.error("%s: Suricata exited with code %s at start-up: %s", self.name,
-                          self.proc.returncode, self._log_tail())
-                raise EngineError(f"Suricata exited with code {self.proc.returncode} at start-up: "
-                                  + self._log_tail())
+                said = " | ".join(x for x in (self._log_tail(), *_tail_since(self.stderr_path, 0)[-5:])
+                                  if x != "(no log)") or "(no output)"
+                log.error("%s: Suricata exited with code %s at start-up: %s", self.name, self.proc.returncode, said)
+                raise EngineError(f"Suricata exited with code {self.proc.returncode} at start-up: {said}")
             if self.socket_path.exists():
                 try:
                     self._connect()
