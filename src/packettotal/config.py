@@ -79,6 +79,14 @@ class Settings:
                        metadata={"help": "Data folder: database, event index, blobs"})
     max_upload_bytes: int = field(default=1 << 30, metadata={
         "help": "Largest capture accepted, after decompression (bytes)", "check": at_least(1)})
+    max_decompression_ratio: float = field(default=500.0, metadata={
+        "help": "A compressed upload that grows more than this many times (judged once 16 MiB have come "
+                "out) is refused as a decompression bomb", "check": positive})
+    max_packets_per_capture: int = field(default=5_000_000, metadata={
+        "help": "Packets (records) one capture may hold; a capture with more is refused", "check": at_least(1)})
+    max_validations: int = field(default=2, metadata={
+        "help": "Uploads checked (decompressed, hashed, walked) at once; others wait up to 60 s for a turn",
+        "check": at_least(1)})
     max_events_per_capture: int = field(default=2_000_000, metadata={
         "help": "EVE records indexed per capture; the rest are counted, not indexed", "check": at_least(0)})
     max_observables_per_capture: int = field(default=250_000, metadata={
@@ -91,6 +99,9 @@ class Settings:
         "help": "Long-lived Suricata daemons (one per core is best)", "check": at_least(1)})
     engine_timeout: float = field(default=900.0, metadata={
         "help": "Seconds one capture may take in Suricata before the daemon is killed", "check": positive})
+    engine_log_bytes: int = field(default=1 << 20, metadata={
+        "help": "Largest size of each daemon's suricata.log and stderr.log (bytes); past it the last "
+                "part is kept as a .1 file and the log starts again", "check": at_least(4096)})
     suricata: str = field(default="suricata", metadata={"help": "Suricata binary", "check": not_blank})
     suricata_user: str = field(default="packettotal-suricata", metadata={
         "help": "When PacketTotal runs as root, Suricata (which parses attacker-controlled captures) runs "

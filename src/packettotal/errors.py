@@ -32,9 +32,14 @@ class RefusedCapture(PacketTotalError):
 
 
 class AnalysisFailed(PacketTotalError):
-    """Suricata could not analyse a capture (or died doing it)."""
+    """Suricata could not analyse a capture (or died doing it). `detail`: Suricata's own lines
+    about it; `retry`: the daemon, not the capture, was at fault (it died or stopped answering)."""
 
     code = "analysis_failed"
+
+    def __init__(self, message: str, *, detail: str | None = None, retry: bool = False):
+        super().__init__(message, detail=detail)
+        self.retry = retry
 
 
 class EngineError(PacketTotalError):

@@ -43,6 +43,7 @@ class PacketTotal:
         self.db = Database.sqlite(s.db_path)
         self.events = open_events(s)
         self.blobs = Blobs(s.blob_dir)
+        self.validator = validate.Validator(s)
         self._pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[dict] = []  # indexed, waiting for a commit to be `done`
@@ -64,7 +65,7 @@ class PacketTotal:
     # write side
     def submit(self, path: Path, name: str | None = None) -> Submission:
         """Validate and store a capture. Raises RefusedCapture; a known capture is returned as is."""
-        staged = validate.stage(path, self.settings.work_dir, self.settings.max_upload_bytes)
+        staged = self.validator.stage(path)
         d = staged.digests
         try:
             existing = self.db.get_capture(d.sha256)
@@ -100,12 +101,12 @@ class PacketTotal:
                 self._analyse(row, defer_commit)
                 return self.db.get_capture(capture_id)
             except (AnalysisFailed, EngineError) as exc:
-                retry = isinstance(exc, AnalysisFailed) and exc.detail is not None and attempts < MAX_ATTEMPTS
+                retry = isinstance(exc, AnalysisFailed) and exc.retry and attempts < MAX_ATTEMPTS
                 if retry:
                     log.warning("capture %s: %s; retrying", capture_id, exc.message)
                     row = self.db.get_capture(capture_id)
                     continue
-                reason = exc.message + (f" (Suricata log: {exc.detail[:500]})" if exc.detail else "")
+                reason = exc.message + (f" (Suricata: {exc.detail[:2000]})" if exc.detail else "")
             except Exception as exc:  # a bug must fail this capture, not the service
                 log.error("capture %s: internal error\n%s", capture_id, traceback.format_exc())
                 reason = f"internal error while analysing: {type(exc).__name__}: {str(exc)[:300]}"
@@ -115,7 +116,7 @@ class PacketTotal:
     def _analyse(self, row: dict, defer_commit: bool) -> None:
         warnings = list(row["warnings"] or [])
         pcap = self.blobs.path("captures", row["id"])
-        with self.pool.engine() as engine, engine.analyze(pcap) as run:
+        with self.pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
             summary, obs, files_ = self._index(row, run, warnings)
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
                 "summary": summary, "warnings": warnings, "finished_at": now()}
@@ -173,10 +174,10 @@ class PacketTotal:
                     fired.update(values_at(rec, "alert.signature_id"))
                 if events <= s.max_events_per_capture:
                     yield rec
-            run.errors = [e.replace(str(run.pcap), row["name"]) for e in run.errors]
             if not run.packets:
                 reason = run.errors[0] if run.errors else "no packets were decoded"
-                raise AnalysisFailed(f"Suricata could not read the capture: {reason}")
+                raise AnalysisFailed(f"Suricata could not read the capture: {reason}",
+                                     detail=" | ".join(run.output()) or None)
 
         stored = self.events.index_capture(cid, records())
         expected = facts.get("packets")

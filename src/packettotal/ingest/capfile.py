@@ -39,6 +39,7 @@ LINKTYPE_NAMES = {
 # Link types Suricata 7's pcap-file source decodes.
 SUPPORTED_LINKTYPES = frozenset({0, 1, 9, 12, 14, 101, 104, 113, 228, 229})
 MAX_RECORD = 262_144  # libpcap's largest snapshot length: a longer record means a damaged file
+RATIO_FLOOR = 16 << 20  # the expansion ratio is judged once this much has come out
 
 
 def linktype_name(linktype: int) -> str:
@@ -74,12 +75,23 @@ class TooLarge(Exception):
     pass
 
 
+class Bomb(TooLarge):
+    """The data expands more than the ratio allowed: `size` bytes out of `consumed` bytes in."""
+
+    def __init__(self, size: int, consumed: int):
+        super().__init__(size, consumed)
+        self.size, self.consumed = size, consumed
+
+
 class BadCompression(Exception):
     pass
 
 
-def copy_hashed(src: Path, dest: Path, limit: int, compression: str | None) -> Digests:
-    """Copy (decompressing as a stream if asked) src to dest, hashing on the way; stop past limit."""
+def copy_hashed(src: Path, dest: Path, limit: int, compression: str | None,
+                max_ratio: float | None = None) -> Digests:
+    """Copy (decompressing as a stream if asked) src to dest, hashing on the way; stop past limit,
+    or (once RATIO_FLOOR bytes are out) as soon as the output exceeds max_ratio times the
+    compressed bytes read so far."""
     hashes = [hashlib.sha256(), hashlib.md5(), hashlib.sha1()]
     size = 0
     with open(src, "rb") as raw, open(dest, "wb") as out:
@@ -89,6 +101,8 @@ def copy_hashed(src: Path, dest: Path, limit: int, compression: str | None) -> D
                 size += len(chunk)
                 if size > limit:
                     raise TooLarge(size)
+                if compression and max_ratio and size >= RATIO_FLOOR and size > max_ratio * raw.tell():
+                    raise Bomb(size, raw.tell())
                 for h in hashes:
                     h.update(chunk)
                 out.write(chunk)
@@ -107,6 +121,7 @@ class CaptureInfo:
     linktypes: dict[int, int] = field(default_factory=dict)  # link type -> packets
     snaplen: int | None = None
     problem: str | None = None  # where and why the file stops being readable
+    over_limit: bool = False  # the walk stopped at the packet limit it was given
 
     def seen(self, ts: float, length: int, linktype: int) -> None:
         self.packets += 1
@@ -128,21 +143,22 @@ def capture_format(head: bytes) -> str | None:
     return None
 
 
-def inspect(path: Path) -> CaptureInfo:
-    """Walk the record headers of a pcap or pcapng file. Raises ValueError for other files."""
+def inspect(path: Path, max_packets: int | None = None) -> CaptureInfo:
+    """Walk the record headers of a pcap or pcapng file, stopping (`over_limit`) past max_packets.
+    Raises ValueError for other files."""
     with open(path, "rb") as f:
         if path.stat().st_size == 0:
             raise ValueError("empty")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             kind = capture_format(m[:4])
             if kind == "pcap":
-                return _walk_pcap(m)
+                return _walk_pcap(m, max_packets or -1)
             if kind == "pcapng":
-                return _walk_pcapng(m)
+                return _walk_pcapng(m, max_packets or -1)
     raise ValueError("not a capture")
 
 
-def _walk_pcap(m: mmap.mmap) -> CaptureInfo:
+def _walk_pcap(m: mmap.mmap, max_packets: int) -> CaptureInfo:
     info = CaptureInfo("pcap")
     if len(m) < 24:
         info.problem = f"the file header is cut short ({len(m)} of 24 bytes)"
@@ -156,44 +172,50 @@ def _walk_pcap(m: mmap.mmap) -> CaptureInfo:
     off, end = 24, len(m)
     while off < end:
         if off + 16 > end:
-            info.problem = f"cut short in the header of packet {info.packets + 1}"
+            info.problem = f"cut short in the header of packet {info.packets + 1} (at byte {off:,})"
             break
         sec, frac, incl, orig = rec.unpack_from(m, off)
         if incl > limit:
-            info.problem = (f"damaged after packet {info.packets}: the next record claims "
+            info.problem = (f"damaged after packet {info.packets}: the record at byte {off:,} claims "
                             f"{incl:,} bytes (snapshot length {snaplen:,})")
             break
         if off + 16 + incl > end:
-            info.problem = f"cut short in the middle of packet {info.packets + 1}"
+            info.problem = f"cut short in the middle of packet {info.packets + 1} (at byte {off:,})"
+            break
+        if info.packets == max_packets:
+            info.over_limit = True
             break
         info.seen(sec + frac / divisor, orig, linktype)
         off += 16 + incl
     return info
 
 
-def _walk_pcapng(m: mmap.mmap) -> CaptureInfo:
+def _walk_pcapng(m: mmap.mmap, max_packets: int) -> CaptureInfo:
     info = CaptureInfo("pcapng")
     order = "<"
     ifaces: list[tuple[int, float]] = []  # (link type, ticks per second)
     off, end = 0, len(m)
     while off < end:
+        if info.packets == max_packets:
+            info.over_limit = True
+            break
         if off + 12 > end:
-            info.problem = f"cut short in a block header after packet {info.packets}"
+            info.problem = f"cut short in a block header after packet {info.packets} (at byte {off:,})"
             break
         btype = struct.unpack_from(order + "I", m, off)[0]
         if btype == PCAPNG_SHB:
             bom = m[off + 8:off + 12]
             order = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">" if bom == b"\x1a\x2b\x3c\x4d" else ""
             if not order:
-                info.problem = "a section header has an unknown byte-order mark"
+                info.problem = f"the section header at byte {off:,} has an unknown byte-order mark"
                 break
             ifaces = []
         blen = struct.unpack_from(order + "I", m, off + 4)[0]
         if blen < 12 or blen % 4 or blen > MAX_RECORD + 1024 * 64:
-            info.problem = f"damaged after packet {info.packets}: a block claims {blen:,} bytes"
+            info.problem = f"damaged after packet {info.packets}: the block at byte {off:,} claims {blen:,} bytes"
             break
         if off + blen > end:
-            info.problem = f"cut short in the middle of a block after packet {info.packets}"
+            info.problem = f"cut short in the middle of a block after packet {info.packets} (at byte {off:,})"
             break
         body = off + 8
         if btype == 1 and blen >= 20:  # interface description
@@ -202,8 +224,12 @@ def _walk_pcapng(m: mmap.mmap) -> CaptureInfo:
             ifaces.append((linktype, _tsresol(m, body + 8, off + blen - 4, order)))
         elif btype == 6 and blen >= 32:  # enhanced packet
             iface, hi, lo, caplen, origlen = struct.unpack_from(order + "IIIII", m, body)
+            if caplen > blen - 32:
+                info.problem = (f"damaged after packet {info.packets}: the packet block at byte {off:,} "
+                                f"claims {caplen:,} bytes of packet in a block of {blen:,}")
+                break
             if iface >= len(ifaces):
-                info.problem = f"packet {info.packets + 1} names an undeclared interface {iface}"
+                info.problem = f"packet {info.packets + 1} (at byte {off:,}) names an undeclared interface {iface}"
                 break
             linktype, ticks = ifaces[iface]
             info.seen(((hi << 32) | lo) / ticks, origlen, linktype)
@@ -211,6 +237,10 @@ def _walk_pcapng(m: mmap.mmap) -> CaptureInfo:
             info.seen(info.last_ts or 0.0, struct.unpack_from(order + "I", m, body)[0], ifaces[0][0])
         elif btype == 2 and blen >= 32:  # obsolete packet block
             iface, _, hi, lo, caplen, origlen = struct.unpack_from(order + "HHIIII", m, body)
+            if caplen > blen - 32:
+                info.problem = (f"damaged after packet {info.packets}: the packet block at byte {off:,} "
+                                f"claims {caplen:,} bytes of packet in a block of {blen:,}")
+                break
             if iface < len(ifaces):
                 linktype, ticks = ifaces[iface]
                 info.seen(((hi << 32) | lo) / ticks, origlen, linktype)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import pwd
 import queue
@@ -45,6 +46,9 @@ DEBIAN_RULE_FILES = (
 # Invalid-checksum decoder events: uploads carry NIC-offloaded checksums, so these are noise.
 DROPPED_SIDS = frozenset(range(2200073, 2200080))
 _SID = re.compile(r"\bsid\s*:\s*(\d+)")
+log = logging.getLogger("packettotal.engine")
+MAX_OUTPUT_LINES = 20  # of Suricata's own lines carried by a failed job
+MAX_OUTPUT_LINE = 300
 
 
 def version(binary: str = "suricata") -> str:
@@ -128,8 +132,9 @@ class LiveRun:
     """One capture in a daemon. Iterate `lines()` to read EVE records while Suricata still writes
     them (analysis and indexing overlap); when they end, `packets` and `errors` are known."""
 
-    def __init__(self, engine: Engine, pcap: Path, timeout: float):
+    def __init__(self, engine: Engine, pcap: Path, timeout: float, name: str | None = None):
         self.engine, self.pcap, self.timeout = engine, pcap, timeout
+        self.name = name or pcap.name  # what Suricata's lines call the capture instead of our paths
         self.out_dir = engine.run_dir
         self.eve_path = self.out_dir / "eve.json"
         self.filestore = self.out_dir / "filestore"
@@ -143,7 +148,9 @@ class LiveRun:
     def __enter__(self) -> LiveRun:
         self.pcap = self.engine.readable(self.pcap)
         self.eve_path.unlink(missing_ok=True)
-        self._log_offset = self.engine.log_size()
+        self.engine.bound_logs()
+        self._log_offset = _size(self.engine.log_path)
+        self._err_offset = _size(self.engine.stderr_path)
         self._t0 = time.monotonic()
         reply = self.engine.command("pcap-file", filename=str(self.pcap), **{"output-dir": str(self.out_dir)})
         if reply.get("return") != "OK":
@@ -155,7 +162,7 @@ class LiveRun:
             yield from self._follow()
         except (OSError, TimeoutError) as exc:
             self.complete = self.killed = True  # nothing left to drain; its output is swept
-            raise self.engine.failed(exc) from None
+            raise self.engine.failed(exc, self) from None
 
     def _follow(self) -> Iterator[bytes]:
         f = None
@@ -186,11 +193,11 @@ class LiveRun:
                     yield stats
                     self._finish(stats)
                     return
+                if time.monotonic() - self._t0 > self.timeout:  # also while EVE keeps coming
+                    raise TimeoutError(f"no result after {self.timeout:g} s")
                 if chunk:
                     delay = 0.0005
                     continue
-                if time.monotonic() - self._t0 > self.timeout:
-                    raise TimeoutError(f"no result after {self.timeout:g} s")
                 if not self.engine.alive():
                     raise OSError("the daemon exited")
                 if delay >= 0.004:
@@ -218,9 +225,22 @@ class LiveRun:
             self.packets = int(json.loads(stats_line)["stats"]["decoder"]["pkts"])
         except (ValueError, KeyError, TypeError):
             self.packets = None
-        self.errors = _errors_since(self.engine.log_path, self._log_offset)
+        self.errors = [self.clean(e) for e in _errors_since(self.engine.log_path, self._log_offset)]
         self.seconds = time.monotonic() - self._t0
         self.complete = True
+
+    def output(self) -> list[str]:
+        """Suricata's errors and warnings about this capture (its log) and whatever it printed
+        (stderr), bounded, with our folders' names taken out."""
+        lines = [f"{level}: {msg}" for level, msg in _log_lines(self.engine.log_path, self._log_offset)]
+        lines += [f"stderr: {line}" for line in _tail_since(self.engine.stderr_path, self._err_offset)]
+        return [self.clean(line) for line in lines[-MAX_OUTPUT_LINES:]]
+
+    def clean(self, text: str) -> str:
+        for path, shown in ((self.pcap, self.name), (self.engine.base_dir.parent, "<engines>")):
+            text = text.replace(str(path), shown)
+        text = "".join(ch if ch.isprintable() else "?" for ch in text)
+        return text if len(text) <= MAX_OUTPUT_LINE else text[:MAX_OUTPUT_LINE] + "…"
 
     def __exit__(self, *exc) -> None:
         if not self.complete:  # the reader stopped early: let Suricata finish, or restart it
@@ -275,12 +295,22 @@ class Engine:
     def log_path(self) -> Path:
         return self.log_dir / "suricata.log"
 
-    def spawn(self) -> None:
+    @property
+    def stderr_path(self) -> Path:  # in the engine folder: root's alone
+        return self.base_dir / "stderr.log"
+
+    @property
+    def name(self) -> str:
+        return self.base_dir.name
+
+    def spawn(self, reason: str = "first start") -> None:
         """Launch the daemon without waiting for it (it loads its rules meanwhile); `start()`
         then connects. It dies with the thread that spawned it: a long-lived one."""
-        self.stop()
+        self.stop(reason)
         self.restarts += 1
         self._make_folders()
+        self._bound(self.stderr_path, over=0)  # each daemon's starts empty: the last one's is stderr.log.1
+        self._bound(self.log_path)
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         argv = [self.settings.suricata, "-c", str(self.config_path), "-k", "none", "--runmode", "single",
@@ -288,11 +318,16 @@ class Engine:
         account = {}
         if self.run_as:  # unprivileged from the start; the death signal is set after the switch
             account = {"user": self.run_as.uid, "group": self.run_as.gid, "extra_groups": []}
-        stderr = open(self.base_dir / "stderr.log", "ab")  # in the engine folder: root's alone
+        stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                                      start_new_session=True, env={**os.environ, "TZ": "UTC"},
                                      preexec_fn=_die_with_parent, **account)
         stderr.close()
+        if self.restarts:
+            log.warning("%s: Suricata restarted (pid %d, restart %d): %s", self.name, self.proc.pid,
+                        self.restarts, reason)
+        else:
+            log.info("%s: Suricata started (pid %d)", self.name, self.proc.pid)
 
     def _make_folders(self) -> None:
         """The engine folder is root's (what root writes lives there: its log of Suricata's
@@ -311,15 +346,17 @@ class Engine:
         os.chown(self.base_dir, 0, self.run_as.gid)
         os.chmod(self.base_dir, 0o750)
 
-    def start(self) -> None:
+    def start(self, reason: str = "first start") -> None:
         """Make the daemon ready: spawned (unless it is already loading), connected, warmed up."""
         if self.proc is None or self.proc.poll() is not None or self.sock is not None:
-            self.spawn()
+            self.spawn(reason)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise EngineError(f"Suricata exited with code {self.proc.returncode} at start-up: "
-                                  + self._log_tail())
+                said = " | ".join(x for x in (self._log_tail(), *_tail_since(self.stderr_path, 0)[-5:])
+                                  if x != "(no log)") or "(no output)"
+                log.error("%s: Suricata exited with code %s at start-up: %s", self.name, self.proc.returncode, said)
+                raise EngineError(f"Suricata exited with code {self.proc.returncode} at start-up: {said}")
             if self.socket_path.exists():
                 try:
                     self._connect()
@@ -328,7 +365,7 @@ class Engine:
                     pass
             time.sleep(0.02)
         else:
-            self.stop()
+            self.stop("no command socket within 120 s")
             raise EngineError("Suricata did not open its command socket within 120 s: " + self._log_tail())
         try:
             with LiveRun(self, _warmup_pcap(self.base_dir / "warmup.pcap"), 60) as run:
@@ -397,28 +434,48 @@ class Engine:
             os.chmod(self.input_path, 0o640)
         return self.input_path
 
-    def log_size(self) -> int:
-        try:
-            return self.log_path.lstat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def analyze(self, pcap: Path, timeout: float | None = None) -> LiveRun:
-        """`with engine.analyze(pcap) as run: for line in run.lines(): ...`"""
+    def analyze(self, pcap: Path, timeout: float | None = None, name: str | None = None) -> LiveRun:
+        """`with engine.analyze(pcap) as run: for line in run.lines(): ...`; `name` replaces the
+        capture's path in Suricata's lines."""
         if not self.alive():
-            self.start()
-        return LiveRun(self, pcap, timeout or self.settings.engine_timeout)
+            self.start("it was not running")
+        return LiveRun(self, pcap, timeout or self.settings.engine_timeout, name)
 
-    def failed(self, exc: Exception) -> AnalysisFailed:
-        """Kill and restart a daemon that died or hung; the reason for the job that saw it."""
-        died = self.proc is not None and self.proc.poll() is not None
-        reason = (f"Suricata died (exit code {self.proc.returncode}) while reading the capture"
-                  if died else f"Suricata stopped answering ({exc}); it was killed")
-        tail = self._log_tail()
-        self.stop()
+    def failed(self, exc: Exception, run: LiveRun) -> AnalysisFailed:
+        """Kill and restart a daemon that died, hung or ran past the capture's time limit; the
+        reason, with Suricata's own lines, for the job that saw it."""
+        if self.proc is not None and not isinstance(exc, TimeoutError):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=2)  # a socket reset: the daemon is likely dying; reap it
+        if self.proc is not None and self.proc.poll() is not None:
+            reason, retry = f"Suricata died (exit code {self.proc.returncode}) while reading the capture", True
+        elif isinstance(exc, TimeoutError) and self._answers():  # not hung: the capture costs too much
+            reason, retry = (f"the analysis was stopped: the capture was still being analysed after "
+                             f"{run.timeout:g} s (setting engine_timeout)"), False
+        else:
+            reason, retry = f"Suricata stopped answering ({exc}); it was killed", True
+        lines = run.output() or [run.clean(self._log_tail())]
+        log.warning("%s: %s; Suricata's last lines: %s", self.name, reason, " | ".join(lines))
+        self.stop(reason)
         with contextlib.suppress(EngineError, OSError):
-            self.start()
-        return AnalysisFailed(reason, detail=tail)
+            self.start(reason)
+        return AnalysisFailed(reason, detail=" | ".join(lines), retry=retry)
+
+    def _answers(self) -> bool:
+        try:
+            return self.command("pcap-file-number").get("return") == "OK"
+        except (OSError, ValueError):
+            return False
+
+    def bound_logs(self) -> None:
+        """Keep Suricata's log and stderr under `engine_log_bytes` each (plus one capture's worth):
+        past it, the last part moves to a `.1` file beside the engine's and the log starts again."""
+        for path in (self.log_path, self.stderr_path):
+            self._bound(path)
+
+    def _bound(self, path: Path, over: int | None = None) -> None:
+        cap = self.settings.engine_log_bytes
+        _cut(path, self.base_dir / f"{path.name}.1", cap, cap if over is None else over)
 
     def clean_run_dir(self, carved: Iterable[str] | None = None) -> None:
         """Empty the reused output folder: the files named (by sha256), or all of them (Suricata's
@@ -443,18 +500,19 @@ class Engine:
             return "(no log)"
         return " | ".join(text[-lines:])
 
-    def kill(self) -> None:
+    def kill(self, reason: str, level: int = logging.WARNING) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            log.log(level, "%s: killing Suricata (pid %d): %s", self.name, self.proc.pid, reason)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
-    def stop(self) -> None:
+    def stop(self, reason: str, level: int = logging.WARNING) -> None:
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.close()
             self.sock = None
         if self.proc is not None:
-            self.kill()
+            self.kill(reason, level)
             self.proc.wait(timeout=30)
         self.proc = None
 
@@ -462,17 +520,67 @@ class Engine:
 _LOG_LINE = re.compile(r"^\[\d+ - [^\]]*\] \S+ \S+ (Error|Warning): (.*)$")
 
 
-def _errors_since(log: Path, offset: int) -> list[str]:
+def _read_since(path: Path, offset: int, limit: int = 1 << 20) -> str:
+    """Text written to a log since `offset` (all of it if the log was cut meanwhile), bounded."""
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        start = offset if offset <= size else 0
+        f.seek(max(start, size - limit))
+        return f.read(limit).decode(errors="replace")
+
+
+def _log_lines(log: Path, offset: int) -> list[tuple[str, str]]:
+    """(Error|Warning, message) lines of Suricata's log since `offset`."""
     try:
-        with open_regular(log) as f:
-            f.seek(offset)
-            text = f.read(1 << 20).decode(errors="replace")
+        text = _read_since(log, offset)
     except FileNotFoundError:
         return []
     except OSError as exc:  # e.g. a link in its place (ELOOP): say so, as the log tail does
-        return [f"Suricata's log could not be read: {exc.strerror or exc}"]
-    return [m.group(2)[:500] for line in text.splitlines()
-            if (m := _LOG_LINE.match(line)) and m.group(1) == "Error"]
+        return [("Error", f"Suricata's log could not be read: {exc.strerror or exc}")]
+    return [(m.group(1), m.group(2)[:500]) for line in text.splitlines() if (m := _LOG_LINE.match(line))]
+
+
+def _errors_since(log: Path, offset: int) -> list[str]:
+    return [msg for level, msg in _log_lines(log, offset) if level == "Error"]
+
+
+def _tail_since(path: Path, offset: int) -> list[str]:
+    try:
+        text = _read_since(path, offset, 64 << 10)
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-MAX_OUTPUT_LINES:]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _cut(path: Path, keep: Path, cap: int, over: int) -> None:
+    """If the log at `path` is over `over` bytes, copy its last `cap` bytes to `keep` and empty it
+    in place: Suricata, and the stderr we gave it, append (O_APPEND), so they carry on from the
+    start. The daemon's account may have put a link or a hard link there: those are left alone."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size <= over:
+            return
+        tmp = keep.with_name(keep.name + ".tmp")
+        with open(tmp, "wb") as out:
+            start, left = max(0, st.st_size - cap), min(cap, st.st_size)
+            while left > 0 and (chunk := os.pread(fd, min(left, 1 << 20), start)):
+                out.write(chunk)
+                start, left = start + len(chunk), left - len(chunk)
+        os.replace(tmp, keep)
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
 
 
 ENGINES_PREFIX = "packettotal-engines-"
@@ -522,7 +630,7 @@ class EnginePool:
         e = self._idle.get()
         try:
             if not e.alive():
-                e.start()
+                e.start("it was not running")
             yield e
         finally:
             self._idle.put(e)
@@ -530,7 +638,7 @@ class EnginePool:
     def spawn(self) -> None:
         """Launch every daemon now, from this (long-lived) thread; the first use connects."""
         for e in self._all:
-            e.spawn()
+            e.spawn("first start")
 
     @property
     def rule_count(self) -> int:
@@ -552,8 +660,8 @@ class EnginePool:
 
     def close(self) -> None:
         for e in self._all:  # all killed first: their exits overlap
-            e.kill()
+            e.kill("shutting down", logging.INFO)
         for e in self._all:
-            e.stop()
+            e.stop("shutting down", logging.DEBUG)
         if self.run_as:
             shutil.rmtree(self.base, ignore_errors=True)

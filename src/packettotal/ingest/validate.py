@@ -6,14 +6,18 @@ libmagic says what a file appears to be; our own header walk says whether it hol
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import magic
 
+from ..config import Settings
 from ..errors import RefusedCapture
 from . import capfile
+
+SLOT_WAIT = 60.0  # seconds an upload waits for a validation slot before it is turned away
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,28 @@ def human_size(n: int) -> str:
     return str(n)
 
 
-def stage(upload: Path, work_dir: Path, limit: int) -> StagedCapture:
+class Validator:
+    """Stages uploads under the settings' limits, at most `max_validations` at once (each one
+    decompresses, hashes and walks a file, and holds up to max_upload_bytes of disk meanwhile)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._slots = threading.BoundedSemaphore(settings.max_validations)
+
+    def stage(self, upload: Path) -> StagedCapture:
+        s = self.settings
+        if not self._slots.acquire(timeout=SLOT_WAIT):
+            raise RefusedCapture(f"{s.max_validations} uploads are being checked already (setting "
+                                 "max_validations); try again shortly", status=503)
+        try:
+            return stage(upload, s.work_dir, s.max_upload_bytes, max_ratio=s.max_decompression_ratio,
+                         max_packets=s.max_packets_per_capture)
+        finally:
+            self._slots.release()
+
+
+def stage(upload: Path, work_dir: Path, limit: int, *, max_ratio: float | None = None,
+          max_packets: int | None = None) -> StagedCapture:
     """Validate `upload` and copy it (decompressed) into work_dir. Raises RefusedCapture."""
     size = upload.stat().st_size
     if size == 0:
@@ -58,8 +83,13 @@ def stage(upload: Path, work_dir: Path, limit: int) -> StagedCapture:
     work_dir.mkdir(parents=True, exist_ok=True)
     dest = work_dir / f"incoming-{uuid.uuid4().hex}.pcap"
     try:
-        digests = capfile.copy_hashed(upload, dest, limit, compression)
-        return _check_staged(dest, digests, compression, description)
+        digests = capfile.copy_hashed(upload, dest, limit, compression, max_ratio)
+        return _check_staged(dest, digests, compression, description, max_packets)
+    except capfile.Bomb as exc:
+        _unlink(dest)
+        raise RefusedCapture(f"the {compression} data expands more than {max_ratio:g} times ({human_size(exc.consumed)} "
+                             f"had become {human_size(exc.size)}): refused as a decompression bomb "
+                             "(setting max_decompression_ratio)", status=413) from None
     except capfile.TooLarge:
         _unlink(dest)
         raise RefusedCapture(f"the {compression} data decompresses to more than {human_size(limit)}, "
@@ -73,16 +103,19 @@ def stage(upload: Path, work_dir: Path, limit: int) -> StagedCapture:
 
 
 def _check_staged(dest: Path, digests: capfile.Digests, compression: str | None,
-                  description: str) -> StagedCapture:
+                  description: str, max_packets: int | None) -> StagedCapture:
     with open(dest, "rb") as f:
         head = f.read(8)
     if compression and capfile.capture_format(head) is None:
         inner = describe(dest) if digests.size else "nothing"
         raise RefusedCapture(f"{compression}-compressed {_short(inner)}, not a packet capture")
     try:
-        info = capfile.inspect(dest)
+        info = capfile.inspect(dest, max_packets)
     except ValueError:
         raise RefusedCapture("the file is empty", status=400) from None
+    if info.over_limit:
+        raise RefusedCapture(f"the capture holds more than {max_packets:,} packets, the limit per capture "
+                             "(setting max_packets_per_capture)", status=413)
     if info.packets == 0:
         if info.problem:
             raise RefusedCapture(f"the capture is unreadable: {info.problem}", status=400)
