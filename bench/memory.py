@@ -68,7 +68,9 @@ def measure(src: Path, capture: Path) -> dict:
         env = {**os.environ, "PYTHONPATH": str(src), "PACKETTOTAL_SURICATA_USER": os.environ.get(
             "PACKETTOTAL_SURICATA_USER", "packettotal-suricata")}
         out = subprocess.run([sys.executable, "-c", DRIVER, str(capture), home], env=env,
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{src} on {capture.name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
