@@ -1,5 +1,7 @@
 """The embedded event store: one tantivy index, queries built from the node tree (never tantivy's
-own parser). One writer, serialised by a lock; readers reload after each commit."""
+own parser). One writer, serialised by a lock; readers reload after each commit. A capture's
+events are hidden from every read from the moment it starts indexing until it is revealed (the
+caller has recorded it done): another capture's commit makes them durable, not visible."""
 
 from __future__ import annotations
 
@@ -73,6 +75,8 @@ class TantivyEventStore:
         self._lock = threading.Lock()         # the writer: one operation at a time
         self._commit_lock = threading.Lock()  # one commit at a time
         self._ops = self._committed = 0
+        self._hidden: frozenset[str] = frozenset()  # replaced, never changed: readers take it as is
+        self._hidden_lock = threading.Lock()
 
     def _w(self) -> tantivy.IndexWriter:
         if self._writer is None:
@@ -107,10 +111,21 @@ class TantivyEventStore:
                 d.add_date(f.name, v)
         return d
 
+    def hide(self, capture_ids: Iterable[str]) -> None:
+        """Leave these captures' events out of every read until `reveal`."""
+        with self._hidden_lock:
+            self._hidden = self._hidden | frozenset(capture_ids)
+
+    def reveal(self, capture_ids: Iterable[str]) -> None:
+        with self._hidden_lock:
+            self._hidden = self._hidden - frozenset(capture_ids)
+
     def index_capture(self, capture_id: str, records: Iterable[dict]) -> int:
         """Replace a capture's events (idempotent: a retried job never duplicates). Records are
         turned into documents outside the writer lock, so several captures index at once.
-        Nothing is durable until `commit()`, which one call makes for all captures added."""
+        Nothing is durable until `commit()`, which one call makes for all captures added, and
+        nothing is visible until `reveal()`."""
+        self.hide([capture_id])
         self._write(lambda w: w.delete_documents_by_term(CAPTURE_FIELD, capture_id))
         n = 0
         batch: list[Document] = []
@@ -139,7 +154,9 @@ class TantivyEventStore:
             self._write(add)
 
     def commit(self) -> None:
-        """Make every operation made so far durable and visible (at most one commit at a time)."""
+        """Make every operation made so far durable (at most one commit at a time). A failed
+        commit (a full disk) loses every operation not committed yet: tantivy's writer is not
+        usable after one, so it is dropped and the next operation opens a new one."""
         with self._lock:
             wanted = self._ops
         with self._commit_lock:
@@ -147,13 +164,38 @@ class TantivyEventStore:
                 return
             with self._lock:
                 target = self._ops
-                self._w().commit()
-            self._committed = target
-        self.index.reload()
+                try:
+                    self._w().commit()
+                except BaseException:
+                    self._writer = None
+                    raise
+                finally:
+                    self._committed = target
+            self.index.reload()  # before another caller of commit() counts what it committed
 
     def delete_capture(self, capture_id: str) -> None:
-        self._write(lambda w: w.delete_documents_by_term(CAPTURE_FIELD, capture_id))
+        self.delete_captures([capture_id])
         self.commit()
+
+    def delete_captures(self, capture_ids: Iterable[str]) -> None:
+        """Delete captures' events with the next commit."""
+        ids = list(capture_ids)
+
+        def delete(w):
+            for cid in ids:
+                w.delete_documents_by_term(CAPTURE_FIELD, cid)
+        self._write(delete)
+
+    def documents(self, capture_ids: Iterable[str]) -> dict[str, int]:
+        """How many committed documents each capture has, hidden or not (captures without any
+        are left out)."""
+        ids = sorted(set(capture_ids))
+        if not ids:
+            return {}
+        result = self.index.searcher().aggregate(
+            Query.term_set_query(self.schema, CAPTURE_FIELD, ids),
+            {"c": {"terms": {"field": CAPTURE_FIELD, "size": len(ids)}}})
+        return {b["key"]: b["doc_count"] for b in result["c"]["buckets"]}
 
     def _query(self, query, capture_id: str | None = None, event_type: str | None = None) -> Query:
         clauses = []
@@ -163,6 +205,10 @@ class TantivyEventStore:
             clauses.append((Occur.Must, Query.term_query(self.schema, CAPTURE_FIELD, capture_id)))
         if event_type:
             clauses.append((Occur.Must, Query.term_query(self.schema, "event_type", event_type.lower())))
+        if hidden := self._hidden:
+            if not clauses:
+                clauses.append((Occur.Must, Query.all_query()))
+            clauses.append((Occur.MustNot, Query.term_set_query(self.schema, CAPTURE_FIELD, sorted(hidden))))
         if not clauses:
             return Query.all_query()
         return clauses[0][1] if len(clauses) == 1 else Query.boolean_query(clauses)
@@ -230,6 +276,7 @@ class TantivyEventStore:
             after = page.events[-1]["seq"]
 
     def close(self) -> None:
+        """Let go of the writer (another process may then write; a later write opens it again)."""
         with self._lock:
             if self._writer is not None:
                 self._writer.wait_merging_threads()
