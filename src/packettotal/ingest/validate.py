@@ -12,7 +12,7 @@ from pathlib import Path
 
 import magic
 
-from ..errors import RefusedCapture
+from ..errors import RefusedCapture, StorageFull, disk_full
 from . import capfile
 
 
@@ -42,7 +42,8 @@ def human_size(n: int) -> str:
 
 
 def stage(upload: Path, work_dir: Path, limit: int) -> StagedCapture:
-    """Validate `upload` and copy it (decompressed) into work_dir. Raises RefusedCapture."""
+    """Validate `upload` and copy it (decompressed) into work_dir. Raises RefusedCapture
+    (StorageFull when the work folder's disk is full)."""
     size = upload.stat().st_size
     if size == 0:
         raise RefusedCapture("the file is empty", status=400)
@@ -67,6 +68,11 @@ def stage(upload: Path, work_dir: Path, limit: int) -> StagedCapture:
     except capfile.BadCompression as exc:
         _unlink(dest)
         raise RefusedCapture(f"the {compression} data is damaged: {exc}", status=400) from None
+    except OSError as exc:
+        _unlink(dest)
+        if disk_full(exc):
+            raise StorageFull() from None
+        raise
     except BaseException:
         _unlink(dest)
         raise
