@@ -271,6 +271,7 @@ class PacketTotal:
                 reason = run.errors[0] if run.errors else "no packets were decoded"
                 raise AnalysisFailed(f"Suricata could not read the capture: {reason}")
 
+        self.events.hide([cid])  # until it is recorded done, whatever commits meanwhile
         stored = self.events.index_capture(cid, records())
         expected = facts.get("packets")
         if expected and run.packets < expected:

@@ -1,7 +1,8 @@
 """The embedded event store: one tantivy index, queries built from the node tree (never tantivy's
-own parser). One writer, serialised by a lock; readers reload after each commit. A capture's
-events are hidden from every read from the moment it starts indexing until it is revealed (the
-caller has recorded it done): another capture's commit makes them durable, not visible."""
+own parser). One writer, serialised by a lock; readers reload after each commit. Captures the
+caller hides are left out of every read until it reveals them (the service hides a capture
+while it indexes, until it is recorded done: another capture's commit makes its events
+durable, not visible)."""
 
 from __future__ import annotations
 
@@ -123,9 +124,7 @@ class TantivyEventStore:
     def index_capture(self, capture_id: str, records: Iterable[dict]) -> int:
         """Replace a capture's events (idempotent: a retried job never duplicates). Records are
         turned into documents outside the writer lock, so several captures index at once.
-        Nothing is durable until `commit()`, which one call makes for all captures added, and
-        nothing is visible until `reveal()`."""
-        self.hide([capture_id])
+        Nothing is durable until `commit()`, which one call makes for all captures added."""
         self._write(lambda w: w.delete_documents_by_term(CAPTURE_FIELD, capture_id))
         n = 0
         batch: list[Document] = []
