@@ -92,3 +92,20 @@ def test_the_service_answers_while_a_costly_query_runs(tmp_path, index_dir):
         assert results["slow"][:2] == (503, "query_timeout")
         assert results["slow"][2] < 1.0 + 3
         assert served < 1.0  # answered while the costly query was still running
+
+
+def test_captures_hidden_by_the_service_stay_hidden_in_the_query_process(tmp_path):
+    store = TantivyEventStore(tmp_path / "idx", query_seconds=30)
+    try:
+        for cid in ("a" * 64, "b" * 64):
+            store.index_capture(cid, [{"event_type": "dns", "dns": {"rrname": f"{cid[0]}.example.com"}}])
+        store.commit()
+        wildcard = lucene.parse("dns.rrname:*.example.com")
+        assert {c for c, _ in store.hits_by_capture(wildcard)} == {"a" * 64, "b" * 64}
+        store.hide(["a" * 64])  # being indexed again: not visible until recorded done
+        assert {c for c, _ in store.hits_by_capture(wildcard)} == {"b" * 64}
+        assert store.search(wildcard).total == 1
+        store.reveal(["a" * 64])
+        assert store.search(wildcard).total == 2
+    finally:
+        store.close()

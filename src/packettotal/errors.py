@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class PacketTotalError(Exception):
     """Root of all errors shown to users. `code` is a stable machine-readable kind."""
@@ -29,6 +32,27 @@ class RefusedCapture(PacketTotalError):
     def __init__(self, message: str, *, status: int = 415, detail: str | None = None):
         super().__init__(message, detail=detail)
         self.status = status
+
+
+class StorageFull(RefusedCapture):
+    """The server has no disk space left to take an upload (HTTP 507); nothing was kept."""
+
+    code = "storage_full"
+
+    def __init__(self, message: str = "the server has no disk space left to store the upload; nothing "
+                 "was kept: try again once space has been freed"):
+        super().__init__(message, status=507)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Did a write fail for want of disk space? An OSError, SQLite's SQLITE_FULL (as itself or
+    wrapped by SQLAlchemy), or tantivy's error text (it keeps only the OS error's message)."""
+    for e in (exc, getattr(exc, "orig", None)):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(e, sqlite3.Error) and getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return True
+    return isinstance(exc, ValueError) and f"(os error {errno.ENOSPC})" in str(exc)
 
 
 class AnalysisFailed(PacketTotalError):

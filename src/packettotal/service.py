@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import logging
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as config_mod
-from .errors import AnalysisFailed, EngineError, Forbidden, NotFound, QueryError
+from .errors import AnalysisFailed, EngineError, Forbidden, NotFound, QueryError, StorageFull, disk_full
 from .ingest import capfile, eve, files as carved, observables, suricata, summary as summary_mod, validate
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .query.nodes import And, Captures
@@ -27,6 +26,7 @@ log = logging.getLogger("packettotal")
 MAX_ATTEMPTS = 2
 MAX_RULE_TEXTS = 500
 MAX_GROUPS = 10_000  # captures one search groups its hits into
+NO_SPACE = "the server ran out of disk space"
 
 
 @dataclass
@@ -46,8 +46,25 @@ class PacketTotal:
         self.validator = validate.Validator(s)
         self._pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
-        self._pending: list[dict] = []  # indexed, waiting for a commit to be `done`
+        self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
+        self._unrecorded: dict[str, str] = {}  # capture -> why it failed: the database could not take it yet
         self._pending_lock = threading.Lock()
+        self._clean_index()
+
+    def _clean_index(self) -> None:
+        """Delete what the index holds of captures a previous process never finished (killed, or
+        its disk full); hidden until then, and left hidden when another process holds the writer."""
+        left = self.events.documents(self.db.unfinished())
+        if not left:
+            return
+        self.events.hide(left)
+        log.warning("deleting the events of %d unfinished captures from the index", len(left))
+        try:
+            self.events.delete_captures(left)
+            self.events.commit()
+        except Exception as exc:
+            log.warning("could not delete them now (they stay hidden): %s", exc)
+        self.events.close()  # a process that only reads does not keep the writer
 
     @property
     def pool(self) -> suricata.EnginePool:
@@ -64,17 +81,30 @@ class PacketTotal:
 
     # write side
     def submit(self, path: Path, name: str | None = None) -> Submission:
-        """Validate and store a capture. Raises RefusedCapture; a known capture is returned as is."""
+        """Validate and store a capture. Raises RefusedCapture (StorageFull on a full disk); a
+        known capture is returned as is."""
+        self._record_failures()
         staged = self.validator.stage(path)
+        try:
+            return self._store(staged, path, name)
+        except Exception as exc:
+            staged.path.unlink(missing_ok=True)
+            if disk_full(exc):
+                log.error("could not store an upload: %s", exc)
+                raise StorageFull() from None
+            raise
+
+    def _store(self, staged: validate.StagedCapture, path: Path, name: str | None) -> Submission:
         d = staged.digests
         try:
-            existing = self.db.get_capture(d.sha256)
+            existing = self._row(d.sha256)
         except NotFound:
             existing = None
         if existing is not None:
             staged.path.unlink(missing_ok=True)
             if existing["status"] == "failed":
                 self.db.update_capture(d.sha256, status="queued", error=None, attempts=0)
+                self._superseded(d.sha256)
                 return Submission(self.db.get_capture(d.sha256), True)
             return Submission(existing, False)
         self.blobs.put_move("captures", d.sha256, staged.path)
@@ -93,13 +123,15 @@ class PacketTotal:
         """Run one capture through Suricata and into both stores. Never raises for a bad capture:
         the capture ends `failed` with its reason. With defer_commit, a successful capture stays
         `running` until `flush()` commits it together with others (batches)."""
+        self._record_failures()
         row = self.db.get_capture(capture_id)
         while True:
             attempts = row["attempts"] + 1
-            self.db.update_capture(capture_id, status="running", started_at=now(), attempts=attempts)
             try:
+                self.db.update_capture(capture_id, status="running", started_at=now(), attempts=attempts)
+                self._superseded(capture_id)
                 self._analyse(row, defer_commit)
-                return self.db.get_capture(capture_id)
+                return self._row(capture_id)
             except (AnalysisFailed, EngineError) as exc:
                 retry = isinstance(exc, AnalysisFailed) and exc.retry and attempts < MAX_ATTEMPTS
                 if retry:
@@ -107,42 +139,103 @@ class PacketTotal:
                     row = self.db.get_capture(capture_id)
                     continue
                 reason = exc.message + (f" (Suricata: {exc.detail[:2000]})" if exc.detail else "")
-            except Exception as exc:  # a bug must fail this capture, not the service
-                log.error("capture %s: internal error\n%s", capture_id, traceback.format_exc())
-                reason = f"internal error while analysing: {type(exc).__name__}: {str(exc)[:300]}"
-            self.db.update_capture(capture_id, status="failed", error=reason, finished_at=now())
-            return self.db.get_capture(capture_id)
+            except Exception as exc:  # a bug (or a full disk) must fail this capture, not the service
+                if disk_full(exc):
+                    log.error("capture %s: no disk space left: %s", capture_id, exc)
+                    reason = f"{NO_SPACE} while analysing it: analyse it again once space has been freed"
+                else:
+                    log.error("capture %s: internal error\n%s", capture_id, traceback.format_exc())
+                    reason = f"internal error while analysing: {type(exc).__name__}: {str(exc)[:300]}"
+            self._discard({capture_id: reason})
+            return self._row(capture_id)
 
     def _analyse(self, row: dict, defer_commit: bool) -> None:
         warnings = list(row["warnings"] or [])
         pcap = self.blobs.path("captures", row["id"])
         with self.pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
-            summary, obs, files_ = self._index(row, run, warnings)
+            summary, obs, files_, documents = self._index(row, run, warnings)
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
                 "summary": summary, "warnings": warnings, "finished_at": now()}
         with self._pending_lock:
-            self._pending.append(done)
+            self._pending.append(_Indexed(done, documents))
         if not defer_commit:
             self.flush()
 
     def flush(self) -> list[str]:
         """Commit the event index, then mark every capture indexed so far `done` (group commit:
-        one index commit and one database transaction for all of them)."""
+        one index commit and one database transaction for all of them). A capture is `done`
+        only once the index is seen to hold every document it was given; else it fails with
+        the reason, its documents are deleted, and none of them were ever visible."""
+        self._record_failures()
         with self._pending_lock:
             pending, self._pending = self._pending, []
         if not pending:
             return []
+        ids = [p.row["id"] for p in pending]
         try:
             self.events.commit()
-            self.db.finish_captures(pending)
-        except Exception as exc:  # never leave them `running` with half their results stored
-            log.error("could not record %d analyses: %s", len(pending), exc)
-            for p in pending:
-                with contextlib.suppress(Exception):
-                    self.events.delete_capture(p["id"])
-                self.db.update_capture(p["id"], status="failed", finished_at=now(),
-                                       error=f"the results could not be stored: {type(exc).__name__}: {str(exc)[:300]}")
-        return [p["id"] for p in pending]
+            held = self.events.documents(ids)
+        except Exception as exc:
+            log.error("could not commit the event index for %d analyses: %s", len(pending), exc)
+            self._discard(dict.fromkeys(ids, f"the events could not be stored: {_store_error(exc)}"))
+            return ids
+        lost = {p.row["id"]: f"the event index holds {held.get(p.row['id'], 0):,} of the capture's "
+                             f"{p.documents:,} documents after its commit (analyse it again)"
+                for p in pending if held.get(p.row["id"], 0) != p.documents}
+        for cid, reason in lost.items():
+            log.error("capture %s: %s", cid, reason)
+        good = [p.row for p in pending if p.row["id"] not in lost]
+        try:
+            self.db.finish_captures(good)
+        except Exception as exc:
+            log.error("could not record %d analyses: %s", len(good), exc)
+            lost.update(dict.fromkeys((r["id"] for r in good),
+                                      f"the results could not be recorded: {_store_error(exc)}"))
+        else:
+            self.events.reveal(r["id"] for r in good)
+        if lost:
+            self._discard(lost)
+        return ids
+
+    def _discard(self, failures: dict[str, str]) -> None:
+        """Fail captures with their reasons and delete their events with the next commit (hidden
+        until then). When the database cannot take the failure now (a full disk), it is kept
+        and written with the next analysis or flush: the capture never stays `running`."""
+        try:
+            self.events.delete_captures(failures)
+        except Exception as exc:  # hidden, and deleted at the next start
+            log.error("could not delete the events of %d failed analyses: %s", len(failures), exc)
+        with self._pending_lock:
+            self._unrecorded.update(failures)
+        self._record_failures()
+
+    def _record_failures(self) -> None:
+        with self._pending_lock:
+            failures = dict(self._unrecorded)
+        for cid, reason in failures.items():
+            try:
+                self.db.update_capture(cid, status="failed", error=reason, finished_at=now())
+            except Exception as exc:
+                log.error("could not record that capture %s failed (%s): %s; trying again with the next "
+                          "write", cid, reason, exc)
+                return
+            with self._pending_lock:
+                if self._unrecorded.get(cid) == reason:
+                    del self._unrecorded[cid]
+
+    def _superseded(self, capture_id: str) -> None:
+        """The capture's state was written since it failed: that failure is no longer to record."""
+        with self._pending_lock:
+            self._unrecorded.pop(capture_id, None)
+
+    def _row(self, capture_id: str) -> dict:
+        return self._as_known(self.db.get_capture(capture_id))
+
+    def _as_known(self, row: dict) -> dict:
+        """A capture as stored, or as it will be once its unrecorded failure is written."""
+        with self._pending_lock:
+            reason = self._unrecorded.get(row["id"])
+        return row if reason is None else {**row, "status": "failed", "error": reason}
 
     def _index(self, row: dict, run: suricata.LiveRun, warnings: list[str]):
         """Normalise and index EVE records while Suricata writes them; the index commits only
@@ -179,6 +272,7 @@ class PacketTotal:
                 raise AnalysisFailed(f"Suricata could not read the capture: {reason}",
                                      detail=" | ".join(run.output()) or None)
 
+        self.events.hide([cid])  # until it is recorded done, whatever commits meanwhile
         stored = self.events.index_capture(cid, records())
         expected = facts.get("packets")
         if expected and run.packets < expected:
@@ -212,7 +306,7 @@ class PacketTotal:
             "suricata": {"version": self.pool.version, "packets_read": run.packets, "seconds": round(run.seconds, 3),
                          "rules": self.pool.rule_count},
         })
-        return summary, obs, list(file_rows.values())
+        return summary, obs, list(file_rows.values()), stored
 
     def _rule_texts(self, sids: set) -> dict[str, str]:
         """The text of the rules that fired, as loaded for this analysis (rules change later)."""
@@ -232,7 +326,11 @@ class PacketTotal:
 
     # read side
     def capture(self, ref: str) -> dict:
-        return self.db.resolve(ref)
+        return self._row(self.db.resolve(ref)["id"])
+
+    def rows(self, ids: Iterable[str]) -> dict[str, dict]:
+        """Captures by id, as `capture()` gives them."""
+        return {cid: self._as_known(row) for cid, row in self.db.captures_in(ids).items()}
 
     def recent(self, limit: int = 20) -> list[dict]:
         return self.db.list_captures(limit=limit)
@@ -321,6 +419,18 @@ class PacketTotal:
     def labels(self, ref: str) -> list[dict]:
         cid = self.capture(ref)["id"]
         return self.db.labels_of([cid])[cid]
+
+
+@dataclass
+class _Indexed:
+    row: dict       # what the database records once the capture is committed
+    documents: int  # how many documents the event index must then hold for it
+
+
+def _store_error(exc: Exception) -> str:
+    if disk_full(exc):
+        return f"{NO_SPACE} (analyse it again once space has been freed)"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 @dataclass

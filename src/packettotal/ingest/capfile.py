@@ -18,6 +18,8 @@ from typing import BinaryIO
 
 import zstandard
 
+from ..errors import disk_full
+
 COMPRESSION_MAGICS = {
     b"\x1f\x8b": "gzip",
     b"BZh": "bzip2",
@@ -107,6 +109,8 @@ def copy_hashed(src: Path, dest: Path, limit: int, compression: str | None,
                     h.update(chunk)
                 out.write(chunk)
         except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as exc:
+            if disk_full(exc):  # the copy's disk, not the data
+                raise
             raise BadCompression(str(exc)) from None
     return Digests(hashes[0].hexdigest(), hashes[1].hexdigest(), hashes[2].hexdigest(), size)
 

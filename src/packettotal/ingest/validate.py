@@ -14,7 +14,7 @@ from pathlib import Path
 import magic
 
 from ..config import Settings
-from ..errors import RefusedCapture
+from ..errors import RefusedCapture, StorageFull, disk_full
 from . import capfile
 
 SLOT_WAIT = 60.0  # seconds an upload waits for a validation slot before it is turned away
@@ -67,7 +67,8 @@ class Validator:
 
 def stage(upload: Path, work_dir: Path, limit: int, *, max_ratio: float | None = None,
           max_packets: int | None = None) -> StagedCapture:
-    """Validate `upload` and copy it (decompressed) into work_dir. Raises RefusedCapture."""
+    """Validate `upload` and copy it (decompressed) into work_dir. Raises RefusedCapture
+    (StorageFull when the work folder's disk is full)."""
     size = upload.stat().st_size
     if size == 0:
         raise RefusedCapture("the file is empty", status=400)
@@ -97,6 +98,11 @@ def stage(upload: Path, work_dir: Path, limit: int, *, max_ratio: float | None =
     except capfile.BadCompression as exc:
         _unlink(dest)
         raise RefusedCapture(f"the {compression} data is damaged: {exc}", status=400) from None
+    except OSError as exc:
+        _unlink(dest)
+        if disk_full(exc):
+            raise StorageFull() from None
+        raise
     except BaseException:
         _unlink(dest)
         raise

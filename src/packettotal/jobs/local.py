@@ -44,7 +44,7 @@ class LocalJobs:
                     on_done(row)
 
         def report(ids: list[str]) -> None:
-            rows = self.service.db.captures_in(ids)
+            rows = self.service.rows(ids)
             for cid in ids:
                 report_row(rows[cid])
 

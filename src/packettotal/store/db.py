@@ -184,6 +184,11 @@ class Database:
             q = q.where(captures.c.status == status)
         return self._rows(q)
 
+    def unfinished(self) -> list[str]:
+        """Captures not `done`: none of their events may be seen."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(captures.c.id).where(captures.c.status != "done")).scalars())
+
     def captures_in(self, ids: Iterable[str]) -> dict[str, dict]:
         return {r["id"]: r for chunk in chunks(ids)
                 for r in self._rows(sa.select(captures).where(captures.c.id.in_(chunk)))}

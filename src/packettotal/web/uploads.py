@@ -11,7 +11,7 @@ from pathlib import Path
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from ..errors import RefusedCapture
+from ..errors import RefusedCapture, StorageFull, disk_full
 from ..ingest.validate import human_size
 
 FIELD = "file"
@@ -75,7 +75,8 @@ class _Receiver:
 
 
 async def receive(request: Request, work_dir: Path, limit: int) -> Received:
-    """Stream the `file` part of a multipart upload to disk. Raises RefusedCapture (400/413)."""
+    """Stream the `file` part of a multipart upload to disk. Raises RefusedCapture (400/413;
+    507, StorageFull, when the disk is full)."""
     ctype, params = parse_options_header(request.headers.get("content-type"))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
         raise RefusedCapture("send the capture as multipart/form-data in a part named 'file'", status=415)
@@ -99,6 +100,8 @@ async def receive(request: Request, work_dir: Path, limit: int) -> Received:
         raise RefusedCapture("the upload was interrupted", status=400) from None
     except Exception as exc:  # the parser's own errors: a malformed body
         _discard(receiver, dest)
+        if disk_full(exc):
+            raise StorageFull() from None
         raise RefusedCapture(f"the multipart body could not be read: {str(exc)[:200]}", status=400) from None
     if not receiver.done:
         _discard(receiver, dest)

@@ -42,10 +42,11 @@ def _serve(path: str, conn: Connection) -> None:
     conn.send("ready")
     while True:
         try:
-            name, args, kwargs = conn.recv()
+            name, args, kwargs, hidden = conn.recv()
         except (EOFError, OSError):
             return
         store.index.reload()
+        store.hide_only(hidden)  # what the parent hides (captures being indexed) stays hidden here
         try:
             conn.send(("ok", getattr(store, name)(*args, **kwargs), None, None))
         except PacketTotalError as exc:
@@ -71,12 +72,12 @@ class _Child:
             self.stop()
             raise QueryTimeout(f"the query process did not start within {_START_SECONDS} s")
 
-    def call(self, seconds: float, name: str, args: tuple, kwargs: dict):
+    def call(self, seconds: float, name: str, args: tuple, kwargs: dict, hidden: frozenset[str]):
         if self.proc is None or not self.proc.is_alive():
             self.stop()
             self._start()
         assert self.conn is not None
-        self.conn.send((name, args, kwargs))
+        self.conn.send((name, args, kwargs, hidden))
         if not self.conn.poll(seconds):
             self.stop()
             raise QueryTimeout(f"the query ran past its {seconds:g} s budget and was stopped: narrow it "
@@ -128,14 +129,15 @@ class Budget:
         finally:
             _DEADLINE.reset(token)
 
-    def call(self, name: str, *args, **kwargs):
+    def call(self, hidden: frozenset[str], name: str, *args, **kwargs):
+        """Run the store's method `name` in a child, with the parent's hidden captures."""
         deadline = _DEADLINE.get() or time.monotonic() + self.seconds
         try:
             child = self._idle.get(timeout=max(0.01, deadline - time.monotonic()))
         except queue.Empty:
             raise QueryTimeout(f"every query process was busy for {self.seconds:g} s: try again shortly") from None
         try:
-            return child.call(max(0.01, deadline - time.monotonic()), name, args, kwargs)
+            return child.call(max(0.01, deadline - time.monotonic()), name, args, kwargs, hidden)
         finally:
             self._idle.put(child)
 

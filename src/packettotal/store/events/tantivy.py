@@ -1,5 +1,8 @@
 """The embedded event store: one tantivy index, queries built from the node tree (never tantivy's
-own parser). One writer, serialised by a lock; readers reload after each commit."""
+own parser). One writer, serialised by a lock; readers reload after each commit. Captures the
+caller hides are left out of every read until it reveals them (the service hides a capture
+while it indexes, until it is recorded done: another capture's commit makes its events
+durable, not visible)."""
 
 from __future__ import annotations
 
@@ -73,6 +76,8 @@ class TantivyEventStore:
         self._commit_lock = threading.Lock()  # one commit at a time
         self._ops = self._committed = 0
         self._budget = Budget(path, query_seconds) if query_seconds else None
+        self._hidden: frozenset[str] = frozenset()  # replaced, never changed: readers take it as is
+        self._hidden_lock = threading.Lock()
 
     def one_budget(self) -> contextlib.AbstractContextManager:
         """Costly queries made inside share one time budget."""
@@ -115,6 +120,20 @@ class TantivyEventStore:
                 d.add_date(f.name, v)
         return d
 
+    def hide(self, capture_ids: Iterable[str]) -> None:
+        """Leave these captures' events out of every read until `reveal`."""
+        with self._hidden_lock:
+            self._hidden = self._hidden | frozenset(capture_ids)
+
+    def reveal(self, capture_ids: Iterable[str]) -> None:
+        with self._hidden_lock:
+            self._hidden = self._hidden - frozenset(capture_ids)
+
+    def hide_only(self, capture_ids: frozenset[str]) -> None:
+        """Hide exactly these captures (a query process takes its parent's set)."""
+        with self._hidden_lock:
+            self._hidden = capture_ids
+
     def index_capture(self, capture_id: str, records: Iterable[dict]) -> int:
         """Replace a capture's events (idempotent: a retried job never duplicates). Records are
         turned into documents outside the writer lock, so several captures index at once.
@@ -147,7 +166,9 @@ class TantivyEventStore:
             self._write(add)
 
     def commit(self) -> None:
-        """Make every operation made so far durable and visible (at most one commit at a time)."""
+        """Make every operation made so far durable (at most one commit at a time). A failed
+        commit (a full disk) loses every operation not committed yet: tantivy's writer is not
+        usable after one, so it is dropped and the next operation opens a new one."""
         with self._lock:
             wanted = self._ops
         with self._commit_lock:
@@ -155,13 +176,38 @@ class TantivyEventStore:
                 return
             with self._lock:
                 target = self._ops
-                self._w().commit()
-            self._committed = target
-        self.index.reload()
+                try:
+                    self._w().commit()
+                except BaseException:
+                    self._writer = None
+                    raise
+                finally:
+                    self._committed = target
+            self.index.reload()  # before another caller of commit() counts what it committed
 
     def delete_capture(self, capture_id: str) -> None:
-        self._write(lambda w: w.delete_documents_by_term(CAPTURE_FIELD, capture_id))
+        self.delete_captures([capture_id])
         self.commit()
+
+    def delete_captures(self, capture_ids: Iterable[str]) -> None:
+        """Delete captures' events with the next commit."""
+        ids = list(capture_ids)
+
+        def delete(w):
+            for cid in ids:
+                w.delete_documents_by_term(CAPTURE_FIELD, cid)
+        self._write(delete)
+
+    def documents(self, capture_ids: Iterable[str]) -> dict[str, int]:
+        """How many committed documents each capture has, hidden or not (captures without any
+        are left out)."""
+        ids = sorted(set(capture_ids))
+        if not ids:
+            return {}
+        result = self.index.searcher().aggregate(
+            Query.term_set_query(self.schema, CAPTURE_FIELD, ids),
+            {"c": {"terms": {"field": CAPTURE_FIELD, "size": len(ids)}}})
+        return {b["key"]: b["doc_count"] for b in result["c"]["buckets"]}
 
     def _query(self, query, capture_id: str | None = None, event_type: str | None = None) -> Query:
         clauses = []
@@ -171,6 +217,10 @@ class TantivyEventStore:
             clauses.append((Occur.Must, Query.term_query(self.schema, CAPTURE_FIELD, capture_id)))
         if event_type:
             clauses.append((Occur.Must, Query.term_query(self.schema, "event_type", event_type.lower())))
+        if hidden := self._hidden:
+            if not clauses:
+                clauses.append((Occur.Must, Query.all_query()))
+            clauses.append((Occur.MustNot, Query.term_set_query(self.schema, CAPTURE_FIELD, sorted(hidden))))
         if not clauses:
             return Query.all_query()
         return clauses[0][1] if len(clauses) == 1 else Query.boolean_query(clauses)
@@ -198,7 +248,7 @@ class TantivyEventStore:
         if sort is not None and sort not in SORTABLE:
             raise QueryError(f"cannot sort by {sort!r}; sortable fields: {', '.join(sorted(SORTABLE))}")
         if budget := self._costly(query):
-            return budget.call("events", capture_id, event_type, query, limit, offset, sort, descending, after)
+            return budget.call(self._hidden, "events", capture_id, event_type, query, limit, offset, sort, descending, after)
         q = self._query(query, capture_id, event_type)
         if after is None:
             return self._page(q, limit, offset, sort or "seq", descending)
@@ -210,12 +260,12 @@ class TantivyEventStore:
 
     def search(self, query, limit: int = 50, offset: int = 0) -> Page:
         if budget := self._costly(query):
-            return budget.call("search", query, limit, offset)
+            return budget.call(self._hidden, "search", query, limit, offset)
         return self._page(self._query(query), limit, offset, None)
 
     def search_by_capture(self, query, size: int = 100) -> list[CaptureHits]:
         if budget := self._costly(query):
-            return budget.call("search_by_capture", query, size)
+            return budget.call(self._hidden, "search_by_capture", query, size)
         aggs = {"c": {"terms": {"field": CAPTURE_FIELD, "size": size},
                       "aggs": {"t": {"terms": {"field": "event_type", "size": 50}}}}}
         result = self.index.searcher().aggregate(self._query(query), aggs)
@@ -225,7 +275,7 @@ class TantivyEventStore:
     def hits_by_capture(self, query, size: int = 100) -> list[tuple[str, int]]:
         """(capture, matching events), most first: the cheap half of a grouped search."""
         if budget := self._costly(query):
-            return budget.call("hits_by_capture", query, size)
+            return budget.call(self._hidden, "hits_by_capture", query, size)
         result = self.index.searcher().aggregate(
             self._query(query), {"c": {"terms": {"field": CAPTURE_FIELD, "size": size}}})
         return [(b["key"], b["doc_count"]) for b in result["c"]["buckets"]]
@@ -246,6 +296,7 @@ class TantivyEventStore:
             after = page.events[-1]["seq"]
 
     def close(self) -> None:
+        """Let go of the writer (another process may then write; a later write opens it again)."""
         if self._budget is not None:
             self._budget.close()
         with self._lock:
