@@ -139,6 +139,7 @@ def test_parse_errors_name_the_position(q, position, fragment):
     ("dns.rrname:[a TO b]", "ranges work on number, time and IP fields"),
     ("nosuch.field:*x*", "wildcards need a field from the catalogue"),
     ("timestamp:yesterday", "expects a time"),
+    ("custom.deep.thing:*", "needs a field from the catalogue"),
 ])
 def test_translation_errors_are_clear(store, q, fragment):
     with pytest.raises(QueryError, match=fragment):

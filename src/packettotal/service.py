@@ -7,24 +7,21 @@ import hashlib
 import logging
 import threading
 import traceback
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as config_mod
 from .errors import AnalysisFailed, EngineError, Forbidden, NotFound, QueryError, StorageFull, disk_full
-from .ingest import capfile, eve, files as carved, observables, suricata, summary as summary_mod, validate
+from .ingest import capfile, files as carved, pipeline, suricata, validate
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .query.nodes import And, Captures
-from .records import values_at
 from .store.blobs import Blobs
 from .store.db import Database, now
 from .store.events import open_events
 
 log = logging.getLogger("packettotal")
 MAX_ATTEMPTS = 2
-MAX_RULE_TEXTS = 500
 MAX_GROUPS = 10_000  # captures one search groups its hits into
 NO_SPACE = "the server ran out of disk space"
 
@@ -238,35 +235,15 @@ class PacketTotal:
         return row if reason is None else {**row, "status": "failed", "error": reason}
 
     def _index(self, row: dict, run: suricata.LiveRun, warnings: list[str]):
-        """Normalise and index EVE records while Suricata writes them; the index commits only
-        once Suricata has finished and read the capture (else it rolls back)."""
+        """Normalise and index EVE records while Suricata writes them (ingest/pipeline.py); the
+        index commits only once Suricata has finished and read the capture (else it rolls back)."""
         s = self.settings
         cid, facts = row["id"], row["summary"] or {}
-        limits = eve.Limits(max_string=s.max_string_bytes)
-        report = eve.NormaliseReport()
-        counts: Counter[str] = Counter()
-        collector = observables.Collector(s.max_observables_per_capture)
-        aggregates = summary_mod.Aggregates()
-        fileinfo: list[dict] = []
-        fired: set = set()
+        acc = pipeline.Accumulator(pipeline.Limits(s.max_string_bytes, s.max_events_per_capture,
+                                                   s.max_observables_per_capture))
 
         def records() -> Iterator[dict]:
-            events = 0
-            for rec in eve.records(run.lines(), limits, report):
-                etype = rec["event_type"]
-                counts[etype] += 1
-                if etype == "stats":  # Suricata's counters for this capture: stored, not counted
-                    yield rec
-                    continue
-                events += 1
-                collector.add(rec)
-                aggregates.add(rec)
-                if etype == "fileinfo":
-                    fileinfo.append(rec)
-                elif etype == "alert":
-                    fired.update(values_at(rec, "alert.signature_id"))
-                if events <= s.max_events_per_capture:
-                    yield rec
+            yield from acc.records(run.lines())
             if not run.packets:
                 reason = run.errors[0] if run.errors else "no packets were decoded"
                 raise AnalysisFailed(f"Suricata could not read the capture: {reason}",
@@ -274,45 +251,16 @@ class PacketTotal:
 
         self.events.hide([cid])  # until it is recorded done, whatever commits meanwhile
         stored = self.events.index_capture(cid, records())
-        expected = facts.get("packets")
-        if expected and run.packets < expected:
-            warnings.append(f"Suricata read {run.packets:,} of the {expected:,} packets in the file")
-        warnings += [f"Suricata: {e}" for e in run.errors[:5]]
         file_rows: dict[str, dict] = {}
-        for rec in fileinfo:
+        for rec in acc.fileinfo:
             self._keep_file(cid, rec, run.filestore, file_rows)
-        stats_records = counts.pop("stats", 0)
-        total, indexed = sum(counts.values()), stored - stats_records
-        if indexed < total:
-            warnings.append(f"{total - indexed:,} of {total:,} events were counted but not indexed "
-                            f"(limit {s.max_events_per_capture:,} per capture)")
-        if report.bad_lines:
-            warnings.append(f"{report.bad_lines} EVE lines could not be read: {'; '.join(report.examples)}")
-        if collector.dropped:
-            warnings.append(f"{collector.dropped:,} occurrences of observables past the first "
-                            f"{s.max_observables_per_capture:,} distinct ones were not recorded "
-                            "(setting max_observables_per_capture)")
-        if report.cut_values:
-            warnings.append(f"{report.cut_values:,} over-long values were cut to {s.max_string_bytes:,} bytes")
-        obs = [{"capture_id": cid, "kind": k, "value": v, "field": f, "count": seen.count,
-                "first_seen": seen.first, "last_seen": seen.last}
-               for (k, v, f), seen in collector.seen.items()]
-        summary = dict(facts)
-        summary.update({
-            "counts": dict(sorted(counts.items())), "events": total, "indexed": indexed,
-            "alerts": counts.get("alert", 0), "anomalies": counts.get("anomaly", 0),
-            "files": len(file_rows), **aggregates.result(),
-            "rules": self._rule_texts(fired),
-            "suricata": {"version": self.pool.version, "packets_read": run.packets, "seconds": round(run.seconds, 3),
-                         "rules": self.pool.rule_count},
-        })
-        return summary, obs, list(file_rows.values()), stored
-
-    def _rule_texts(self, sids: set) -> dict[str, str]:
-        """The text of the rules that fired, as loaded for this analysis (rules change later)."""
-        rules = self.pool.rules
-        found = sorted(s for s in sids if isinstance(s, int) and s in rules)[:MAX_RULE_TEXTS]
-        return {str(s): rules[s][:4096] for s in found}
+        outcome = acc.finish(cid, stored, pipeline.RunFacts(run.packets, facts.get("packets"), tuple(run.errors)),
+                             self.pool.rules)
+        warnings += outcome.warnings
+        summary = {**facts, **outcome.summary.as_dict(), "files": len(file_rows),
+                   "suricata": {"version": self.pool.version, "packets_read": run.packets,
+                                "seconds": round(run.seconds, 3), "rules": self.pool.rule_count}}
+        return summary, outcome.observables, list(file_rows.values()), stored
 
     def _keep_file(self, cid: str, rec: dict, filestore: Path, rows: dict[str, dict]) -> None:
         sha = str((rec.get("fileinfo") or {}).get("sha256", "")).lower()

@@ -135,8 +135,9 @@ class TantivyTranslator(Translator[Query]):
 
         try:
             return self.each_field(node.field, build)
-        except OutsideCatalogue:
-            return Query.exists_query(f"{JSON_FIELD}.{node.field}")
+        except OutsideCatalogue:  # the generic JSON index keeps values, not which fields a record has
+            raise QueryError(f"{node.field}:* needs a field from the catalogue; {node.field!r} is not in it "
+                             "(fields outside it match exact values)") from None
 
     # helpers
     def _exact(self, f: catalog.Field, value: str) -> Query:

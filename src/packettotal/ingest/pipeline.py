@@ -1,0 +1,123 @@
+"""The per-record ingest pipeline, pure: EVE lines in; the records to index, the observables, the
+carved-file records, the rules that fired and a typed summary out. No Suricata, no stores: the
+service feeds it what a daemon writes and stores what comes out, and tests feed it lines.
+
+    acc = Accumulator(Limits(...))
+    store.index_capture(cid, acc.records(lines))   # normalised, counted, collected as they pass
+    outcome = acc.finish(cid, indexed=..., run=RunFacts(...), rules=...)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+
+from ..records import values_at
+from . import eve, observables, summary as summary_mod
+
+MAX_RULE_TEXTS = 500
+MAX_RULE_CHARS = 4096
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_string: int = 4096
+    max_events: int = 2_000_000       # records indexed; the rest are counted
+    max_observables: int = 250_000    # distinct observables recorded
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the engine said of its run over the capture."""
+    packets_read: int
+    expected_packets: int | None = None  # from the file walk at upload
+    errors: tuple[str, ...] = ()
+
+
+@dataclass
+class Summary:
+    counts: dict[str, int]
+    events: int           # records counted (Suricata's stats records apart)
+    indexed: int          # of those, records the index holds
+    alerts: int
+    anomalies: int
+    top_talkers: list[dict]
+    protocols: dict[str, int]
+    timeline: dict
+    rules: dict[str, str]  # sid -> the text of each rule that fired, as loaded for this analysis
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Outcome:
+    summary: Summary
+    observables: list[dict]
+    warnings: list[str] = field(default_factory=list)
+
+
+class Accumulator:
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.report = eve.NormaliseReport()
+        self.counts: Counter[str] = Counter()
+        self.collector = observables.Collector(limits.max_observables)
+        self.aggregates = summary_mod.Aggregates()
+        self.fileinfo: list[dict] = []  # carved-file records, for the service to keep the files
+        self.fired: set[int] = set()
+
+    def records(self, lines: Iterable[bytes]) -> Iterator[dict]:
+        """The records to index: every one normalised and counted, at most max_events of them
+        yielded (Suricata's stats records always: they are stored, not counted)."""
+        eve_limits = eve.Limits(max_string=self.limits.max_string)
+        events = 0
+        for rec in eve.records(lines, eve_limits, self.report):
+            etype = rec["event_type"]
+            self.counts[etype] += 1
+            if etype == "stats":
+                yield rec
+                continue
+            events += 1
+            self.collector.add(rec)
+            self.aggregates.add(rec)
+            if etype == "fileinfo":
+                self.fileinfo.append(rec)
+            elif etype == "alert":
+                self.fired.update(s for s in values_at(rec, "alert.signature_id") if isinstance(s, int))
+            if events <= self.limits.max_events:
+                yield rec
+
+    def finish(self, capture_id: str, stored: int, run: RunFacts, rules: Mapping[int, str]) -> Outcome:
+        """`stored`: documents the index took for this capture (stats records included)."""
+        counts = Counter(self.counts)
+        stats_records = counts.pop("stats", 0)
+        total, indexed = sum(counts.values()), stored - stats_records
+        found = sorted(s for s in self.fired if s in rules)[:MAX_RULE_TEXTS]
+        summary = Summary(
+            counts=dict(sorted(counts.items())), events=total, indexed=indexed,
+            alerts=counts.get("alert", 0), anomalies=counts.get("anomaly", 0), **self.aggregates.result(),
+            rules={str(s): rules[s][:MAX_RULE_CHARS] for s in found})
+        obs = [{"capture_id": capture_id, "kind": k, "value": v, "field": f, "count": seen.count,
+                "first_seen": seen.first, "last_seen": seen.last}
+               for (k, v, f), seen in self.collector.seen.items()]
+        return Outcome(summary, obs, self._warnings(run, total, indexed))
+
+    def _warnings(self, run: RunFacts, total: int, indexed: int) -> list[str]:
+        lim, report, out = self.limits, self.report, []
+        if run.expected_packets and run.packets_read < run.expected_packets:
+            out.append(f"Suricata read {run.packets_read:,} of the {run.expected_packets:,} packets in the file")
+        out += [f"Suricata: {e}" for e in run.errors[:5]]
+        if indexed < total:
+            out.append(f"{total - indexed:,} of {total:,} events were counted but not indexed "
+                       f"(limit {lim.max_events:,} per capture)")
+        if report.bad_lines:
+            out.append(f"{report.bad_lines} EVE lines could not be read: {'; '.join(report.examples)}")
+        if self.collector.dropped:
+            out.append(f"{self.collector.dropped:,} occurrences of observables past the first "
+                       f"{lim.max_observables:,} distinct ones were not recorded "
+                       "(setting max_observables_per_capture)")
+        if report.cut_values:
+            out.append(f"{report.cut_values:,} over-long values were cut to {lim.max_string:,} bytes")
+        return out
