@@ -5,6 +5,7 @@ they were derived from src/packettotal/evetypes.py; they are kept here on purpos
 
 import pytest
 
+from packettotal import evetypes
 from packettotal.ingest import observables
 from packettotal.query import fields
 from packettotal.records import values_at
@@ -129,6 +130,7 @@ def _nest(paths, leaf) -> dict:
 
 def test_extraction_over_every_declared_field_is_unchanged():
     paths = {*IP_FIELDS, *DOMAIN_FIELDS, *TEXT_FIELDS, *HASH_FIELDS, *EMAIL_FIELDS, "http.url", "http.http_port"}
+    paths |= {f for t in evetypes.ALL for fs in t.observables.values() for f in fs}
     cases = [_nest(paths, lambda p: list(SAMPLES)), *(_nest(paths, lambda p, s=s: s) for s in SAMPLES)]
     cases.append({"http": [{"url": "/a", "hostname": "h.example"}], "dns": {"answers": [{"rdata": "10.0.0.9"},
                   {"rdata": "cname.example"}], "queries": [{"rrname": "q.example"}]}})
@@ -158,3 +160,30 @@ def test_extraction_over_real_captures_is_unchanged(service):
             kinds.update(k for k, _, _ in got)
     assert records > 300
     assert {"ip", "domain", "url", "user_agent", "ja3", "cert_subject", "md5", "email", "hassh"} <= kinds, kinds
+
+
+def test_declared_observables_are_todays():
+    declared = {(f, k) for t in evetypes.ALL for k, fs in t.observables.items() for f in fs}
+    frozen = {(f, "ip") for f in IP_FIELDS} | {(f, "domain") for f in DOMAIN_FIELDS} | set(TEXT_FIELDS.items())
+    frozen |= {(f, "hash") for f in HASH_FIELDS} | {(f, "email") for f in EMAIL_FIELDS} | {("http.url", "url")}
+    assert declared == frozen
+
+
+def test_every_linked_column_holds_observables():
+    declared = {f for t in evetypes.ALL for fs in t.observables.values() for f in fs}
+    for t in tabs.KNOWN.values():
+        for col in t.columns:
+            assert not col.ioc or set(col.paths) & declared, (t.key, col.label)
+            assert col.sort is None or fields.BY_NAME[col.sort].fast, (t.key, col.label)
+
+
+def test_every_alias_names_catalogue_fields():
+    for alias, names in fields.ALIASES.items():
+        assert all(n in fields.BY_NAME for n in names), alias
+        assert alias not in fields.BY_NAME
+
+
+def test_a_tab_not_in_the_order_comes_after_the_listed_ones(monkeypatch):
+    extra = evetypes.EveType("pgsql", title="PostgreSQL", columns=(evetypes.TIME, *evetypes.ENDS))
+    monkeypatch.setattr(evetypes, "TYPES", (*evetypes.TYPES, extra))
+    assert [t.name for t in evetypes.tabbed()] == [*evetypes.TAB_ORDER, "pgsql"]
