@@ -3,8 +3,6 @@
 The frozen lists below are the catalogue, the tabs and the observable rules as they were before
 they were derived from src/packettotal/evetypes.py; they are kept here on purpose."""
 
-import pytest
-
 from packettotal import evetypes
 from packettotal.ingest import observables
 from packettotal.query import fields
