@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .. import evetypes
 from ..records import values_at
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}")
@@ -46,32 +47,15 @@ def _emails(value: str) -> Iterator[str]:
         yield m.group(0).lower()
 
 
-# field -> kind of observable; value normalisers below
-IP_FIELDS = ("src_ip", "dest_ip", "dns.answers.rdata", "dns.grouped.A", "dns.grouped.AAAA",
-             "dhcp.assigned_ip", "dhcp.client_ip", "smtp.x_originating_ip", "http.xff")
-DOMAIN_FIELDS = ("dns.rrname", "dns.queries.rrname", "dns.answers.rrname", "dns.grouped.CNAME",
-                 "dns.answers.rdata", "http.hostname", "tls.sni", "quic.sni", "smtp.helo",
-                 "krb5.sname", "http2.request_headers.authority")
-TEXT_FIELDS = {"http.http_user_agent": "user_agent", "tls.subject": "cert_subject",
-               "tls.issuerdn": "cert_issuer", "community_id": "community_id",
-               "tls.ja3.hash": "ja3", "tls.ja3s.hash": "ja3s", "tls.ja4": "ja4", "quic.ja4": "ja4",
-               "ssh.client.hassh.hash": "hassh", "ssh.server.hassh.hash": "hassh",
-               "tls.fingerprint": "cert_sha1"}
-HASH_FIELDS = ("fileinfo.md5", "fileinfo.sha1", "fileinfo.sha256", "smtp.body_md5",
-               "email.body_md5")
-EMAIL_FIELDS = ("smtp.mail_from", "smtp.rcpt_to", "email.from", "email.to", "email.cc",
-                "email.reply_to")
-
-
 def _rules() -> dict[str, list[tuple[str, tuple[str, ...], str]]]:
-    """root key -> [(field, rest of its path, rule)]: a record is only asked for what it has."""
-    rules = [(f, "ip") for f in IP_FIELDS] + [(f, "domain") for f in DOMAIN_FIELDS]
-    rules += [(f, "text") for f in TEXT_FIELDS] + [(f, "hash") for f in HASH_FIELDS]
-    rules += [(f, "email") for f in EMAIL_FIELDS]
+    """root key -> [(field, rest of its path, kind)] from the declared types: a record is only
+    asked for what it has."""
     out: dict[str, list[tuple[str, tuple[str, ...], str]]] = {}
-    for f, rule in rules:
-        root, *rest = f.split(".")
-        out.setdefault(root, []).append((f, tuple(rest), rule))
+    for t in evetypes.ALL:
+        for kind, fs in t.observables.items():
+            for f in fs:
+                root, *rest = f.split(".")
+                out.setdefault(root, []).append((f, tuple(rest), kind))
     return out
 
 
@@ -89,39 +73,45 @@ def _values(rec: dict, top: object, f: str, rest: tuple[str, ...]) -> list | tup
     return found if isinstance(found, list) else (found,)
 
 
+def _url(obj: object, key: str) -> str | None:
+    """An HTTP record's URL, made absolute with the record's host (and port) where it is a path."""
+    if not isinstance(obj, dict) or not isinstance(obj.get(key), str):
+        return None
+    url = obj[key]
+    host = obj.get("hostname") if isinstance(obj.get("hostname"), str) else None
+    if host and url.startswith("/"):
+        port = obj.get("http_port")
+        netloc = f"{host}:{port}" if port and port not in (80,) else host
+        url = f"http://{netloc}{url}"
+    return url[:MAX_VALUE]
+
+
 def extract(rec: dict) -> set[tuple[str, str, str]]:
     """(kind, value, field) for every observable in one EVE record."""
     out = set()
     for root in rec.keys() & _RULES.keys():
         top = rec[root]
-        for f, rest, rule in _RULES[root]:
+        for f, rest, kind in _RULES[root]:
+            if kind == "url":  # one per record, built from its siblings
+                if len(rest) == 1 and (url := _url(top, rest[0])) is not None:
+                    out.add(("url", url, f))
+                continue
             for s in _values(rec, top, f, rest):
                 if not isinstance(s, str):
                     continue
-                if rule == "ip":
+                if kind == "ip":
                     if ip := norm_ip(s):
                         out.add(("ip", ip, f))
-                elif rule == "text":
-                    kind = TEXT_FIELDS[f]
-                    if s:
-                        out.add((kind, (s.lower() if kind in _LOWERED else s)[:MAX_VALUE], f))
-                elif rule == "domain":
+                elif kind == "domain":
                     if d := norm_domain(s):
                         out.add(("domain", d, f))
-                elif rule == "hash":
+                elif kind == "hash":
                     if h := norm_hash(s):
                         out.add((h[0], h[1], f))
-                else:
+                elif kind == "email":
                     out.update(("email", e, f) for e in _emails(s))
-    http = rec.get("http")
-    if isinstance(http, dict) and isinstance(http.get("url"), str):
-        host = http.get("hostname") if isinstance(http.get("hostname"), str) else None
-        url = http["url"]
-        if host and url.startswith("/"):
-            port = http.get("http_port")
-            netloc = f"{host}:{port}" if port and port not in (80,) else host
-            url = f"http://{netloc}{url}"
-        out.add(("url", url[:MAX_VALUE], "http.url"))
+                elif s:  # text, kept as written
+                    out.add((kind, (s.lower() if kind in _LOWERED else s)[:MAX_VALUE], f))
     return out
 
 
