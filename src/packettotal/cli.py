@@ -122,7 +122,7 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
         finally:
             jobs.close()
     for cid, ps in ids.items():  # one capture under several names: every name gets its row
-        row = finished.get(cid) or pt.db.get_capture(cid)
+        row = finished.get(cid) or pt.capture(cid)
         for p in ps:
             results[p] = result_row(row) | {"name": p.name}
     ordered = [results[p] for p in paths]
@@ -169,7 +169,7 @@ def show(ctx: click.Context, ref: str, event_type: str | None, limit: int, offse
     pt = _service(ctx)
     row = pt.capture(ref)
     if event_type:
-        page = pt.events.events(row["id"], event_type, limit=limit, offset=offset)
+        page = pt.capture_events(row["id"], event_type, limit=limit, offset=offset)
         if as_json:
             _json({"total": page.total, "events": [e["event"] for e in page.events]})
         else:
@@ -178,7 +178,7 @@ def show(ctx: click.Context, ref: str, event_type: str | None, limit: int, offse
                 click.echo(orjson.dumps(e["event"]).decode())
         return
     if as_json:
-        _json(row | {"files": pt.db.capture_files(row["id"])})
+        _json(row | {"files": pt.capture_files(row["id"])})
     else:
         click.echo("\n".join(_summary_lines(row)))
 
@@ -290,7 +290,7 @@ def export(ctx: click.Context, ref: str, fmt: str, event_type: str | None, outpu
     pt = _service(ctx)
     row = pt.capture(ref)
     if fmt == "pcap":
-        with pt.blobs.open("captures", row["id"]) as src:
+        with pt.open_capture(row["id"]) as src:
             if output:
                 with open(output, "wb") as dst:
                     shutil.copyfileobj(src, dst)
@@ -299,10 +299,10 @@ def export(ctx: click.Context, ref: str, fmt: str, event_type: str | None, outpu
         return
     if fmt == "eve":
         with (open(output, "wb") if output else _stdout_bytes()) as out:
-            export_mod.write_ndjson(pt.events.export(row["id"]), out)
+            export_mod.write_ndjson(pt.export_events(row["id"]), out)
     else:
         with (open(output, "w", newline="") if output else _stdout_text()) as out:
-            export_mod.write_csv(lambda: pt.events.export(row["id"], event_type), out)
+            export_mod.write_csv(lambda: pt.export_events(row["id"], event_type), out)
 
 
 class _NoClose:

@@ -32,7 +32,7 @@ class Instance:
         downloads.clean(self.service)
         self.jobs.warm()  # the first upload should not wait for Suricata to load its rules
         self.jobs.recover()
-        if seed_demo and self.service.db.count_captures() == 0:
+        if seed_demo and self.service.count_captures() == 0:
             path = self.service.settings.home / "demo" / "packettotal-demo.pcap"
             if not path.exists():
                 demo.write(path)
