@@ -14,8 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config as config_mod, demo
 from ..errors import Busy, Forbidden, NotFound, PacketTotalError, QueryError, QueryTimeout, RefusedCapture
-from ..jobs.local import LocalJobs
-from ..service import PacketTotal, Submission
+from ..instance import open_jobs
+from ..service import Submission
 from . import api, downloads, pages
 from .guard import Guard, error_response
 
@@ -24,8 +24,8 @@ class Instance:
     """The service and its workers, shared by every request."""
 
     def __init__(self, settings: config_mod.Settings):
-        self.service = PacketTotal(settings)
-        self.jobs = LocalJobs(self.service)
+        self.jobs = open_jobs(settings)
+        self.service = self.jobs.service
         self.builds = downloads.Builds()
 
     def start(self, seed_demo: bool) -> None:
