@@ -53,7 +53,7 @@ def templates() -> list[list[dict]]:
         jobs = LocalJobs(pt)
         jobs.run(ids)
         jobs.close()
-        out = [[r for r in pt.events.export(cid) if r.get("event_type") != "stats"] for cid in ids]
+        out = [[r for r in pt.export_events(cid) if r.get("event_type") != "stats"] for cid in ids]
         pt.close()
     return [t for t in out if t]
 
@@ -150,8 +150,8 @@ def build(home: Path, captures: int, per_capture: int, min_events: int, seed: in
     rng = random.Random(seed)
     pools = Pools(rng)
     pt = PacketTotal(config.load(env={}, home=home))
-    start = pt.db.count_captures()
-    events = pt.events.index.searcher().num_docs
+    start = pt.count_captures()
+    events = pt._events.index.searcher().num_docs
     if start >= captures and events >= min_events:
         pt.close()
         return
@@ -173,7 +173,7 @@ def build(home: Path, captures: int, per_capture: int, min_events: int, seed: in
                 t = t[first:first + per_capture]
             records += remapped(t, remap, n * 10_000_000)
         cid = hashlib.sha256(f"synthetic-{seed}-{n}".encode()).hexdigest()
-        pt.db.insert_capture({
+        pt._db.insert_capture({
             "id": cid, "md5": cid[:32], "sha1": cid[:40], "size": 0, "name": f"synthetic-{n:05}.pcap",
             "compression": None, "status": "running", "warnings": [], "attempts": 1, "submitted_at": now(),
             "summary": {}})
@@ -182,7 +182,7 @@ def build(home: Path, captures: int, per_capture: int, min_events: int, seed: in
         for rec in records:
             collector.add(rec)
             counts[rec["event_type"]] = counts.get(rec["event_type"], 0) + 1
-        pt.events.index_capture(cid, records)
+        pt._events.index_capture(cid, records)
         obs = [{"capture_id": cid, "kind": k, "value": v, "field": f, "count": s.count,
                 "first_seen": s.first, "last_seen": s.last} for (k, v, f), s in collector.seen.items()]
         pt._pending.append({"id": cid, "observables": obs, "files": [], "status": "done", "error": None,
@@ -213,13 +213,13 @@ def timed(fn, values: list) -> tuple[float, float]:
 def measure(home: Path, runs: int, seed: int = 11) -> None:
     rng = random.Random(seed)
     pt = PacketTotal(config.load(env={}, home=home))
-    ids = [c["id"] for c in pt.db.list_captures(status="done", limit=1_000_000)]
-    total_events = pt.events.index.searcher().num_docs
+    ids = [c["id"] for c in pt.list_captures(status="done", limit=1_000_000)]
+    total_events = pt._events.index.searcher().num_docs
     print(f"\ncorpus: {len(ids):,} captures, {total_events:,} events")
     sample = rng.sample(ids, min(runs, len(ids)))
     values = {kind: [] for kind in ("ip", "domain", "sha256", "ja3", "url")}
     for cid in rng.sample(ids, min(200, len(ids))):
-        for r in pt.db.capture_observables(cid):
+        for r in pt._db.capture_observables(cid):
             if r["kind"] in values and len(values[r["kind"]]) < 400:
                 values[r["kind"]].append(r["value"])
     iocs = [rng.choice(values[k]) for k in rng.choices(list(k for k in values if values[k]), k=runs)]
@@ -238,7 +238,7 @@ def measure(home: Path, runs: int, seed: int = 11) -> None:
             lambda i: pt.search(f"event_type:flow AND src_ip:10.{i}.0.0/16 AND NOT dest_port:53", limit=50),
             [rng.randrange(250) for _ in range(runs)]),
         "per-capture summary (capture, top indicators, labels)": (
-            lambda cid: (pt.capture(cid), pt.db.top_observables(cid), pt.labels(cid)), sample),
+            lambda cid: (pt.capture(cid), pt.top_indicators(cid), pt.labels(cid)), sample),
         "similar captures": (lambda cid: pt.similar(cid, 20), sample),
         "bulk search of 1,000 IOCs": (
             lambda seed_: pt.bulk_ioc(random.Random(seed_).sample(

@@ -262,7 +262,7 @@ def test_built_downloads_leave_nothing_on_disk(api, files_capture):
 
 def test_a_server_error_is_json_with_headers_and_leaves_no_file(api, files_capture, tmp_path):
     service = api.app.state.instance.service
-    blob = service.blobs.path("captures", files_capture["id"])
+    blob = service.capture_path(files_capture["id"])
     aside = tmp_path / "aside"
     blob.rename(aside)
     try:

@@ -33,7 +33,7 @@ def test_distinct_observables_are_bounded_and_said(tmp_path):
         row = analyse(pt, many_flows(tmp_path / "flows.pcap", 3000))
         assert row["status"] == "done", row["error"]
         assert row["summary"]["counts"]["flow"] == 3000 and row["summary"]["indexed"] >= 3000
-        assert len(pt.db.capture_observables(row["id"])) == 500
+        assert len(pt._db.capture_observables(row["id"])) == 500
         assert any("max_observables_per_capture" in w for w in row["warnings"]), row["warnings"]
         # every event is still searchable, the bound is on the pivot index only
         assert pt.search("event_type:flow AND dest_port:9999").total_hits == 3000

@@ -124,7 +124,7 @@ def test_status_pages_for_queued_and_failed(site, tmp_path):
     """How a job that is not done is shown (failure detection itself: test_pipeline.py)."""
     from .captures import pcap_bytes
     row = analysed(site, data=pcap_bytes(packets=5), name="tiny.pcap")
-    db = site.app.state.instance.service.db
+    db = site.app.state.instance.service._db  # a state only a job leaves
     db.update_capture(row["id"], status="queued")
     queued = site.get(f"/captures/{row['id']}").text
     assert f'data-status-url="/api/v1/captures/{row["id"]}"' in queued and "waiting for an engine" in queued

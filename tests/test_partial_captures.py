@@ -73,6 +73,6 @@ def test_suricata_analyses_packet_1_of_the_fuzzed_capture(pt, tmp_path, variant)
     assert row["summary"]["suricata"]["packets_read"] == row["summary"]["packets"] == 1
     assert row["warnings"][0] == f"the capture is damaged after packet 1: {damage}; the 1 packets before that were analysed"
     assert not any(w.startswith("Suricata read") for w in row["warnings"])  # walker and Suricata agree
-    assert pt.events.count_by_type(row["id"]).get("flow") == 1  # packet 1's flow
+    assert pt._events.count_by_type(row["id"]).get("flow") == 1  # packet 1's flow
     # the stored capture is the upload, byte for byte
-    assert hashlib.sha256(pt.blobs.path("captures", row["id"]).read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert hashlib.sha256(pt.capture_path(row["id"]).read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()

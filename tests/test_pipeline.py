@@ -53,7 +53,7 @@ def test_packet_counts_and_summary(service):
     assert s["counts"]["http"] == 61 and s["counts"]["dns"] == 28  # as Suricata 7.0.10 logs them
     assert s["duration"] > 0 and s["first_ts"] < s["last_ts"]
     assert sum(s["counts"].values()) == s["events"] == s["indexed"]
-    assert service.events.count_by_type(row["id"]) == s["counts"] | {"stats": 1}
+    assert service._events.count_by_type(row["id"]) == s["counts"] | {"stats": 1}
 
 
 def test_dedup_returns_the_existing_analysis(service, tmp_path):
@@ -68,10 +68,10 @@ def test_dedup_returns_the_existing_analysis(service, tmp_path):
 
 def test_reindexing_is_idempotent(service):
     row = analyse(service, PCAPS / "sv-http-4files.pcap")
-    before = service.events.count_by_type(row["id"])
+    before = service._events.count_by_type(row["id"])
     again = service.analyse(row["id"])
     assert again["status"] == "done" and again["attempts"] == row["attempts"] + 1
-    assert service.events.count_by_type(row["id"]) == before
+    assert service._events.count_by_type(row["id"]) == before
 
 
 def test_project_rule_fires_on_the_demo_and_the_alert_is_indexed(service, tmp_path):
@@ -79,18 +79,18 @@ def test_project_rule_fires_on_the_demo_and_the_alert_is_indexed(service, tmp_pa
     assert row["status"] == "done" and row["summary"]["alerts"] >= 2
     groups = service.search("alert.signature_id:9100001").groups
     assert row["id"] in {g["capture_id"] for g in groups}
-    page = service.events.events(row["id"], "alert")
+    page = service.capture_events(row["id"], "alert")
     sigs = {e["event"]["alert"]["signature_id"] for e in page.events}
     assert {9100001, 9100011} <= sigs
     # the EICAR download was carved, hashed and stored
-    files = service.db.capture_files(row["id"])
+    files = service.capture_files(row["id"])
     assert [f["sha256"] for f in files] == [EICAR_SHA256]
     assert files[0]["stored"] and not files[0]["truncated"]
-    assert service.blobs.path("files", EICAR_SHA256).read_bytes() == demo.EICAR
-    assert service.blobs.path("files", EICAR_SHA256).stat().st_uid == os.geteuid()  # not Suricata's account
-    engines = service.pool.base  # their reused output folders are emptied
+    assert service.stored_files(row["id"])[EICAR_SHA256].read_bytes() == demo.EICAR
+    assert service.stored_files(row["id"])[EICAR_SHA256].stat().st_uid == os.geteuid()  # not Suricata's account
+    engines = service._pool.base  # their reused output folders are emptied
     assert not list(engines.glob("engine-*/run/filestore/*/*")) and not list(engines.glob("engine-*/run/eve.json"))
-    kinds = {(o["kind"], o["value"]) for o in service.db.capture_observables(row["id"])}
+    kinds = {(o["kind"], o["value"]) for o in service._db.capture_observables(row["id"])}
     assert {("domain", "downloads.example.com"), ("domain", "secure.example.org"), ("sha256", EICAR_SHA256),
             ("url", "http://downloads.example.com/tools/eicar.com"), ("user_agent", "curl/8.5.0"),
             ("ip", "203.0.113.80")} <= kinds
@@ -98,12 +98,12 @@ def test_project_rule_fires_on_the_demo_and_the_alert_is_indexed(service, tmp_pa
 
 
 def test_suricata_never_runs_as_root(service):
-    with service.pool.engine() as e:
+    with service._pool.engine() as e:
         status = Path(f"/proc/{e.proc.pid}/status").read_text().splitlines()
     uids = next(line.split()[1:] for line in status if line.startswith("Uid:"))  # real, effective, saved, fs
     assert "0" not in uids, uids
     if os.geteuid() == 0:
-        assert service.pool.run_as and uids == [str(service.pool.run_as.uid)] * 4
+        assert service._pool.run_as and uids == [str(service._pool.run_as.uid)] * 4
 
 
 def test_engine_folders_left_by_a_dead_process_are_removed(tmp_path):
@@ -153,13 +153,13 @@ def test_carved_files_from_the_daemons_account_are_copied_never_followed(tmp_pat
 
 def test_project_rule_fires_on_a_real_capture(service):
     row = analyse(service, PCAPS / "sv-smb-eicar-sll.pcap")
-    alerts = service.events.events(row["id"], "alert").events
+    alerts = service.capture_events(row["id"], "alert").events
     assert [a["event"]["alert"]["signature_id"] for a in alerts] == [9100002]
 
 
 def test_killed_engine_is_restarted(service):
     analyse(service, PCAPS / "sv-dns-nxdomain-soa.pcap")
-    with service.pool.engine() as engine:
+    with service._pool.engine() as engine:
         os.killpg(engine.proc.pid, signal.SIGKILL)
         engine.proc.wait()
     assert analyse(service, PCAPS / "sv-sip.pcap")["status"] == "done"
@@ -172,7 +172,7 @@ def test_capture_over_its_time_limit_fails_with_the_reason_once_and_the_engine_r
         # the daemon still answered: the capture is the cause, so it is not tried again
         assert row["status"] == "failed" and row["attempts"] == 1
         assert "still being analysed after 0.001 s (setting engine_timeout)" in row["error"]
-        with pt.pool.engine() as engine:
+        with pt._pool.engine() as engine:
             assert engine.alive() and engine.restarts >= 1
         # other jobs continue once the limit allows them
         pt.settings.__dict__["engine_timeout"] = 60.0
@@ -186,7 +186,7 @@ def test_hostile_strings_are_bounded(tmp_path):
     try:
         ua = "<script>alert(1)</script>" + "A" * 1000
         row = analyse(pt, demo.write(tmp_path / "hostile.pcap", {"user_agent": ua}))
-        http = pt.events.events(row["id"], "http").events[0]["event"]["http"]
+        http = pt.capture_events(row["id"], "http").events[0]["event"]["http"]
         assert len(http["http_user_agent"].encode()) <= 256 + 3 and http["http_user_agent"].endswith("…")
         assert any("cut to 256 bytes" in w for w in row["warnings"])
     finally:
@@ -213,15 +213,15 @@ def test_search_finds_the_demo(service, tmp_path, query, expect, tree):
 def test_capture_stays_queued_until_both_stores_commit(service, tmp_path):
     sub = service.submit(demo.write(tmp_path / "d2.pcap", {"dns": "other.example.net"}))
     assert sub.capture["status"] == "queued" and sub.capture["summary"]["packets"] > 0
-    assert service.events.count_by_type(sub.capture["id"]) == {}
+    assert service._events.count_by_type(sub.capture["id"]) == {}
     done = service.analyse(sub.capture["id"])
-    assert done["status"] == "done" and service.events.count_by_type(done["id"])
+    assert done["status"] == "done" and service._events.count_by_type(done["id"])
 
 
 def test_recover_requeues_unfinished_captures(service, tmp_path):
     from packettotal.jobs.local import LocalJobs
     sub = service.submit(demo.write(tmp_path / "d3.pcap", {"dns": "third.example.net"}))
-    service.db.update_capture(sub.capture["id"], status="running")  # as a crash would leave it
+    service._db.update_capture(sub.capture["id"], status="running")  # as a crash would leave it
     jobs = LocalJobs(service)
     try:
         results = [f.result() for f in jobs.recover()]
@@ -232,7 +232,7 @@ def test_recover_requeues_unfinished_captures(service, tmp_path):
 
 def test_missing_capture_blob_fails_the_job_not_the_service(service, tmp_path):
     sub = service.submit(demo.write(tmp_path / "d4.pcap", {"dns": "fourth.example.net"}))
-    Path(service.blobs.path("captures", sub.capture["id"])).unlink()
+    service.capture_path(sub.capture["id"]).unlink()
     row = service.analyse(sub.capture["id"])
     assert row["status"] == "failed" and row["error"]
 
@@ -251,7 +251,7 @@ def test_parallel_engines_keep_captures_apart(tmp_path):
         for r in rows:
             assert r["summary"]["suricata"]["packets_read"] == r["summary"]["packets"], r["name"]
             assert not r["warnings"], r["name"]
-        assert len(pt.pool._all) == 2
+        assert len(pt._pool._all) == 2
     finally:
         jobs.close()
         pt.close()

@@ -48,14 +48,14 @@ def test_value_counts_follow_analyses(corpus):
     """How many captures hold a value is kept, not counted per query: re-analysing a capture
     must leave it unchanged, and a database without the table is counted once on opening."""
     pt, ids = corpus
-    assert pt.db.value_counts(["www.ethereal.com"]) == {"www.ethereal.com": 2}
+    assert pt._db.value_counts(["www.ethereal.com"]) == {"www.ethereal.com": 2}
     pt.analyse(ids["dpkt-http.pcap"])
-    assert pt.db.value_counts(["www.ethereal.com"]) == {"www.ethereal.com": 2}
+    assert pt._db.value_counts(["www.ethereal.com"]) == {"www.ethereal.com": 2}
     from packettotal.store.db import Database, value_counts
-    with pt.db.engine.begin() as conn:
+    with pt._db.engine.begin() as conn:
         before = dict(conn.execute(value_counts.select()).all())
         conn.execute(value_counts.delete())
-    again = Database(pt.db.url)
+    again = Database(pt._db.url)
     with again.engine.connect() as conn:
         assert dict(conn.execute(value_counts.select()).all()) == before
     again.engine.dispose()
@@ -64,7 +64,7 @@ def test_value_counts_follow_analyses(corpus):
 def test_a_carved_file_hash_pivots_back_to_its_capture(corpus):
     pt, ids = corpus
     cid = ids["sv-http-4files.pcap"]
-    stored = [f for f in pt.db.capture_files(cid) if f["md5"]]
+    stored = [f for f in pt.capture_files(cid) if f["md5"]]
     assert stored
     for f in stored:
         for value in (f["sha256"], f["md5"].upper(), f["sha1"]):
@@ -74,7 +74,7 @@ def test_a_carved_file_hash_pivots_back_to_its_capture(corpus):
 
 
 def _all_flows(pt, ids) -> list[tuple[str, dict]]:
-    return [(cid, r) for cid in ids.values() for r in pt.events.export(cid, "flow")]
+    return [(cid, r) for cid in ids.values() for r in pt.export_events(cid, "flow")]
 
 
 @pytest.mark.parametrize("query,field,network", [
@@ -101,7 +101,7 @@ def test_cidr_finds_exactly_the_right_flows(corpus, query, field, network):
 def test_grouped_results_sort_and_page(corpus):
     pt, ids = corpus
     everything = pt.search("event_type:http", limit=100)
-    http_captures = {cid for cid in ids.values() if (pt.db.get_capture(cid)["summary"]["counts"].get("http"))}
+    http_captures = {cid for cid in ids.values() if (pt.capture(cid)["summary"]["counts"].get("http"))}
     assert {g["capture_id"] for g in everything.groups} == http_captures
     assert everything.total_hits == sum(g["hits"] for g in everything.groups)
     hits = [g["hits"] for g in everything.groups]
@@ -146,7 +146,7 @@ def test_labels_can_be_made_read_only(corpus, tmp_path):
         with pytest.raises(Forbidden):
             ro.add_label(ids["dpkt-http.pcap"], "tag", "x")
     finally:
-        ro.db.engine.dispose()
+        ro._db.engine.dispose()
     for bad in ("", "x" * 101, "a\x00b"):
         with pytest.raises(QueryError):
             pt.add_label(ids["dpkt-http.pcap"], "tag", bad)
@@ -188,7 +188,7 @@ def test_co_occurring_and_bulk(corpus):
     co = {r["value"]: r for r in pivot["co_occurring"]}
     assert co["184.170.149.44"]["captures"] == 2 and co["184.170.149.44"]["df"] == 2
     assert "homealldaylong.com" not in co
-    sha = next(f["sha256"] for f in pt.db.capture_files(ids["sv-http-4files.pcap"]) if f["md5"])
+    sha = next(f["sha256"] for f in pt.capture_files(ids["sv-http-4files.pcap"]) if f["md5"])
     results = pt.bulk_ioc(["www.ethereal.com", sha, "no-such-thing.invalid", "www.ethereal.com", ""])
     by = {r["value"]: r for r in results}
     assert list(by) == ["www.ethereal.com", sha, "no-such-thing.invalid"]

@@ -53,7 +53,7 @@ def fill(home: Path) -> Path:
 
 def indexed(pt: PacketTotal, capture_id: str) -> int:
     """The capture's events any reader sees (Suricata's stats record is stored, not counted)."""
-    return sum(n for etype, n in pt.events.count_by_type(capture_id).items() if etype != "stats")
+    return sum(n for etype, n in pt._events.count_by_type(capture_id).items() if etype != "stats")
 
 
 def assert_done_and_searchable(pt: PacketTotal, capture_id: str) -> None:
@@ -61,8 +61,8 @@ def assert_done_and_searchable(pt: PacketTotal, capture_id: str) -> None:
     assert row["status"] == "done", row["error"]
     assert row["summary"]["events"] > 0
     assert indexed(pt, capture_id) == row["summary"]["indexed"] == row["summary"]["events"]
-    hits = dict(pt.events.hits_by_capture(MatchAll()))
-    assert hits[capture_id] == pt.events.documents([capture_id])[capture_id]  # all it holds is seen
+    hits = dict(pt._events.hits_by_capture(MatchAll()))
+    assert hits[capture_id] == pt._events.documents([capture_id])[capture_id]  # all it holds is seen
 
 
 def test_a_full_disk_fails_the_captures_with_a_reason_and_later_ones_are_indexed(small_home):
@@ -75,16 +75,16 @@ def test_a_full_disk_fails_the_captures_with_a_reason_and_later_ones_are_indexed
         assert pt.flush() == [big]  # the index commit fails: ENOSPC; so does recording the failure
         row = pt.capture(big)
         assert row["status"] == "failed" and "ran out of disk space" in row["error"], row
-        assert pt.events.documents([big]) == {}
+        assert pt._events.documents([big]) == {}
         row = pt.analyse(small)  # still full: fails at once, with the reason, not stuck
         assert row["status"] == "failed" and "disk space" in row["error"], row
-        assert pt.db.get_capture(big)["status"] == "running"  # the database could not take it yet
+        assert pt._db.get_capture(big)["status"] == "running"  # the database could not take it yet
 
         filler.unlink()
         row = pt.analyse(small)  # the writer was rebuilt: this commit holds the events
         assert_done_and_searchable(pt, small)
-        assert pt.db.get_capture(big)["status"] == "failed"  # written with that analysis
-        assert "disk space" in pt.db.get_capture(big)["error"]
+        assert pt._db.get_capture(big)["status"] == "failed"  # written with that analysis
+        assert "disk space" in pt._db.get_capture(big)["error"]
         again = pt.submit(BIG, BIG.name)  # a re-upload of the failed capture queues it again
         assert again.created and again.capture["status"] == "queued"
         pt.analyse(big)
@@ -107,7 +107,7 @@ def test_a_failed_database_write_after_the_commit_leaves_nothing_visible(small_h
     try:
         big = pt.submit(BIG, BIG.name).capture["id"]
         assert pt.analyse(big, defer_commit=True)["status"] == "running"
-        pt.events.commit()  # the index holds it; then the disk fills before the database writes
+        pt._events.commit()  # the index holds it; then the disk fills before the database writes
         filler = fill(small_home)
         pt.flush()
         row = pt.capture(big)
@@ -118,7 +118,7 @@ def test_a_failed_database_write_after_the_commit_leaves_nothing_visible(small_h
         pt.close()  # a failure never written: the database still says `running`
     pt = PacketTotal(settings(small_home))
     try:
-        assert pt.events.documents([big]) == {}  # the restart deleted what the index held
+        assert pt._events.documents([big]) == {}  # the restart deleted what the index held
         assert pt.analyse(big)["status"] == "done"
         assert_done_and_searchable(pt, big)
     finally:
@@ -135,7 +135,7 @@ def test_a_capture_whose_documents_a_failed_commit_lost_is_not_done(small_home):
         assert pt.analyse(big, defer_commit=True)["status"] == "running"
         filler = fill(small_home)
         with pytest.raises(ValueError, match="No space left"):
-            pt.events.commit()
+            pt._events.commit()
         filler.unlink()
         pt.flush()
         row = pt.capture(big)
@@ -155,7 +155,7 @@ def test_uploads_on_a_full_disk_are_refused_with_507_and_leave_nothing(small_hom
         with pytest.raises(StorageFull) as refused:
             pt.submit(SMALL, SMALL.name)
         assert refused.value.status == 507 and "no disk space" in refused.value.message
-        assert pt.db.count_captures() == 0 and not list(work.glob("*"))
+        assert pt.count_captures() == 0 and not list(work.glob("*"))
     finally:
         pt.close()
     c = client(small_home)
@@ -176,22 +176,22 @@ def test_partial_results_are_never_searchable(tmp_path):
         assert pt.analyse(other)["status"] == "done"
         partial = pt.submit(BIG, BIG.name).capture["id"]
         assert pt.analyse(partial, defer_commit=True)["status"] == "running"
-        pt.events.commit()  # what another capture's flush does: every document so far is durable
+        pt._events.commit()  # what another capture's flush does: every document so far is durable
 
         def seen() -> list:
             return [pt.search("event_type:dhcp").total_hits, pt.search_events("event_type:dhcp").total,
-                    indexed(pt, partial), partial in dict(pt.events.hits_by_capture(MatchAll())),
-                    len(pt.events.search_by_capture(MatchAll()))]
+                    indexed(pt, partial), partial in dict(pt._events.hits_by_capture(MatchAll())),
+                    len(pt._events.search_by_capture(MatchAll()))]
 
         assert seen() == [0, 0, 0, False, 1]
-        assert pt.events.documents([partial])[partial] > 10_000  # durable all the same
+        assert pt._events.documents([partial])[partial] > 10_000  # durable all the same
         assert_done_and_searchable(pt, other)
     finally:
         pt.close()  # a crash: closed without finishing
     pt = PacketTotal(settings(home))
     try:
         assert pt.capture(partial)["status"] == "running"
-        assert pt.events.documents([partial]) == {}  # the restart deleted them
+        assert pt._events.documents([partial]) == {}  # the restart deleted them
         assert seen() == [0, 0, 0, False, 1]
         row = pt.analyse(partial)
         assert_done_and_searchable(pt, partial)  # once: the summary's count, not more

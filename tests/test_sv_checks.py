@@ -50,7 +50,7 @@ def test_suricata_verify_checks_pass_on_exported_eve(service, tmp_path):
             continue
         eve = tmp_path / f"{name}.json"
         with open(eve, "wb") as f:
-            export.write_ndjson(service.events.export(row["id"]), f)
+            export.write_ndjson(service.export_events(row["id"]), f)
         results[name] = check(name, eve)
     passing = {n for n, s in results.items() if s["fail"] == 0 and s["pass"] > 0}
     no_custom = {n for n in results if needs_no_custom_rules_or_config(n)}

@@ -301,7 +301,7 @@ def test_api_errors_have_one_shape(live, method, path, status):
 
 def test_a_server_error_keeps_the_connection_alive(live, capture):
     service = live.app.state.instance.service
-    blob = service.blobs.path("captures", capture["id"])
+    blob = service.capture_path(capture["id"])
     aside = blob.with_name("aside")
     conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
     blob.rename(aside)

@@ -16,18 +16,17 @@ import click
 import orjson
 
 from . import config as config_mod, export as export_mod
-from .errors import ConfigError, EngineError, PacketTotalError, QueryError, RefusedCapture
+from .errors import ConfigError, PacketTotalError, QueryError, RefusedCapture
 from .query import fields as catalog
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _service(ctx: click.Context, pool=None):
-    from .service import PacketTotal
-    if "service" not in ctx.obj:
-        ctx.obj["service"] = PacketTotal(ctx.obj["settings"], pool)
-        ctx.call_on_close(ctx.obj["service"].close)
-    return ctx.obj["service"]
+def _service(ctx: click.Context):
+    from .instance import open_service
+    pt = open_service(ctx.obj["settings"])
+    ctx.call_on_close(pt.close)
+    return pt
 
 
 def _size(p: Path) -> int:
@@ -66,29 +65,15 @@ def result_row(row: dict) -> dict:
 def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     """Analyse captures (pcap, pcapng, or gzip/bzip2/xz/zstd-compressed). Exit 0: all done,
     1: some failed or were refused."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .ingest.suricata import EnginePool
-    settings = ctx.obj["settings"]
-    workers = ThreadPoolExecutor(settings.engines, thread_name_prefix="analyse")
-    ctx.call_on_close(lambda: workers.shutdown(cancel_futures=True))  # after the daemons, below
-    pool = None
-    try:  # the daemons load their rules and warm up while the rest of PacketTotal is imported
-        pool = EnginePool(settings)
-        ctx.call_on_close(pool.close)  # also if anything fails before the batch starts
-        pool.spawn()
-        pool.warm(workers)
-    except (EngineError, OSError):
-        if pool is not None:
-            pool.close()
-        pool = None  # made again on first use: each capture then fails with the reason
+    from .instance import open_jobs
+    jobs = open_jobs(ctx.obj["settings"], spawn=True)  # the daemons warm up while the rest is imported
+    pt = jobs.service
+    ctx.call_on_close(jobs.close)
+    ctx.call_on_close(pt.close)  # first: the daemons stop, then the workers
     from rich.progress import Progress
 
-    from .jobs.local import LocalJobs
-    pt = _service(ctx, pool)
     results: dict[Path, dict] = {}
     ids: dict[str, list[Path]] = {}
-    jobs = LocalJobs(pt, executor=workers)
 
     def accepted() -> Iterator[str]:
         """Ids of the captures to analyse, largest file first, each as soon as it is checked."""
@@ -122,7 +107,7 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
         finally:
             jobs.close()
     for cid, ps in ids.items():  # one capture under several names: every name gets its row
-        row = finished.get(cid) or pt.db.get_capture(cid)
+        row = finished.get(cid) or pt.capture(cid)
         for p in ps:
             results[p] = result_row(row) | {"name": p.name}
     ordered = [results[p] for p in paths]
@@ -169,7 +154,7 @@ def show(ctx: click.Context, ref: str, event_type: str | None, limit: int, offse
     pt = _service(ctx)
     row = pt.capture(ref)
     if event_type:
-        page = pt.events.events(row["id"], event_type, limit=limit, offset=offset)
+        page = pt.capture_events(row["id"], event_type, limit=limit, offset=offset)
         if as_json:
             _json({"total": page.total, "events": [e["event"] for e in page.events]})
         else:
@@ -178,7 +163,7 @@ def show(ctx: click.Context, ref: str, event_type: str | None, limit: int, offse
                 click.echo(orjson.dumps(e["event"]).decode())
         return
     if as_json:
-        _json(row | {"files": pt.db.capture_files(row["id"])})
+        _json(row | {"files": pt.capture_files(row["id"])})
     else:
         click.echo("\n".join(_summary_lines(row)))
 
@@ -290,7 +275,7 @@ def export(ctx: click.Context, ref: str, fmt: str, event_type: str | None, outpu
     pt = _service(ctx)
     row = pt.capture(ref)
     if fmt == "pcap":
-        with pt.blobs.open("captures", row["id"]) as src:
+        with pt.open_capture(row["id"]) as src:
             if output:
                 with open(output, "wb") as dst:
                     shutil.copyfileobj(src, dst)
@@ -299,10 +284,10 @@ def export(ctx: click.Context, ref: str, fmt: str, event_type: str | None, outpu
         return
     if fmt == "eve":
         with (open(output, "wb") if output else _stdout_bytes()) as out:
-            export_mod.write_ndjson(pt.events.export(row["id"]), out)
+            export_mod.write_ndjson(pt.export_events(row["id"]), out)
     else:
         with (open(output, "w", newline="") if output else _stdout_text()) as out:
-            export_mod.write_csv(lambda: pt.events.export(row["id"], event_type), out)
+            export_mod.write_csv(lambda: pt.export_events(row["id"], event_type), out)
 
 
 class _NoClose:

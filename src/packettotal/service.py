@@ -8,8 +8,10 @@ import logging
 import threading
 import traceback
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from . import config as config_mod
 from .errors import AnalysisFailed, EngineError, Forbidden, NotFound, QueryError, StorageFull, disk_full
@@ -19,10 +21,13 @@ from .query.nodes import And, Captures
 from .store.blobs import Blobs
 from .store.db import Database, now
 from .store.events import open_events
+from .store.events.base import searchable  # noqa: F401  (re-exported: what of a record is searched)
+from .store.events.tantivy import MAX_OFFSET  # noqa: F401  (re-exported: the deepest offset served)
 
 log = logging.getLogger("packettotal")
 MAX_ATTEMPTS = 2
 MAX_GROUPS = 10_000  # captures one search groups its hits into
+EXPORT_PAGE = 10_000  # events read from the index at a time by an export
 NO_SPACE = "the server ran out of disk space"
 
 
@@ -37,11 +42,11 @@ class PacketTotal:
         self.settings = settings or config_mod.load()
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
-        self.db = Database.sqlite(s.db_path)
-        self.events = open_events(s)
-        self.blobs = Blobs(s.blob_dir)
+        self._db = Database.sqlite(s.db_path)
+        self._events = open_events(s)
+        self._blobs = Blobs(s.blob_dir)
         self.validator = validate.Validator(s)
-        self._pool = pool  # else made on first use
+        self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
         self._unrecorded: dict[str, str] = {}  # capture -> why it failed: the database could not take it yet
@@ -51,30 +56,34 @@ class PacketTotal:
     def _clean_index(self) -> None:
         """Delete what the index holds of captures a previous process never finished (killed, or
         its disk full); hidden until then, and left hidden when another process holds the writer."""
-        left = self.events.documents(self.db.unfinished())
+        left = self._events.documents(self._db.unfinished())
         if not left:
             return
-        self.events.hide(left)
+        self._events.hide(left)
         log.warning("deleting the events of %d unfinished captures from the index", len(left))
         try:
-            self.events.delete_captures(left)
-            self.events.commit()
+            self._events.delete_captures(left)
+            self._events.commit()
         except Exception as exc:
             log.warning("could not delete them now (they stay hidden): %s", exc)
-        self.events.close()  # a process that only reads does not keep the writer
+        self._events.close()  # a process that only reads does not keep the writer
 
     @property
-    def pool(self) -> suricata.EnginePool:
+    def _pool(self) -> suricata.EnginePool:
         with self._pool_lock:  # workers race here on first use: one pool, one set of daemons
-            if self._pool is None:
-                self._pool = suricata.EnginePool(self.settings)
-        return self._pool
+            if self._made_pool is None:
+                self._made_pool = suricata.EnginePool(self.settings)
+        return self._made_pool
+
+    def warm_engines(self, threads: Executor) -> None:
+        """Start the Suricata daemons now, one in each of these (long-lived) threads."""
+        self._pool.warm(threads)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-        self.events.close()
-        self.db.close()
+        if self._made_pool is not None:
+            self._made_pool.close()
+        self._events.close()
+        self._db.close()
 
     # write side
     def submit(self, path: Path, name: str | None = None) -> Submission:
@@ -100,13 +109,13 @@ class PacketTotal:
         if existing is not None:
             staged.path.unlink(missing_ok=True)
             if existing["status"] == "failed":
-                self.db.update_capture(d.sha256, status="queued", error=None, attempts=0)
+                self._db.update_capture(d.sha256, status="queued", error=None, attempts=0)
                 self._superseded(d.sha256)
-                return Submission(self.db.get_capture(d.sha256), True)
+                return Submission(self._db.get_capture(d.sha256), True)
             return Submission(existing, False)
-        self.blobs.put_move("captures", d.sha256, staged.path)
+        self._blobs.put_move("captures", d.sha256, staged.path)
         info = staged.info
-        inserted = self.db.insert_capture({
+        inserted = self._db.insert_capture({
             "id": d.sha256, "md5": d.md5, "sha1": d.sha1, "size": d.size,
             "upload_sha256": _upload_sha256(path) if staged.compression else None,
             "name": _display_name(name or path.name), "compression": staged.compression,
@@ -114,18 +123,18 @@ class PacketTotal:
             "summary": capture_facts(info, staged.description),
         })
         # two uploads of one new capture at once: the second finds the first's row
-        return Submission(self.db.get_capture(d.sha256), inserted)
+        return Submission(self._db.get_capture(d.sha256), inserted)
 
     def analyse(self, capture_id: str, defer_commit: bool = False) -> dict:
         """Run one capture through Suricata and into both stores. Never raises for a bad capture:
         the capture ends `failed` with its reason. With defer_commit, a successful capture stays
         `running` until `flush()` commits it together with others (batches)."""
         self._record_failures()
-        row = self.db.get_capture(capture_id)
+        row = self._db.get_capture(capture_id)
         while True:
             attempts = row["attempts"] + 1
             try:
-                self.db.update_capture(capture_id, status="running", started_at=now(), attempts=attempts)
+                self._db.update_capture(capture_id, status="running", started_at=now(), attempts=attempts)
                 self._superseded(capture_id)
                 self._analyse(row, defer_commit)
                 return self._row(capture_id)
@@ -133,7 +142,7 @@ class PacketTotal:
                 retry = isinstance(exc, AnalysisFailed) and exc.retry and attempts < MAX_ATTEMPTS
                 if retry:
                     log.warning("capture %s: %s; retrying", capture_id, exc.message)
-                    row = self.db.get_capture(capture_id)
+                    row = self._db.get_capture(capture_id)
                     continue
                 reason = exc.message + (f" (Suricata: {exc.detail[:2000]})" if exc.detail else "")
             except Exception as exc:  # a bug (or a full disk) must fail this capture, not the service
@@ -148,8 +157,8 @@ class PacketTotal:
 
     def _analyse(self, row: dict, defer_commit: bool) -> None:
         warnings = list(row["warnings"] or [])
-        pcap = self.blobs.path("captures", row["id"])
-        with self.pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
+        pcap = self._blobs.path("captures", row["id"])
+        with self._pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
             summary, obs, files_, documents = self._index(row, run, warnings)
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
                 "summary": summary, "warnings": warnings, "finished_at": now()}
@@ -170,8 +179,8 @@ class PacketTotal:
             return []
         ids = [p.row["id"] for p in pending]
         try:
-            self.events.commit()
-            held = self.events.documents(ids)
+            self._events.commit()
+            held = self._events.documents(ids)
         except Exception as exc:
             log.error("could not commit the event index for %d analyses: %s", len(pending), exc)
             self._discard(dict.fromkeys(ids, f"the events could not be stored: {_store_error(exc)}"))
@@ -183,13 +192,13 @@ class PacketTotal:
             log.error("capture %s: %s", cid, reason)
         good = [p.row for p in pending if p.row["id"] not in lost]
         try:
-            self.db.finish_captures(good)
+            self._db.finish_captures(good)
         except Exception as exc:
             log.error("could not record %d analyses: %s", len(good), exc)
             lost.update(dict.fromkeys((r["id"] for r in good),
                                       f"the results could not be recorded: {_store_error(exc)}"))
         else:
-            self.events.reveal(r["id"] for r in good)
+            self._events.reveal(r["id"] for r in good)
         if lost:
             self._discard(lost)
         return ids
@@ -199,7 +208,7 @@ class PacketTotal:
         until then). When the database cannot take the failure now (a full disk), it is kept
         and written with the next analysis or flush: the capture never stays `running`."""
         try:
-            self.events.delete_captures(failures)
+            self._events.delete_captures(failures)
         except Exception as exc:  # hidden, and deleted at the next start
             log.error("could not delete the events of %d failed analyses: %s", len(failures), exc)
         with self._pending_lock:
@@ -211,7 +220,7 @@ class PacketTotal:
             failures = dict(self._unrecorded)
         for cid, reason in failures.items():
             try:
-                self.db.update_capture(cid, status="failed", error=reason, finished_at=now())
+                self._db.update_capture(cid, status="failed", error=reason, finished_at=now())
             except Exception as exc:
                 log.error("could not record that capture %s failed (%s): %s; trying again with the next "
                           "write", cid, reason, exc)
@@ -226,7 +235,7 @@ class PacketTotal:
             self._unrecorded.pop(capture_id, None)
 
     def _row(self, capture_id: str) -> dict:
-        return self._as_known(self.db.get_capture(capture_id))
+        return self._as_known(self._db.get_capture(capture_id))
 
     def _as_known(self, row: dict) -> dict:
         """A capture as stored, or as it will be once its unrecorded failure is written."""
@@ -249,76 +258,116 @@ class PacketTotal:
                 raise AnalysisFailed(f"Suricata could not read the capture: {reason}",
                                      detail=" | ".join(run.output()) or None)
 
-        self.events.hide([cid])  # until it is recorded done, whatever commits meanwhile
-        stored = self.events.index_capture(cid, records())
+        self._events.hide([cid])  # until it is recorded done, whatever commits meanwhile
+        stored = self._events.index_capture(cid, records())
         file_rows: dict[str, dict] = {}
         for rec in acc.fileinfo:
             self._keep_file(cid, rec, run.filestore, file_rows)
         outcome = acc.finish(cid, stored, pipeline.RunFacts(run.packets, facts.get("packets"), tuple(run.errors)),
-                             self.pool.rules)
+                             self._pool.rules)
         warnings += outcome.warnings
         summary = {**facts, **outcome.summary.as_dict(), "files": len(file_rows),
-                   "suricata": {"version": self.pool.version, "packets_read": run.packets,
-                                "seconds": round(run.seconds, 3), "rules": self.pool.rule_count}}
+                   "suricata": {"version": self._pool.version, "packets_read": run.packets,
+                                "seconds": round(run.seconds, 3), "rules": self._pool.rule_count}}
         return summary, outcome.observables, list(file_rows.values()), stored
 
     def _keep_file(self, cid: str, rec: dict, filestore: Path, rows: dict[str, dict]) -> None:
         sha = str((rec.get("fileinfo") or {}).get("sha256", "")).lower()
         src = filestore / sha[:2] / sha if len(sha) == 64 else None
-        stored = bool(src and (src.exists() or self.blobs.has("files", sha)))
+        stored = bool(src and (src.exists() or self._blobs.has("files", sha)))
         if src is not None and src.exists():
-            self.blobs.put_move("files", sha, src)
+            self._blobs.put_move("files", sha, src)
         row = carved.file_row(cid, rec, stored)
         if row and (row["sha256"] not in rows or row["truncated"] < rows[row["sha256"]]["truncated"]):
             rows[row["sha256"]] = row
 
     # read side
     def capture(self, ref: str) -> dict:
-        return self._row(self.db.resolve(ref)["id"])
+        return self._row(self._db.resolve(ref)["id"])
 
     def rows(self, ids: Iterable[str]) -> dict[str, dict]:
         """Captures by id, as `capture()` gives them."""
-        return {cid: self._as_known(row) for cid, row in self.db.captures_in(ids).items()}
+        return {cid: self._as_known(row) for cid, row in self._db.captures_in(ids).items()}
 
-    def recent(self, limit: int = 20) -> list[dict]:
-        return self.db.list_captures(limit=limit)
+    def list_captures(self, status: str | None = None, limit: int = 100, offset: int = 0) -> list[dict]:
+        """Captures, newest first."""
+        return self._db.list_captures(status, limit, offset)
+
+    def count_captures(self, status: str | None = None) -> int:
+        return self._db.count_captures(status)
+
+    def top_indicators(self, capture_id: str, per_kind: int = 10) -> dict[str, list[dict]]:
+        """A capture's most frequent observables of each kind."""
+        return self._db.top_observables(capture_id, per_kind)
+
+    def capture_files(self, capture_id: str) -> list[dict]:
+        """The files carved from a capture, as recorded (`stored`: a copy is kept here)."""
+        return self._db.capture_files(capture_id)
+
+    def carved_file(self, ref: str, sha256: str) -> dict:
+        """A file carved from this capture whose copy is kept here (raises NotFound)."""
+        cid = self.capture(ref)["id"]
+        for row in self._db.capture_files(cid):
+            if row["sha256"] == sha256 and row["stored"]:
+                return row
+        raise NotFound(f"capture {cid[:12]} has no stored file {sha256}")
+
+    def stored_files(self, capture_id: str) -> dict[str, Path]:
+        """The kept copies of a capture's carved files, by sha256."""
+        paths = {r["sha256"]: self._blobs.path("files", r["sha256"])
+                 for r in self._db.capture_files(capture_id) if r["stored"]}
+        return {sha: p for sha, p in paths.items() if p.exists()}
+
+    def capture_path(self, capture_id: str) -> Path:
+        """Where the capture (decompressed) is stored."""
+        return self._blobs.path("captures", capture_id)
+
+    def open_capture(self, capture_id: str) -> BinaryIO:
+        """The stored capture, opened for reading (raises NotFound)."""
+        return self._blobs.open("captures", capture_id)
+
+    def export_events(self, capture_id: str, event_type: str | None = None, text: str = "") -> Iterator[dict]:
+        """A capture's events as stored, in capture order, optionally filtered by a query (parsed
+        now: raises QueryError before the first event)."""
+        node = self.parse(text) if text.strip() else None
+        return self._events.export(capture_id, event_type, node)
 
     def capture_events(self, capture_id: str, event_type: str | None = None, text: str = "",
                        limit: int = 50, offset: int = 0, sort: str | None = None,
                        descending: bool = False, after: int | None = None):
         """One page of a capture's events, filtered by a query (raises QueryError)."""
         node = self.parse(text) if text.strip() else None
-        return self.events.events(capture_id, event_type, node, limit=limit, offset=offset, sort=sort,
+        return self._events.events(capture_id, event_type, node, limit=limit, offset=offset, sort=sort,
                                   descending=descending, after=after)
 
     def parse(self, text: str):
         """Query text -> node tree with label fields resolved (raises QueryError)."""
-        return labels_mod.resolve(lucene.parse(text), self.db.labelled)
+        return labels_mod.resolve(lucene.parse(text), self._db.labelled)
 
     def search(self, text: str, limit: int = 50, offset: int = 0, sort: str = "hits") -> SearchResult:
         """Events matching a query, grouped by capture: hits and event types per capture, with the
         capture's name, date and labels. sort: hits (most matching events first), newest, oldest."""
         node = self.parse(text)
-        with self.events.one_budget():
+        with self._events.one_budget():
             return self._search(node, limit, offset, sort)
 
     def _search(self, node, limit: int, offset: int, sort: str) -> SearchResult:
-        groups = self.events.hits_by_capture(node, size=MAX_GROUPS + 1)
+        groups = self._events.hits_by_capture(node, size=MAX_GROUPS + 1)
         truncated = len(groups) > MAX_GROUPS
         groups = groups[:MAX_GROUPS]
         out = [{"capture_id": cid, "hits": n} for cid, n in groups]
         if sort in ("newest", "oldest"):
-            dates = self.db.submitted(cid for cid, _ in groups)
+            dates = self._db.submitted(cid for cid, _ in groups)
             out.sort(key=lambda g: dates.get(g["capture_id"]) or dt.datetime.min, reverse=sort == "newest")
         elif sort != "hits":
             raise QueryError(f"sort must be hits, newest or oldest, not {sort[:20]!r}")
         page = out[offset:offset + limit]
         # the details (event types, names, dates, labels) only for the page shown
         ids = [g["capture_id"] for g in page]
-        found = {h.capture: h.found_in for h in self.events.search_by_capture(
+        found = {h.capture: h.found_in for h in self._events.search_by_capture(
             And((node, Captures(frozenset(ids)))), size=len(ids))} if ids else {}
-        rows = self.db.captures_in(ids)
-        labels = self.db.labels_of(ids)
+        rows = self._db.captures_in(ids)
+        labels = self._db.labels_of(ids)
         for g in page:
             row = rows.get(g["capture_id"], {})
             g.update(found_in=found.get(g["capture_id"], {}), name=row.get("name"),
@@ -327,19 +376,34 @@ class PacketTotal:
 
     def search_events(self, text: str, limit: int = 50, offset: int = 0):
         """The matching events themselves, best first, across all captures."""
-        return self.events.search(self.parse(text), limit, offset)
+        return self._events.search(self.parse(text), limit, offset)
+
+    def export_search(self, text: str, limit: int) -> Iterator[dict]:
+        """The events matching a query, best first, at most `limit`, a page at a time (parsed now:
+        raises QueryError before the first event)."""
+        node = self.parse(text)
+
+        def pages() -> Iterator[dict]:
+            offset = 0
+            while offset < limit:
+                page = self._events.search(node, min(EXPORT_PAGE, limit - offset), offset)
+                yield from page.events
+                offset += len(page.events)
+                if not page.events or offset >= page.total:
+                    return
+        return pages()
 
     def ioc(self, value: str, co_occurring: bool = True) -> dict:
-        return correlate.pivot(self.db, self.events, value, co=co_occurring)
+        return correlate.pivot(self._db, self._events, value, co=co_occurring)
 
     def bulk_ioc(self, values: list[str]) -> list[dict]:
-        return correlate.bulk(self.db, values)
+        return correlate.bulk(self._db, values)
 
     def similar(self, ref: str, limit: int = 20) -> list[dict]:
         cid = self.capture(ref)["id"]
-        found = correlate.similar(self.db, cid, limit)
-        rows = self.db.captures_in(s.capture_id for s in found)
-        labels = self.db.labels_of(s.capture_id for s in found)
+        found = correlate.similar(self._db, cid, limit)
+        rows = self._db.captures_in(s.capture_id for s in found)
+        labels = self._db.labels_of(s.capture_id for s in found)
         return [{"capture_id": s.capture_id, "name": rows[s.capture_id]["name"], "score": s.score,
                  "submitted_at": rows[s.capture_id]["submitted_at"], "shared": s.shared,
                  "labels": labels[s.capture_id]} for s in found]
@@ -356,17 +420,17 @@ class PacketTotal:
             raise QueryError("a label is 1 to 100 printable characters")
         note = (note or "").strip()[:1000] or None
         cid = self.capture(ref)["id"]
-        return self.db.add_label({"capture_id": cid, "kind": kind, "value": value, "note": note,
+        return self._db.add_label({"capture_id": cid, "kind": kind, "value": value, "note": note,
                                   "author": author, "source": source})
 
     def remove_label(self, ref: str, label_id: int) -> None:
         if self.settings.labelling != "anyone":
             raise Forbidden("labels are read-only on this instance (setting labelling)")
-        self.db.delete_label(self.capture(ref)["id"], label_id)
+        self._db.delete_label(self.capture(ref)["id"], label_id)
 
     def labels(self, ref: str) -> list[dict]:
         cid = self.capture(ref)["id"]
-        return self.db.labels_of([cid])[cid]
+        return self._db.labels_of([cid])[cid]
 
 
 @dataclass

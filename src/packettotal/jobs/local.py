@@ -21,7 +21,7 @@ class LocalJobs:
     def warm(self) -> None:
         """Start the Suricata daemons in the workers now (they load the rules in parallel while
         the caller validates captures)."""
-        self.service.pool.warm(self.executor)
+        self.service.warm_engines(self.executor)
 
     def enqueue(self, capture_id: str) -> Future:
         return self.executor.submit(self.service.analyse, capture_id)
@@ -69,7 +69,7 @@ class LocalJobs:
     def recover(self) -> list[Future]:
         """Queue again what a previous process left unfinished."""
         pending = [c["id"] for status in ("running", "queued")
-                   for c in self.service.db.list_captures(status=status, limit=100_000)]
+                   for c in self.service.list_captures(status=status, limit=100_000)]
         return [self.enqueue(cid) for cid in pending]
 
     def close(self) -> None:

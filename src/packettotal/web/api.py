@@ -219,7 +219,7 @@ async def submit(request: Request):
 def list_captures(request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50,
                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
                   status: Literal["queued", "running", "done", "failed"] | None = None):
-    return [capture_json(r) for r in _instance(request).service.db.list_captures(status, limit, offset)]
+    return [capture_json(r) for r in _instance(request).service.list_captures(status, limit, offset)]
 
 
 @router.get("/captures/{ref}", response_model=Capture, responses=ERRORS,
@@ -278,7 +278,7 @@ def file_json(row: dict) -> dict:
             summary="Files carved from a capture")
 def get_files(request: Request, ref: Ref):
     service = _instance(request).service
-    return [file_json(r) for r in service.db.capture_files(service.capture(ref)["id"])]
+    return [file_json(r) for r in service.capture_files(service.capture(ref)["id"])]
 
 
 async def built(request: Request, build: Callable[[], Path], media_type: str, filename: str) -> StreamingResponse:
@@ -306,15 +306,8 @@ async def get_file(request: Request, ref: Ref,
                    sha256: Annotated[str, PathParam(pattern=r"^[0-9a-fA-F]{64}$")]):
     service = _instance(request).service
     sha256 = sha256.lower()
-    cid = await run_in_threadpool(_stored_file, service, ref, sha256)
+    cid = (await run_in_threadpool(service.carved_file, ref, sha256))["capture_id"]
     return await built(request, partial(downloads.files_zip, service, cid, sha256), "application/zip", f"{sha256}.zip")
-
-
-def _stored_file(service, ref: str, sha256: str) -> str:
-    cid = service.capture(ref)["id"]
-    if not any(r["sha256"] == sha256 and r["stored"] for r in service.db.capture_files(cid)):
-        raise NotFound(f"capture {cid[:12]} has no stored file {sha256}")
-    return cid
 
 
 @router.get("/captures/{ref}/download", responses={200: {"content": {"application/vnd.tcpdump.pcap": {}}}, **ERRORS},
@@ -322,7 +315,7 @@ def _stored_file(service, ref: str, sha256: str) -> str:
 def download(request: Request, ref: Ref):
     service = _instance(request).service
     cid = service.capture(ref)["id"]
-    return FileResponse(service.blobs.path("captures", cid), media_type="application/vnd.tcpdump.pcap",
+    return FileResponse(service.capture_path(cid), media_type="application/vnd.tcpdump.pcap",
                         filename=f"{cid}.pcap")
 
 

@@ -14,8 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config as config_mod, demo
 from ..errors import Busy, Forbidden, NotFound, PacketTotalError, QueryError, QueryTimeout, RefusedCapture
-from ..jobs.local import LocalJobs
-from ..service import PacketTotal, Submission
+from ..instance import open_jobs
+from ..service import Submission
 from . import api, downloads, pages
 from .guard import Guard, error_response
 
@@ -24,15 +24,15 @@ class Instance:
     """The service and its workers, shared by every request."""
 
     def __init__(self, settings: config_mod.Settings):
-        self.service = PacketTotal(settings)
-        self.jobs = LocalJobs(self.service)
+        self.jobs = open_jobs(settings)
+        self.service = self.jobs.service
         self.builds = downloads.Builds()
 
     def start(self, seed_demo: bool) -> None:
         downloads.clean(self.service)
         self.jobs.warm()  # the first upload should not wait for Suricata to load its rules
         self.jobs.recover()
-        if seed_demo and self.service.db.count_captures() == 0:
+        if seed_demo and self.service.count_captures() == 0:
             path = self.service.settings.home / "demo" / "packettotal-demo.pcap"
             if not path.exists():
                 demo.write(path)

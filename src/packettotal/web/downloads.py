@@ -27,7 +27,6 @@ from ..errors import Busy
 from ..service import PacketTotal
 
 PASSWORD = b"infected"
-PAGE = 10_000
 RUNNING = 2  # zips and CSVs cost a core each: the console stays responsive
 WAITING = 16  # builds queued behind those; more are refused (503) rather than piling up
 RETRY_AFTER = 10  # seconds, told to a refused client
@@ -51,19 +50,19 @@ class Builds:
     queue behind them, and beyond that an export is refused (Busy) at once."""
 
     def __init__(self, running: int = RUNNING, waiting: int = WAITING):
-        self._pool = ThreadPoolExecutor(running, thread_name_prefix="packettotal-build")
+        self._threads = ThreadPoolExecutor(running, thread_name_prefix="packettotal-build")
         self._slots = threading.BoundedSemaphore(running + waiting)
 
     def submit(self, build: Callable[[], T]) -> Future[T]:
         if not self._slots.acquire(blocking=False):
             raise Busy("as many exports as this instance takes are being built: try again shortly",
                        retry_after=RETRY_AFTER)
-        future = self._pool.submit(build)
+        future = self._threads.submit(build)
         future.add_done_callback(lambda _: self._slots.release())
         return future
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -93,7 +92,7 @@ def chunks(f: io.BufferedReader) -> Iterator[bytes]:
 
 def eve_lines(service: PacketTotal, capture_id: str) -> Iterator[bytes]:
     batch: list[bytes] = []
-    for rec in service.events.export(capture_id):
+    for rec in service.export_events(capture_id):
         batch.append(orjson.dumps(rec))
         if len(batch) >= 1000:
             yield b"\n".join(batch) + b"\n"
@@ -103,9 +102,8 @@ def eve_lines(service: PacketTotal, capture_id: str) -> Iterator[bytes]:
 
 
 def csv_file(service: PacketTotal, capture_id: str, event_type: str, query: str = "") -> Path:
-    node = service.parse(query) if query.strip() else None
     with building(service, ".csv") as dest, open(dest, "w", newline="", encoding="utf-8") as out:
-        export.write_csv(lambda: service.events.export(capture_id, event_type, node), out)
+        export.write_csv(lambda: service.export_events(capture_id, event_type, query), out)
     return dest
 
 
@@ -124,20 +122,22 @@ def _zip(dest: Path) -> pyzipper.AESZipFile:
     return z
 
 
-def _add_files(z: pyzipper.AESZipFile, service: PacketTotal, rows: list[dict], prefix: str = "") -> None:
+def _add_files(z: pyzipper.AESZipFile, service: PacketTotal, capture_id: str, rows: list[dict],
+               prefix: str = "") -> None:
+    stored = service.stored_files(capture_id)
     for r in rows:
-        if r["stored"] and service.blobs.has("files", r["sha256"]):
-            z.write(service.blobs.path("files", r["sha256"]), f"{prefix}{r['sha256']}.bin")
+        if r["sha256"] in stored:
+            z.write(stored[r["sha256"]], f"{prefix}{r['sha256']}.bin")
     z.writestr(f"{prefix}files.csv", _manifest(rows))
 
 
 def files_zip(service: PacketTotal, capture_id: str, sha256: str | None = None) -> Path:
     """One carved file, or all of a capture's, with a manifest of their original names."""
-    rows = service.db.capture_files(capture_id)
+    rows = service.capture_files(capture_id)
     if sha256:
         rows = [r for r in rows if r["sha256"] == sha256]
     with building(service, ".zip") as dest, _zip(dest) as z:
-        _add_files(z, service, rows)
+        _add_files(z, service, capture_id, rows)
     return dest
 
 
@@ -145,7 +145,7 @@ def bundle_zip(service: PacketTotal, capture: dict) -> Path:
     """Everything, as PacketTotal offered: capture, EVE, summary, a CSV per event type, carved files."""
     cid = capture["id"]
     with building(service, ".zip") as dest, _zip(dest) as z:
-        z.write(service.blobs.path("captures", cid), f"{cid}.pcap")
+        z.write(service.capture_path(cid), f"{cid}.pcap")
         with z.open("eve.json", "w", force_zip64=True) as out:
             for chunk in eve_lines(service, cid):
                 out.write(chunk)
@@ -155,8 +155,8 @@ def bundle_zip(service: PacketTotal, capture: dict) -> Path:
         for etype in sorted((capture.get("summary") or {}).get("counts") or {}):
             with z.open(f"csv/{_safe(etype)}.csv", "w", force_zip64=True) as raw, \
                     io.TextIOWrapper(raw, encoding="utf-8", newline="") as out:
-                export.write_csv(lambda t=etype: service.events.export(cid, t), out)
-        _add_files(z, service, service.db.capture_files(cid), "files/")
+                export.write_csv(lambda t=etype: service.export_events(cid, t), out)
+        _add_files(z, service, cid, service.capture_files(cid), "files/")
     return dest
 
 
@@ -166,17 +166,9 @@ def _safe(name: str) -> str:
 
 def search_file(service: PacketTotal, query: str, fmt: str) -> Path:
     """The events matching a query (best first, at most MAX_SEARCH_EXPORT), NDJSON or CSV."""
-    node = service.parse(query)  # a bad query fails before any file exists
-
     def matching() -> Iterator[dict]:
-        offset = 0
-        while offset < MAX_SEARCH_EXPORT:
-            page = service.events.search(node, min(PAGE, MAX_SEARCH_EXPORT - offset), offset)
-            for e in page.events:
-                yield {"capture_id": e["capture"], **e["event"]}
-            offset += len(page.events)
-            if not page.events or offset >= page.total:
-                return
+        return ({"capture_id": e["capture"], **e["event"]}
+                for e in service.export_search(query, MAX_SEARCH_EXPORT))
 
     with building(service, "." + fmt) as dest:
         if fmt == "ndjson":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import partial
 from pathlib import Path as FilePath
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -20,8 +21,7 @@ from ..errors import QueryError, RefusedCapture
 from ..ingest.validate import human_size
 from ..query import correlate, fields as catalog
 from ..query.lucene import QUERY_BYTES
-from ..store.events.base import searchable
-from ..store.events.tantivy import MAX_OFFSET
+from ..service import MAX_OFFSET, searchable
 from . import charts, tabs, uploads
 
 router = APIRouter(include_in_schema=False)
@@ -54,7 +54,7 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request):
     service = _instance(request).service
-    return render(request, "home.html", recent=service.recent(30),
+    return render(request, "home.html", recent=service.list_captures(limit=30),
                   max_bytes=service.settings.max_upload_bytes, refused=None)
 
 
@@ -70,7 +70,7 @@ async def upload(request: Request):
         finally:
             received.path.unlink(missing_ok=True)
     except RefusedCapture as exc:
-        recent = await run_in_threadpool(instance.service.recent, 30)
+        recent = await run_in_threadpool(partial(instance.service.list_captures, limit=30))
         return render(request, "home.html", status=exc.status, recent=recent,
                       max_bytes=settings.max_upload_bytes, refused=exc.message)
     return RedirectResponse(f"/captures/{sub.capture['id']}", status_code=303)
@@ -86,14 +86,14 @@ def capture_page(request: Request, ref: str):
     return render(request, "summary.html", cap=cap, s=summary, **_console(service, cap), current="summary", timeline=charts.timeline(summary.get("timeline") or {}),
                   chart=charts, talkers=charts.shares([(t["ip"], t["bytes"]) for t in summary.get("top_talkers") or []]),
                   protocols=charts.shares(summary.get("protocols") or {}),
-                  indicators=service.db.top_observables(cap["id"]),
-                  files=service.db.capture_files(cap["id"]))
+                  indicators=service.top_indicators(cap["id"]),
+                  files=service.capture_files(cap["id"]))
 
 
 def _console(service, cap: dict) -> dict:
     """What every tab of the console shows around its content: the tabs and the labels."""
     return {"tabs": tabs.tabs_for((cap["summary"] or {}).get("counts") or {}),
-            "labels": service.db.labels_of([cap["id"]])[cap["id"]],
+            "labels": service.labels(cap["id"]),
             "label_kinds": catalog.LABEL_KINDS, "can_label": service.settings.labelling == "anyone"}
 
 
@@ -123,12 +123,12 @@ def tab_page(request: Request, ref: str, event_type: str,
     rows = [{"seq": e["seq"], "event": e["event"], "cells": [tabs.cell(e["event"], c) for c in tab.columns],
              "json": _json_view(e["event"])} for e in (result.events if result else [])]
     base = {"q": q, "size": size}
-    stored = {f["sha256"] for f in service.db.capture_files(cap["id"]) if f["stored"]} if event_type == "fileinfo" else set()
+    files = service.capture_files(cap["id"]) if event_type == "fileinfo" else []
     return render(request, "tab.html", status=400 if error else 200, cap=cap, **_console(service, cap),
                   current=event_type, tab=tab, rows=rows, total=total, page=page, size=size,
                   pages=max(1, min(math.ceil(total / size), MAX_OFFSET // size)), q=q, sort=sort, order=order, error=error,
                   sizes=PAGE_SIZES, rules=(cap["summary"] or {}).get("rules") or {},
-                  stored=stored, files=service.db.capture_files(cap["id"]) if event_type == "fileinfo" else [],
+                  stored={f["sha256"] for f in files if f["stored"]}, files=files,
                   link=lambda **kw: "?" + urlencode({k: v for k, v in {**base, "sort": sort, "order": order,
                                                                        **kw}.items() if v not in (None, "")}))
 

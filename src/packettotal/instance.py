@@ -1,0 +1,53 @@
+"""PacketTotal put together, in one place for the web and the command line: the service over its
+stores and, where this process analyses captures, its job workers (a thread per Suricata engine).
+
+The service and the workers are imported only once the daemons were launched: they load their
+rules while the rest of PacketTotal is imported."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from .config import Settings
+from .errors import EngineError
+
+if TYPE_CHECKING:
+    from .ingest.suricata import EnginePool
+    from .jobs.local import LocalJobs
+    from .service import PacketTotal
+
+
+def open_service(settings: Settings, pool: EnginePool | None = None) -> PacketTotal:
+    """The service alone: it starts its Suricata daemons on the first analysis (or uses `pool`)."""
+    from .service import PacketTotal
+    return PacketTotal(settings, pool)
+
+
+def open_jobs(settings: Settings, spawn: bool = False) -> LocalJobs:
+    """The service (the workers' `service`) and its workers. With `spawn`, the daemons are
+    launched now and made ready in the workers while the caller goes on; else `warm()` does it."""
+    executor = ThreadPoolExecutor(settings.engines, thread_name_prefix="analyse")
+    pool = _spawned(settings, executor) if spawn else None
+    try:
+        from .jobs.local import LocalJobs
+        return LocalJobs(open_service(settings, pool), executor=executor)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        executor.shutdown(cancel_futures=True)
+        raise
+
+
+def _spawned(settings: Settings, threads: Executor) -> EnginePool | None:
+    from .ingest.suricata import EnginePool
+    pool = None
+    try:
+        pool = EnginePool(settings)
+        pool.spawn()
+        pool.warm(threads)
+    except (EngineError, OSError):
+        if pool is not None:
+            pool.close()
+        return None  # made again on first use: each capture then fails with the reason
+    return pool
