@@ -151,7 +151,7 @@ def test_extraction_over_real_captures_is_unchanged(service):
             continue
         cap = analyse(service, PCAPS / name)
         assert cap["status"] == "done", (name, cap.get("error"))
-        for rec in service.events.export(cap["id"]):
+        for rec in service.export_events(cap["id"]):
             records += 1
             got = observables.extract(rec)
             assert got == frozen_extract(rec), (name, rec.get("event_type"))
