@@ -185,10 +185,6 @@ class TantivyEventStore:
                     self._committed = target
             self.index.reload()  # before another caller of commit() counts what it committed
 
-    def delete_capture(self, capture_id: str) -> None:
-        self.delete_captures([capture_id])
-        self.commit()
-
     def delete_captures(self, capture_ids: Iterable[str]) -> None:
         """Delete captures' events with the next commit."""
         ids = list(capture_ids)
