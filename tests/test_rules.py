@@ -20,6 +20,7 @@ ONE = 'alert http any any -> any any (msg:"PT test one"; content:"zzqq"; sid:930
 TWO = 'alert dns any any -> any any (msg:"PT test google"; dns.query; content:"google.com"; sid:9300002; rev:1;)'
 OFF = '#alert tcp any any -> any any (msg:"PT test off"; content:"qqzz"; sid:9300003; rev:1;)'
 BROKEN = 'alert http any any -> any any (msg:"PT test broken"; content:"x"; nosuchkeyword; sid:9300009; rev:1;)'
+ESCAPES = 'alert http any any -> any any (msg:"PT test \x1b[31mred"; content:"x"; sid:9300008; rev:1;)'
 
 
 def folder(path, files: dict[str, list[str]]):
@@ -86,16 +87,20 @@ def test_a_bad_filter_is_refused_and_changes_nothing(tiny, spec, says):
     assert not (s.rules_dir / "enable.conf").exists() and rules.installed(s) == ruleset
 
 
-def test_a_broken_rule_is_refused_with_suricatas_words_and_the_old_ruleset_stays(tiny, tmp_path):
+@pytest.mark.parametrize("rule, says", [
+    (BROKEN, "Error: detect-parse: unknown rule keyword 'nosuchkeyword'."),
+    (ESCAPES, "Error: detect-parse: rule contains invalid (control) characters")])
+def test_a_broken_rule_is_refused_with_suricatas_words_and_the_old_ruleset_stays(tiny, tmp_path, rule, says):
     s, _, ruleset = tiny
     before = merged_text(s)
-    bad = folder(tmp_path / "bad", {"x.rules": [BROKEN]})
+    bad = folder(tmp_path / "bad", {"x.rules": [rule]})
     with pytest.raises(RulesetError) as caught:
         rules.add(s, str(bad))
     message = caught.value.message
     assert message.startswith("Suricata refused the merged ruleset (suricata -T); the installed one is unchanged")
-    assert "Error: detect-parse: unknown rule keyword 'nosuchkeyword'." in message
-    assert f'error parsing signature "{BROKEN}" from file the merged rules' in message
+    assert says in message
+    shown = rule.replace("\x1b", "?")  # the rule's text as Suricata quotes it, made printable
+    assert f'error parsing signature "{shown}" from file the merged rules' in message and "\x1b" not in message
     assert str(s.rules_dir) not in message  # no temporary paths
     assert rules.installed(s) == ruleset and merged_text(s) == before
     assert [x.name for x in rules.sources(s)] == ["tiny"]  # the refused source is not kept

@@ -246,8 +246,8 @@ def _suricata_update(settings: Settings, command: str, *args: str) -> None:
         said = [f"{m.group(1)}: {m.group(2)}" for line in (proc.stderr + proc.stdout).splitlines()
                 if (m := _SU_LINE.search(line)) and m.group(1) != "Warning"]
         said = said or (proc.stderr + proc.stdout).strip().splitlines()[-3:] or [f"exit code {proc.returncode}"]
-        raise RulesetError(f"suricata-update {command} failed: " + " | ".join(
-            line[:suricata.MAX_OUTPUT_LINE] for line in said[:suricata.MAX_OUTPUT_LINES]))
+        raise RulesetError(f"suricata-update {command} failed: "
+                           + " | ".join(suricata.bounded(line) for line in said[:suricata.MAX_OUTPUT_LINES]))
 
 
 def _source_url(settings: Settings, source: str, name: str) -> str:

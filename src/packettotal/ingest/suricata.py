@@ -127,8 +127,13 @@ def test_rules(settings: Settings, ruleset: Path, work: Path) -> list[str]:
     said = ([f"{level}: {msg}" for level, msg in _log_lines(log_dir / "suricata.log", 0) if level == "Error"]
             or [line for line in (proc.stderr + proc.stdout).splitlines() if line.startswith("E: ")]
             or [f"suricata -T exited with code {proc.returncode}"])
-    shown = [line.replace(str(rules_file), "the merged rules") for line in said[:MAX_OUTPUT_LINES]]
-    return [line if len(line) <= MAX_OUTPUT_LINE else line[:MAX_OUTPUT_LINE] + "…" for line in shown]
+    return [bounded(line.replace(str(rules_file), "the merged rules")) for line in said[:MAX_OUTPUT_LINES]]
+
+
+def bounded(line: str) -> str:
+    """One line of Suricata's (or suricata-update's) output as shown: printable, cut."""
+    line = "".join(ch if ch.isprintable() else "?" for ch in line)
+    return line if len(line) <= MAX_OUTPUT_LINE else line[:MAX_OUTPUT_LINE] + "…"
 
 
 @dataclass(frozen=True)
@@ -268,8 +273,7 @@ class LiveRun:
     def clean(self, text: str) -> str:
         for path, shown in ((self.pcap, self.name), (self.engine.base_dir.parent, "<engines>")):
             text = text.replace(str(path), shown)
-        text = "".join(ch if ch.isprintable() else "?" for ch in text)
-        return text if len(text) <= MAX_OUTPUT_LINE else text[:MAX_OUTPUT_LINE] + "…"
+        return bounded(text)
 
     def __exit__(self, *exc) -> None:
         if not self.complete:  # the reader stopped early: let Suricata finish, or restart it
