@@ -108,12 +108,25 @@ def test_a_broken_rule_is_refused_with_suricatas_words_and_the_old_ruleset_stays
 
 
 def test_a_filter_whose_merge_is_refused_puts_the_filter_files_back(tiny, tmp_path):
-    s, _, ruleset = tiny
+    s = tiny[0]
     rules.add(s, str(folder(tmp_path / "later", {"c.rules": ["#" + BROKEN]})))
     installed = rules.installed(s)
     with pytest.raises(RulesetError, match="unknown rule keyword 'nosuchkeyword'"):
         rules.set_filter(s, "enable", "9300009")
     assert not (s.rules_dir / "enable.conf").exists() and rules.installed(s) == installed
+
+
+def test_a_remove_whose_merge_is_refused_keeps_the_source(tiny, tmp_path):
+    s, _, _ = tiny
+    rules.add(s, str(folder(tmp_path / "later", {"c.rules": [TWO.replace("9300002", "9300005")]})))
+    before = rules.installed(s)
+    # since then the user's own rules folder has taken one of tiny's sids
+    mine = folder(tmp_path / "mine", {"m.rules": [ONE]})
+    s = settings(s.home, user_rules_dir=mine)
+    with pytest.raises(RulesetError, match="Duplicate signature"):
+        rules.remove(s, "later")
+    assert [x.name for x in rules.sources(s)] == ["later", "tiny"] and rules.installed(s) == before
+    assert (s.rules_dir / "folders" / "later.tar").is_file()
 
 
 def test_tar_gz_file_url_and_rules_file_sources(tmp_path):

@@ -43,8 +43,8 @@ def test_the_exploit_kit_capture_gets_et_alerts_under_the_ruleset_version(etopen
     assert {
         (2014726, "ET INFO Outdated Flash Version M1"),
         (2022290, "ET EXPLOIT_KIT Evil Redirector Leading to EK Mon Dec 21 2015 5"),
-        (2022894, "ET HUNTING SUSPICIOUS Firesale gTLD IE Flash request to set non-standard filename "
-                  "(some overlap with 2021752)"),
+        (2022894, ("ET HUNTING SUSPICIOUS Firesale gTLD IE Flash request to set non-standard filename "
+                   "(some overlap with 2021752)")),
         (2023882, "ET INFO HTTP Request to a *.top domain"),
     } <= alerts
     assert row["summary"]["suricata"]["ruleset"] == rules.installed(etopen.settings).version

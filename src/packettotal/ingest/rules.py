@@ -95,7 +95,7 @@ def installed(settings: Settings) -> Ruleset | None:
 
 def sources(settings: Settings) -> list[Source]:
     found = []
-    for path in sorted((settings.rules_dir / "data" / "update" / "sources").glob("*.yaml")):
+    for path in sorted(_source_file(settings, "*").parent.glob("*.yaml")):
         try:
             conf = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
@@ -130,8 +130,8 @@ def add(settings: Settings, source: str, name: str | None = None) -> Ruleset:
         if any(s.name == name for s in sources(settings)):
             raise RulesetError(f"there is already a source named {name!r}: give another with --name, or "
                                f"`packettotal rules remove {name}` first")
-        url = _source_url(settings, source, name)
         try:
+            url = _source_url(settings, source, name)
             _suricata_update(settings, "add-source", "--no-checksum", name, url)
             return _merge(settings, offline=False)
         except BaseException:
@@ -140,16 +140,26 @@ def add(settings: Settings, source: str, name: str | None = None) -> Ruleset:
 
 
 def remove(settings: Settings, name: str) -> Ruleset | None:
-    """Take a source out and merge the rest (offline); with none left, no threat ruleset is loaded."""
+    """Take a source out and merge the rest (offline; a refused merge puts it back); with none
+    left, no threat ruleset is loaded."""
     with _locked(settings):
         if not any(s.name == name for s in sources(settings)):
             raise RulesetError(f"there is no source named {name!r}: `packettotal rules list` shows them")
+        conf = _source_file(settings, name)
+        kept = conf.read_text()
+        conf.unlink()
+        if not sources(settings):
+            (settings.rules_dir / STATE).unlink(missing_ok=True)
+            (settings.rules_dir / RULES).unlink(missing_ok=True)
+            _drop_source(settings, name)
+            return None
+        try:
+            ruleset = _merge(settings, offline=True)
+        except BaseException:
+            conf.write_text(kept)
+            raise
         _drop_source(settings, name)
-        if sources(settings):
-            return _merge(settings, offline=True)
-        (settings.rules_dir / STATE).unlink(missing_ok=True)
-        (settings.rules_dir / RULES).unlink(missing_ok=True)
-        return None
+        return ruleset
 
 
 def set_filter(settings: Settings, kind: str, spec: str) -> Ruleset:
@@ -290,8 +300,12 @@ def _pack(folder: Path, dest: Path) -> Path:
     return dest
 
 
+def _source_file(settings: Settings, name: str) -> Path:  # suricata-update's record of a source
+    return settings.rules_dir / "data" / "update" / "sources" / f"{name.replace('/', '-')}.yaml"
+
+
 def _drop_source(settings: Settings, name: str) -> None:
-    (settings.rules_dir / "data" / "update" / "sources" / f"{name}.yaml").unlink(missing_ok=True)
+    _source_file(settings, name).unlink(missing_ok=True)
     for suffix in (".tar", ".origin"):
         (_folders(settings) / f"{name}{suffix}").unlink(missing_ok=True)
 

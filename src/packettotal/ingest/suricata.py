@@ -118,8 +118,8 @@ def test_rules(settings: Settings, ruleset: Path, work: Path) -> list[str]:
         proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
                               timeout=settings.rules_timeout, env={**os.environ, "TZ": "UTC"})
     except subprocess.TimeoutExpired:
-        return [f"suricata -T was still checking the rules after {settings.rules_timeout:g} s "
-                "(setting rules_timeout)"]
+        took = f"{settings.rules_timeout:g} s (setting rules_timeout)"
+        return [f"suricata -T was still checking the rules after {took}"]
     except OSError as exc:
         raise EngineError(f"cannot run Suricata ({settings.suricata}): {exc}") from None
     if proc.returncode == 0:
@@ -652,7 +652,7 @@ class EnginePool:
         ruleset = installed(settings)
         self.ruleset = ruleset.version if ruleset else None  # recorded with every capture analysed
         self.rules_file = base / "packettotal-combined.rules"
-        self.rules = build_rules(settings, self.rules_file, ruleset and ruleset.path)  # sid -> text
+        self.rules = build_rules(settings, self.rules_file, ruleset.path if ruleset else None)  # sid -> text
         self.config_path = base / "suricata.yaml"
         self.config_path.write_text(render_config(settings, self.rules_file, base / "log"))
         self._idle: queue.Queue[Engine] = queue.Queue()
