@@ -11,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
 
-packages=(suricata libmagic1 python3-venv)
+packages=(suricata suricata-update libmagic1 python3-venv)
 case "$profile" in
   run) ;;
   test) packages+=(chromium) ;;
@@ -56,10 +56,11 @@ if [ "$codename" = bookworm ]; then
 fi
 
 $SUDO apt-get update -qq
-# Suricata first from its suite (only it and its own dependencies come from backports).
-$SUDO apt-get install -y -qq --no-install-recommends "${suricata_target[@]}" suricata
+# Suricata and suricata-update first from their suite (only they and their own dependencies
+# come from backports).
+$SUDO apt-get install -y -qq --no-install-recommends "${suricata_target[@]}" suricata suricata-update
 rest=()
-for p in "${missing[@]}"; do [ "$p" = suricata ] || rest+=("$p"); done
+for p in "${missing[@]}"; do [ "$p" = suricata ] || [ "$p" = suricata-update ] || rest+=("$p"); done
 if [ ${#rest[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${rest[@]}"
 fi

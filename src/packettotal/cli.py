@@ -133,6 +133,7 @@ def _summary_lines(row: dict) -> list[str]:
              f"  packets {s.get('packets')}  bytes {s.get('bytes')}  duration {s.get('duration')} s",
              f"  first   {s.get('first_ts')}  last {s.get('last_ts')}",
              f"  link types {', '.join(f'{k} ({v})' for k, v in (s.get('linktypes') or {}).items())}"]
+    lines.append(f"  ruleset {(s.get('suricata') or {}).get('ruleset') or '(no threat ruleset)'}")
     if row.get("error"):
         lines.append(f"  error   {row['error']}")
     lines += [f"  warning {w}" for w in row.get("warnings") or []]
@@ -419,3 +420,96 @@ def main() -> None:
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.flush()
     os._exit(code)
+
+
+@cli.group()
+def rules() -> None:
+    """Threat rulesets, managed with suricata-update under <home>/rules/ (a change applies to
+    daemons started after it: restart `serve`)."""
+
+
+def _ruleset_line(ruleset) -> str:
+    if ruleset is None:
+        return "no threat ruleset: `packettotal rules add SOURCE` (offline) or `packettotal rules update` (online)"
+    return (f"ruleset {ruleset.version}: {ruleset.enabled} rules enabled, {ruleset.disabled} disabled "
+            f"(sha256 {ruleset.sha256})")
+
+
+@rules.command("update")
+@click.pass_context
+def rules_update(ctx: click.Context) -> None:
+    """Fetch every source again and merge (no source: ET Open, which suricata-update fetches)."""
+    from .ingest import rules as rules_mod
+    click.echo(_ruleset_line(rules_mod.update(ctx.obj["settings"])))
+
+
+@rules.command("add")
+@click.argument("source")
+@click.option("--name", help="The source's name (default: from SOURCE).")
+@click.pass_context
+def rules_add(ctx: click.Context, source: str, name: str | None) -> None:
+    """Add a local source and merge: a folder of .rules files, a .tar.gz (or .rules) file, or a
+    file:// URL. Its rules must pass `suricata -T`, else it is not added."""
+    from .ingest import rules as rules_mod
+    click.echo(_ruleset_line(rules_mod.add(ctx.obj["settings"], source, name)))
+
+
+@rules.command("remove")
+@click.argument("name")
+@click.pass_context
+def rules_remove(ctx: click.Context, name: str) -> None:
+    """Take a source out and merge the others."""
+    from .ingest import rules as rules_mod
+    click.echo(_ruleset_line(rules_mod.remove(ctx.obj["settings"], name)))
+
+
+@rules.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def rules_list(ctx: click.Context, as_json: bool) -> None:
+    """The sources: name, URL, and the folder a folder source is packed from."""
+    from .ingest import rules as rules_mod
+    found = rules_mod.sources(ctx.obj["settings"])
+    if as_json:
+        _json([s.as_dict() for s in found])
+        return
+    for s in found:
+        click.echo(f"{s.name:24} {s.url}" + (f"  (folder {s.folder})" if s.folder else ""))
+    if not found:
+        click.echo("no sources: `packettotal rules update` uses ET Open (online)")
+
+
+@rules.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def rules_status(ctx: click.Context, as_json: bool) -> None:
+    """The installed ruleset: version (date and content hash), enabled and disabled rules, sources, filters."""
+    from .ingest import rules as rules_mod
+    settings = ctx.obj["settings"]
+    ruleset, found, filters = (rules_mod.installed(settings), rules_mod.sources(settings),
+                               rules_mod.filters(settings))
+    if as_json:
+        _json({"ruleset": ruleset and ruleset.as_dict(), "sources": [s.as_dict() for s in found]} | filters)
+        return
+    click.echo(_ruleset_line(ruleset))
+    click.echo(f"sources: {', '.join(s.name for s in found) or '(none)'}")
+    for kind, specs in filters.items():
+        click.echo(f"{kind}.conf: {', '.join(specs) or '(empty)'}")
+
+
+@rules.command("enable")
+@click.argument("spec")
+@click.pass_context
+def rules_enable(ctx: click.Context, spec: str) -> None:
+    """Enable rules (enable.conf): SID, GID:SID, group:NAME (a rules file) or re:REGEX; then re-merge."""
+    from .ingest import rules as rules_mod
+    click.echo(_ruleset_line(rules_mod.set_filter(ctx.obj["settings"], "enable", spec)))
+
+
+@rules.command("disable")
+@click.argument("spec")
+@click.pass_context
+def rules_disable(ctx: click.Context, spec: str) -> None:
+    """Disable rules (disable.conf), as `enable` names them; enable.conf wins where both match."""
+    from .ingest import rules as rules_mod
+    click.echo(_ruleset_line(rules_mod.set_filter(ctx.obj["settings"], "disable", spec)))

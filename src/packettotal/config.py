@@ -127,7 +127,13 @@ class Settings:
         "help": "Who may add and remove labels: anyone (who can reach the instance) or nobody",
         "check": one_of("anyone", "nobody")})
     user_rules_dir: Path | None = field(default=None, metadata={
-        "help": "Extra folder of *.rules files (for example ET Open from suricata-update); empty: none"})
+        "help": "Extra folder of *.rules files, loaded as they are; empty: none"})
+    suricata_update: str = field(default="suricata-update", metadata={
+        "help": "suricata-update binary, which manages the threat rulesets (`packettotal rules`)",
+        "check": not_blank})
+    rules_timeout: float = field(default=900.0, metadata={
+        "help": "Seconds one suricata-update run, or one `suricata -T` check of a merged ruleset, may take",
+        "check": positive})
     events_backend: str = field(default="tantivy", metadata={
         "help": "Event index: tantivy (embedded, in the home folder)", "check": one_of("tantivy")})
     query_seconds: float = field(default=10.0, metadata={
@@ -165,6 +171,10 @@ class Settings:
     @property
     def work_dir(self) -> Path:
         return self.home / "work"
+
+    @property
+    def rules_dir(self) -> Path:  # suricata-update's data, config and output (ingest/rules.py)
+        return self.home / "rules"
 
 
 SETTINGS = tuple(f for f in fields(Settings) if f.name != "sources")

@@ -72,6 +72,13 @@ class EngineError(PacketTotalError):
     code = "engine"
 
 
+class RulesetError(PacketTotalError):
+    """A ruleset change that could not be made (suricata-update failed, or Suricata refused the
+    merged rules); the installed ruleset is unchanged."""
+
+    code = "ruleset"
+
+
 class IndexBusy(PacketTotalError):
     """Another process holds the event index's writer."""
 

@@ -268,7 +268,7 @@ class PacketTotal:
         warnings += outcome.warnings
         summary = {**facts, **outcome.summary.as_dict(), "files": len(file_rows),
                    "suricata": {"version": self._pool.version, "packets_read": run.packets,
-                                "seconds": round(run.seconds, 3), "rules": self._pool.rule_count}}
+                                "seconds": round(run.seconds, 3), "rules": self._pool.rule_count, "ruleset": self._pool.ruleset}}
         return summary, outcome.observables, list(file_rows.values()), stored
 
     def _keep_file(self, cid: str, rec: dict, filestore: Path, rows: dict[str, dict]) -> None:

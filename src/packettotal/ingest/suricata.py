@@ -76,8 +76,9 @@ def rule_lines(text: str) -> list[str]:
     return keep
 
 
-def build_rules(settings: Settings, dest: Path) -> dict[int, str]:
-    """Write the one rules file the engines load; returns sid -> rule text."""
+def build_rules(settings: Settings, dest: Path, ruleset: Path | None = None) -> dict[int, str]:
+    """Write the one rules file the engines load (with `ruleset`, the merged threat ruleset of
+    ingest/rules.py, when given); returns sid -> rule text."""
     sources = [settings.suricata_rules_dir / name for name in DEBIAN_RULE_FILES]
     sources = [p for p in sources if p.exists()]
     own = resources.files("packettotal") / "rules" / "packettotal.rules"
@@ -86,6 +87,8 @@ def build_rules(settings: Settings, dest: Path) -> dict[int, str]:
         if not settings.user_rules_dir.is_dir():
             raise EngineError(f"user rules folder {settings.user_rules_dir} does not exist")
         texts += [p.read_text(errors="replace") for p in sorted(settings.user_rules_dir.glob("*.rules"))]
+    if ruleset is not None:
+        texts.append(ruleset.read_text(errors="replace"))
     lines = [line for text in texts for line in rule_lines(text)]
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text("\n".join(lines) + "\n")
@@ -100,6 +103,37 @@ def render_config(settings: Settings, rules_file: Path, log_dir: Path) -> str:
     template = (resources.files("packettotal") / "ingest" / "suricata.yaml.tmpl").read_text()
     return _ConfigTemplate(template).substitute(
         log_dir=str(log_dir), rules_dir=str(settings.suricata_rules_dir), rules_file=str(rules_file))
+
+
+def test_rules(settings: Settings, ruleset: Path, work: Path) -> list[str]:
+    """`suricata -T` with PacketTotal's config and every rule the engines would load with this
+    merged ruleset: Suricata's own error lines (bounded) when it refuses them, else []."""
+    rules_file, log_dir = work / "combined.rules", work / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    build_rules(settings, rules_file, ruleset)
+    config = work / "suricata.yaml"
+    config.write_text(render_config(settings, rules_file, log_dir))
+    argv = [settings.suricata, "-T", "-c", str(config), "-k", "none", "-l", str(log_dir)]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                              timeout=settings.rules_timeout, env={**os.environ, "TZ": "UTC"})
+    except subprocess.TimeoutExpired:
+        took = f"{settings.rules_timeout:g} s (setting rules_timeout)"
+        return [f"suricata -T was still checking the rules after {took}"]
+    except OSError as exc:
+        raise EngineError(f"cannot run Suricata ({settings.suricata}): {exc}") from None
+    if proc.returncode == 0:
+        return []
+    said = ([f"{level}: {msg}" for level, msg in _log_lines(log_dir / "suricata.log", 0) if level == "Error"]
+            or [line for line in (proc.stderr + proc.stdout).splitlines() if line.startswith("E: ")]
+            or [f"suricata -T exited with code {proc.returncode}"])
+    return [bounded(line.replace(str(rules_file), "the merged rules")) for line in said[:MAX_OUTPUT_LINES]]
+
+
+def bounded(line: str) -> str:
+    """One line of Suricata's (or suricata-update's) output as shown: printable, cut."""
+    line = "".join(ch if ch.isprintable() else "?" for ch in line)
+    return line if len(line) <= MAX_OUTPUT_LINE else line[:MAX_OUTPUT_LINE] + "…"
 
 
 @dataclass(frozen=True)
@@ -239,8 +273,7 @@ class LiveRun:
     def clean(self, text: str) -> str:
         for path, shown in ((self.pcap, self.name), (self.engine.base_dir.parent, "<engines>")):
             text = text.replace(str(path), shown)
-        text = "".join(ch if ch.isprintable() else "?" for ch in text)
-        return text if len(text) <= MAX_OUTPUT_LINE else text[:MAX_OUTPUT_LINE] + "…"
+        return bounded(text)
 
     def __exit__(self, *exc) -> None:
         if not self.complete:  # the reader stopped early: let Suricata finish, or restart it
@@ -615,8 +648,11 @@ class EnginePool:
             os.chmod(base, 0o711)  # the account reaches its engine folder; nobody lists them
         else:
             base = self.base = settings.work_dir / "engines"
+        from .rules import installed  # rules.py checks rulesets with this module's Suricata
+        ruleset = installed(settings)
+        self.ruleset = ruleset.version if ruleset else None  # recorded with every capture analysed
         self.rules_file = base / "packettotal-combined.rules"
-        self.rules = build_rules(settings, self.rules_file)  # sid -> text, shown beside alerts
+        self.rules = build_rules(settings, self.rules_file, ruleset.path if ruleset else None)  # sid -> text
         self.config_path = base / "suricata.yaml"
         self.config_path.write_text(render_config(settings, self.rules_file, base / "log"))
         self._idle: queue.Queue[Engine] = queue.Queue()
