@@ -244,7 +244,7 @@ def _wildcard_parts(raw: str) -> list:
     return parts
 
 
-def _no_mix(node: lt.Item, other: type) -> None:
+def _no_mix(node: lt.Item, other: type[lt.Item]) -> None:
     for child in node.children:
         if isinstance(child, other):
             raise QueryError("the query mixes AND and OR at one level: add parentheses to say which binds first",
