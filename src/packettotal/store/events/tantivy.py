@@ -231,14 +231,15 @@ class TantivyEventStore:
             raise QueryError(f"pages deeper than {MAX_OFFSET:,} events are not served: narrow the query, "
                              "or page a capture's events with a cursor in capture order")
         searcher = self.index.searcher()
-        kwargs = {"order_by_field": order_by, "order": Order.Desc if descending else Order.Asc} if order_by else {}
-        result = searcher.search(q, limit, count=True, offset=offset, **kwargs)
+        order = Order.Desc if descending else Order.Asc
+        result = (searcher.search(q, limit, count=True, offset=offset, order_by_field=order_by, order=order)
+                  if order_by else searcher.search(q, limit, count=True, offset=offset))
         events = []
         for _score, addr in result.hits:
             doc = searcher.doc(addr)
             rec = orjson.loads(doc["doc"][0])
             events.append({"capture": doc[CAPTURE_FIELD][0], "seq": doc["seq"][0], "event": rec})
-        return Page(result.count, events)
+        return Page(result.count, events)  # type: ignore[attr-defined]  # the stub lacks SearchResult.count
 
     def events(self, capture_id: str, event_type: str | None = None, query=None,
                limit: int = 50, offset: int = 0, sort: str | None = None, descending: bool = False,
@@ -255,7 +256,8 @@ class TantivyEventStore:
         seq = Query.range_query(self.schema, "seq", tantivy.FieldType.Integer, after, None, include_lower=False)
         page = self._page(Query.boolean_query([(Occur.Must, q), (Occur.Must, seq)]), limit, offset,
                           sort or "seq", descending)
-        page.total = self.index.searcher().search(q, 1, count=True).count  # all matches, not those left
+        # all matches, not those left (the stub lacks SearchResult.count)
+        page.total = self.index.searcher().search(q, 1, count=True).count  # type: ignore[attr-defined]
         return page
 
     def search(self, query, limit: int = 50, offset: int = 0) -> Page:
