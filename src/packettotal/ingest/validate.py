@@ -37,7 +37,7 @@ def describe(path: Path) -> str:
         return "unknown data"
 
 
-def human_size(n: int) -> str:
+def human_size(n: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
