@@ -167,7 +167,7 @@ class SimilarCapture(BaseModel):
     labels: list[Label]
 
 
-ERRORS = {400: {"model": Error}, 404: {"model": Error}, 422: {"model": Error}}
+ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": Error}, 404: {"model": Error}, 422: {"model": Error}}
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "string", "format": "binary",
@@ -336,7 +336,7 @@ async def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"
                                  headers={"content-disposition": f'attachment; filename="{cid}.eve.json"'})
     if format == "csv":
         counts = (cap["summary"] or {}).get("counts") or {}
-        if type not in counts:
+        if type is None or type not in counts:
             raise QueryError(f"format=csv needs type=, one of: {', '.join(sorted(counts)) or 'none'}")
         return await built(request, partial(downloads.csv_file, service, cid, type, q), "text/csv",
                            f"{cid[:16]}-{type}.csv")
