@@ -54,7 +54,8 @@ def _tcp_session(clock, src, dst, sport, dport, request: bytes, response: bytes)
 
 def _dns(clock, name: str, answer: str, txid: int) -> list:
     eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:03")
-    q = eth / IP(src=CLIENT, dst=RESOLVER) / UDP(sport=40000 + txid, dport=53) / DNS(id=txid, rd=1, qd=DNSQR(qname=name))
+    q = eth / IP(src=CLIENT, dst=RESOLVER) / UDP(sport=40000 + txid, dport=53) / \
+        DNS(id=txid, rd=1, qd=DNSQR(qname=name))
     r = Ether(src="02:00:00:00:00:03", dst="02:00:00:00:00:01") / IP(src=RESOLVER, dst=CLIENT) / \
         UDP(sport=53, dport=40000 + txid) / DNS(id=txid, qr=1, rd=1, ra=1, qd=DNSQR(qname=name),
                                                an=DNSRR(rrname=name, rdata=answer, ttl=300))

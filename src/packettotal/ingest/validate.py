@@ -88,9 +88,9 @@ def stage(upload: Path, work_dir: Path, limit: int, *, max_ratio: float | None =
         return _check_staged(dest, digests, compression, description, max_packets)
     except capfile.Bomb as exc:
         _unlink(dest)
-        raise RefusedCapture(f"the {compression} data expands more than {max_ratio:g} times ({human_size(exc.consumed)} "
-                             f"had become {human_size(exc.size)}): refused as a decompression bomb "
-                             "(setting max_decompression_ratio)", status=413) from None
+        raise RefusedCapture(f"the {compression} data expands more than {max_ratio:g} times "
+                             f"({human_size(exc.consumed)} had become {human_size(exc.size)}): refused as a "
+                             "decompression bomb (setting max_decompression_ratio)", status=413) from None
     except capfile.TooLarge:
         _unlink(dest)
         raise RefusedCapture(f"the {compression} data decompresses to more than {human_size(limit)}, "

@@ -252,8 +252,10 @@ def get_events(request: Request, ref: Ref,
                                                  description="EVE event type: alert, dns, http, ...")] = None,
                q: Annotated[str, Query(max_length=QUERY_BYTES, description="Lucene filter (see /api/v1/fields)")] = "",
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-               cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
-               sort: Annotated[str | None, Query(max_length=64, description="a sortable field; default capture order")] = None,
+               cursor: Annotated[str | None, Query(max_length=100,
+                                                   description="next_cursor of the previous page")] = None,
+               sort: Annotated[str | None, Query(max_length=64,
+                                                 description="a sortable field; default capture order")] = None,
                order: Literal["asc", "desc"] = "asc"):
     service = _instance(request).service
     cid = service.capture(ref)["id"]

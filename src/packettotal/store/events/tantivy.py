@@ -249,7 +249,8 @@ class TantivyEventStore:
         if sort is not None and sort not in SORTABLE:
             raise QueryError(f"cannot sort by {sort!r}; sortable fields: {', '.join(sorted(SORTABLE))}")
         if budget := self._costly(query):
-            return budget.call(self._hidden, "events", capture_id, event_type, query, limit, offset, sort, descending, after)
+            return budget.call(self._hidden, "events", capture_id, event_type, query, limit, offset, sort, descending,
+                               after)
         q = self._query(query, capture_id, event_type)
         if after is None:
             return self._page(q, limit, offset, sort or "seq", descending)
