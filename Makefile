@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test setup setup-test bench clean
+.PHONY: run test lint setup setup-test bench clean
 
 $(BIN)/packettotal: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
@@ -30,7 +30,13 @@ setup-test:
 run: setup
 	$(BIN)/packettotal serve --host $(HOST) --port $(PORT)
 
+# ruff's and mypy's settings are in pyproject.toml.
+lint:
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
 test: setup-test
+	@$(MAKE) --no-print-directory lint
 	$(BIN)/pytest
 
 bench: setup-test

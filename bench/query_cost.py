@@ -89,7 +89,8 @@ def main() -> None:
                 outcome = "answered"
             except QueryTimeout:
                 outcome = "503"
-            print(f"{name:55s} {med * 1000:9.0f} ms x{med / base:6.1f} {(time.perf_counter() - t) * 1000:9.0f} ms {outcome}")
+            print(f"{name:55s} {med * 1000:9.0f} ms x{med / base:6.1f} "
+                  f"{(time.perf_counter() - t) * 1000:9.0f} ms {outcome}")
         unlimited.close()
         budgeted.close()
 

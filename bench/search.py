@@ -131,7 +131,8 @@ def remapped(template: list[dict], remap: Remap, base_flow: int) -> list[dict]:
                     if isinstance(a.get("rrname"), str):
                         a["rrname"] = remap.domain(a["rrname"])
                     if isinstance(a.get("rdata"), str):
-                        a["rdata"] = remap.ip(a["rdata"]) if observables.norm_ip(a["rdata"]) else remap.domain(a["rdata"])
+                        rdata = a["rdata"]
+                        a["rdata"] = remap.ip(rdata) if observables.norm_ip(rdata) else remap.domain(rdata)
         for app, key in (("http", "hostname"), ("tls", "sni")):
             obj = r.get(app)
             if isinstance(obj, dict) and isinstance(obj.get(key), str):

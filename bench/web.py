@@ -105,8 +105,10 @@ def page_times(http: httpx.Client, capture: Path) -> None:
         ("summary page", f"/captures/{cid}", None),
         (f"{biggest} tab, page 1", f"/captures/{cid}/tab/{biggest}", None),
         (f"{biggest} tab, page {deep:,} (middle)", f"/captures/{cid}/tab/{biggest}", {"page": deep}),
-        (f"{biggest} tab, filtered dest_port:[1 TO 1023]", f"/captures/{cid}/tab/{biggest}", {"q": "dest_port:[1 TO 1023]"}),
-        (f"{biggest} tab, sorted by dest_port desc", f"/captures/{cid}/tab/{biggest}", {"sort": "dest_port", "order": "desc"}),
+        (f"{biggest} tab, filtered dest_port:[1 TO 1023]", f"/captures/{cid}/tab/{biggest}",
+         {"q": "dest_port:[1 TO 1023]"}),
+        (f"{biggest} tab, sorted by dest_port desc", f"/captures/{cid}/tab/{biggest}",
+         {"sort": "dest_port", "order": "desc"}),
         ("API events, 100 by cursor", f"/api/v1/captures/{cid}/events", {"type": biggest, "limit": 100}),
     ]
     for label, url, params in rows:

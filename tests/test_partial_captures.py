@@ -71,7 +71,8 @@ def test_suricata_analyses_packet_1_of_the_fuzzed_capture(pt, tmp_path, variant)
     row = analyse(pt, upload)
     assert row["status"] == "done" and row["error"] is None
     assert row["summary"]["suricata"]["packets_read"] == row["summary"]["packets"] == 1
-    assert row["warnings"][0] == f"the capture is damaged after packet 1: {damage}; the 1 packets before that were analysed"
+    assert row["warnings"][0] == (f"the capture is damaged after packet 1: {damage}; "
+                                  "the 1 packets before that were analysed")
     assert not any(w.startswith("Suricata read") for w in row["warnings"])  # walker and Suricata agree
     assert pt._events.count_by_type(row["id"]).get("flow") == 1  # packet 1's flow
     # the stored capture is the upload, byte for byte

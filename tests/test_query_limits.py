@@ -110,7 +110,7 @@ def test_parsing_from_many_threads_gives_the_single_threaded_trees():
 
     def work():
         for _ in range(300):
-            for q, want in zip(queries, expected):
+            for q, want in zip(queries, expected, strict=True):
                 try:
                     if lucene.parse(q) != want:
                         wrong.append(q)

@@ -120,7 +120,8 @@ def test_labels_are_searchable_and_shown_with_pivots(corpus):
     family = pt.add_label(ek, "family", "CryptoWall", "ransomware, from the EK run", source="test")
     pt.add_label(ek, "campaign", "Angler EK 2015")
     pt.add_label(ek, "family", "cryptowall")  # the same label again: one label (case-insensitive)
-    assert [(x["kind"], x["value"]) for x in pt.labels(ek)] == [("campaign", "Angler EK 2015"), ("family", "CryptoWall")]
+    assert [(x["kind"], x["value"]) for x in pt.labels(ek)] == [("campaign", "Angler EK 2015"),
+                                                                ("family", "CryptoWall")]
 
     def found(q):
         return {g["capture_id"] for g in pt.search(q, limit=100).groups}
@@ -210,9 +211,11 @@ def test_api_and_pages_for_search_pivots_similar_labels(tmp_path):
                       headers={"origin": "http://evil.example"}).status_code == 403
 
         s = c.get("/api/v1/search", params={"q": "tag:ethereal"}).json()
-        assert [g["capture_id"] for g in s["groups"]] == [a["id"]] and s["groups"][0]["labels"][0]["value"] == "Ethereal"
+        assert [g["capture_id"] for g in s["groups"]] == [a["id"]]
+        assert s["groups"][0]["labels"][0]["value"] == "Ethereal"
         first = c.get("/api/v1/search", params={"q": "event_type:http", "limit": 1}).json()
-        second = c.get("/api/v1/search", params={"q": "event_type:http", "limit": 1, "cursor": first["next_cursor"]}).json()
+        second = c.get("/api/v1/search",
+                       params={"q": "event_type:http", "limit": 1, "cursor": first["next_cursor"]}).json()
         assert {first["groups"][0]["capture_id"], second["groups"][0]["capture_id"]} == {a["id"], b["id"]}
         assert second["next_cursor"] is None
         ev = c.get("/api/v1/search/events", params={"q": "http.hostname:www.ethereal.com"}).json()
@@ -264,7 +267,8 @@ def test_hostile_inputs_to_search_and_labels(tmp_path):
         found = c.get(link.replace("&amp;", "&")).text
         assert f'href="/captures/{a["id"]}"' in found and "Bad query" not in found
         c.post(f"/api/v1/captures/{a['id']}/labels", json={"value": "a*b-literal"})
-        assert [g["capture_id"] for g in c.get("/api/v1/search", params={"q": r"tag:a\*b*"}).json()["groups"]] == [a["id"]]
+        groups = c.get("/api/v1/search", params={"q": r"tag:a\*b*"}).json()["groups"]
+        assert [g["capture_id"] for g in groups] == [a["id"]]
         assert c.get("/api/v1/search", params={"q": r"tag:ax\*b*"}).json()["groups"] == []
         assert c.get("/api/v1/search", params={"q": r"tag:a\*c*"}).json()["groups"] == []
         assert c.delete(f"/api/v1/captures/{a['id']}/labels/{2 ** 40}").status_code == 422

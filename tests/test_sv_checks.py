@@ -17,7 +17,8 @@ EXPECTED = PCAPS / "expected"
 PASSING = {
     "sv-corrupt-tls-der", "sv-damaged-smtp", "sv-dhcp-flood", "sv-dhcp-option60", "sv-dnp3", "sv-dns-nxdomain-soa",
     "sv-dns-tcp-gap", "sv-dns-udp-txt", "sv-erspan1", "sv-ftp-multi-files", "sv-http-all-headers",
-    "sv-http-pdf-download", "sv-http-pipeline-files-gap", "sv-http-pppoe", "sv-http-range-file", "sv-pgsql", "sv-quic-retry", "sv-rdp", "sv-rfb-vnc",
+    "sv-http-pdf-download", "sv-http-pipeline-files-gap", "sv-http-pppoe", "sv-http-range-file", "sv-pgsql",
+    "sv-quic-retry", "sv-rdp", "sv-rfb-vnc",
     "sv-smb1-file", "sv-smb2-async-read", "sv-smb2-file-read", "sv-smb2-psexec", "sv-smtp-rfc2231",
     "sv-smtp-starttls", "sv-snmp-v2c", "sv-ssh-hassh", "sv-tftp-wrq", "sv-tls-pre1970-cert",
     "sv-tls13-draft28-ja3", "sv-vlan-qinq-flow", "sv-vxlan",

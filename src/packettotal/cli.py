@@ -334,7 +334,7 @@ def config_cmd(ctx: click.Context, as_json: bool) -> None:
     cells = [(r["setting"], _shown(r["value"]), r["source"], r["help"]) for r in rows]
     widths = [max(len(c[i]) for c in [("setting", "value", "source"), *cells]) for i in range(3)]
     for c in [("setting", "value", "source", "help"), *cells]:
-        click.echo("  ".join(x.ljust(w) for x, w in zip(c, widths)) + "  " + c[3])
+        click.echo("  ".join(x.ljust(w) for x, w in zip(c[:3], widths, strict=True)) + "  " + c[3])
 
 
 def _shown(value: object) -> str:

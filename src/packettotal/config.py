@@ -275,10 +275,18 @@ def load(config_file: Path | None = None, env: Mapping[str, str] | None = None, 
             raise ConfigError(f"{name!r} is not a setting")
         if value is not None:
             values[name], sources[name] = value, origin
-    return Settings(**{k: _coerce(k, v) for k, v in values.items()}, sources=MappingProxyType(sources))
+    coerced: dict[str, typing.Any] = {k: _coerce(k, v) for k, v in values.items()}  # Settings checks each type
+    return Settings(**coerced, sources=MappingProxyType(sources))
 
 
-def describe(settings: Settings) -> list[dict[str, object]]:
+class SettingRow(typing.TypedDict):
+    setting: str
+    value: object
+    source: str
+    help: str
+
+
+def describe(settings: Settings) -> list[SettingRow]:
     """One row per setting: name, value, where it came from, help."""
     return [{"setting": name, "value": getattr(settings, name),
              "source": settings.sources.get(name, "default"), "help": text}

@@ -54,7 +54,8 @@ def _tcp_session(clock, src, dst, sport, dport, request: bytes, response: bytes)
 
 def _dns(clock, name: str, answer: str, txid: int) -> list:
     eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:03")
-    q = eth / IP(src=CLIENT, dst=RESOLVER) / UDP(sport=40000 + txid, dport=53) / DNS(id=txid, rd=1, qd=DNSQR(qname=name))
+    q = eth / IP(src=CLIENT, dst=RESOLVER) / UDP(sport=40000 + txid, dport=53) / \
+        DNS(id=txid, rd=1, qd=DNSQR(qname=name))
     r = Ether(src="02:00:00:00:00:03", dst="02:00:00:00:00:01") / IP(src=RESOLVER, dst=CLIENT) / \
         UDP(sport=53, dport=40000 + txid) / DNS(id=txid, qr=1, rd=1, ra=1, qd=DNSQR(qname=name),
                                                an=DNSRR(rrname=name, rdata=answer, ttl=300))
@@ -99,8 +100,9 @@ def packets(hostile: dict[str, str] | None = None) -> list:
     hello = TLS(msg=[TLSClientHello(ciphers=[0x1301, 0x1302, 0xC02F], ext=[
         TLS_Ext_ServerName(servernames=[ServerName(servername=h["sni"].encode(errors="replace"))]),
         TLS_Ext_SupportedGroups(groups=[29, 23])])])
-    server = TLS(msg=[TLSServerHello(cipher=0xC02F), TLSCertificate(certs=[Cert(_certificate(h["sni"]))]),
-                      TLSServerHelloDone()])
+    # scapy makes a Cert in its metaclass's __call__(cert_path), which mypy does not see
+    cert = Cert(_certificate(h["sni"]))  # type: ignore[call-arg]
+    server = TLS(msg=[TLSServerHello(cipher=0xC02F), TLSCertificate(certs=[cert]), TLSServerHelloDone()])
     pkts += _tcp_session(clock, CLIENT, TLS_HOST, 49153, 443, bytes(hello), bytes(server))
     return pkts
 

@@ -25,8 +25,9 @@ def flatten(rec: dict, prefix: str = "") -> dict[str, object]:
 
 def write_ndjson(records: Iterable[dict], out: IO[bytes]) -> int:
     n = 0
-    for n, rec in enumerate(records, 1):
+    for rec in records:
         out.write(orjson.dumps(rec) + b"\n")
+        n += 1
     return n
 
 
@@ -51,6 +52,7 @@ def write_csv(source: Callable[[], Iterable[dict]], out: IO[str]) -> int:
     writer = csv.DictWriter(out, fieldnames=columns_of(source()), extrasaction="ignore")
     writer.writeheader()
     n = 0
-    for n, r in enumerate(source(), 1):
+    for r in source():
         writer.writerow({k: csv_safe(v) for k, v in flatten(r).items()})
+        n += 1
     return n

@@ -260,6 +260,7 @@ class PacketTotal:
 
         self._events.hide([cid])  # until it is recorded done, whatever commits meanwhile
         stored = self._events.index_capture(cid, records())
+        assert run.packets is not None  # records() raised, once read to the end, unless Suricata counted packets
         file_rows: dict[str, dict] = {}
         for rec in acc.fileinfo:
             self._keep_file(cid, rec, run.filestore, file_rows)
@@ -268,7 +269,8 @@ class PacketTotal:
         warnings += outcome.warnings
         summary = {**facts, **outcome.summary.as_dict(), "files": len(file_rows),
                    "suricata": {"version": self._pool.version, "packets_read": run.packets,
-                                "seconds": round(run.seconds, 3), "rules": self._pool.rule_count, "ruleset": self._pool.ruleset}}
+                                "seconds": round(run.seconds, 3), "rules": self._pool.rule_count,
+                                "ruleset": self._pool.ruleset}}
         return summary, outcome.observables, list(file_rows.values()), stored
 
     def _keep_file(self, cid: str, rec: dict, filestore: Path, rows: dict[str, dict]) -> None:
@@ -355,7 +357,7 @@ class PacketTotal:
         groups = self._events.hits_by_capture(node, size=MAX_GROUPS + 1)
         truncated = len(groups) > MAX_GROUPS
         groups = groups[:MAX_GROUPS]
-        out = [{"capture_id": cid, "hits": n} for cid, n in groups]
+        out: list[dict] = [{"capture_id": cid, "hits": n} for cid, n in groups]
         if sort in ("newest", "oldest"):
             dates = self._db.submitted(cid for cid, _ in groups)
             out.sort(key=lambda g: dates.get(g["capture_id"]) or dt.datetime.min, reverse=sort == "newest")
@@ -454,7 +456,7 @@ class SearchResult:
 
 
 def capture_facts(info: capfile.CaptureInfo, description: str) -> dict:
-    duration = (info.last_ts - info.first_ts) if info.first_ts is not None else None
+    duration = (info.last_ts - info.first_ts) if info.first_ts is not None and info.last_ts is not None else None
     return {
         "format": info.format, "description": description[:200], "packets": info.packets,
         "bytes": info.bytes, "first_ts": _iso(info.first_ts), "last_ts": _iso(info.last_ts),

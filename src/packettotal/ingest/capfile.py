@@ -14,7 +14,7 @@ import mmap
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import zstandard
 
@@ -55,7 +55,11 @@ def sniff_compression(head: bytes) -> str | None:
     return None
 
 
-def _open_decompressor(src: BinaryIO, kind: str) -> BinaryIO:
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _open_decompressor(src: BinaryIO, kind: str) -> Readable:
     if kind == "gzip":
         return gzip.GzipFile(fileobj=src)
     if kind == "bzip2":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import orjson
 
@@ -83,5 +84,6 @@ def records(lines: Iterable[bytes], limits: Limits, report: NormaliseReport) -> 
             continue
         report.records += 1
         rec.pop("pcap_filename", None)  # a path in our work folder: meaningless to users
-        # a line shorter than the string budget holds no over-long string, list or nesting
-        yield bound(rec, limits, report) if len(line) > limits.max_string else rec
+        # a line shorter than the string budget holds no over-long string, list or nesting;
+        # bound() returns a dict for a dict at depth 0 (max_depth is never 0)
+        yield cast(dict, bound(rec, limits, report)) if len(line) > limits.max_string else rec

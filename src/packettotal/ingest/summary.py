@@ -21,7 +21,7 @@ class Aggregates:
     def add(self, rec: dict) -> None:
         etype = rec.get("event_type")
         if etype == "flow":
-            flow = rec.get("flow") if isinstance(rec.get("flow"), dict) else {}
+            flow = f if isinstance(f := rec.get("flow"), dict) else {}
             size = sum(v for k in ("bytes_toserver", "bytes_toclient")
                        if isinstance(v := flow.get(k), int))
             for k in ("src_ip", "dest_ip"):
@@ -48,7 +48,7 @@ class Aggregates:
         start = min(t for t, _ in self.times)
         end = max(t for t, _ in self.times)
         width = max((end - start) / TIMELINE_BUCKETS, 1e-6)
-        buckets = [Counter() for _ in range(TIMELINE_BUCKETS)]
+        buckets: list[Counter[str]] = [Counter() for _ in range(TIMELINE_BUCKETS)]
         for t, etype in self.times:
             buckets[min(int((t - start) / width), TIMELINE_BUCKETS - 1)][etype] += 1
         iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")  # noqa: E731

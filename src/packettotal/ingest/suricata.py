@@ -348,13 +348,12 @@ class Engine:
             self.socket_path.unlink()
         argv = [self.settings.suricata, "-c", str(self.config_path), "-k", "none", "--runmode", "single",
                 f"--unix-socket={self.socket_path}", "-l", str(self.log_dir)]
-        account = {}
-        if self.run_as:  # unprivileged from the start; the death signal is set after the switch
-            account = {"user": self.run_as.uid, "group": self.run_as.gid, "extra_groups": []}
+        account = self.run_as  # unprivileged from the start; the death signal is set after the switch
         stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                                      start_new_session=True, env={**os.environ, "TZ": "UTC"},
-                                     preexec_fn=_die_with_parent, **account)
+                                     preexec_fn=_die_with_parent, user=account.uid if account else None,
+                                     group=account.gid if account else None, extra_groups=[] if account else None)
         stderr.close()
         if self.restarts:
             log.warning("%s: Suricata restarted (pid %d, restart %d): %s", self.name, self.proc.pid,
@@ -383,6 +382,7 @@ class Engine:
         """Make the daemon ready: spawned (unless it is already loading), connected, warmed up."""
         if self.proc is None or self.proc.poll() is not None or self.sock is not None:
             self.spawn(reason)
+        assert self.proc is not None  # spawned just now, or still loading
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -433,7 +433,7 @@ class Engine:
             return reply
 
     def command(self, name: str, **arguments) -> dict:
-        msg = {"command": name}
+        msg: dict[str, object] = {"command": name}
         if arguments:
             msg["arguments"] = arguments
         return self._call(msg)

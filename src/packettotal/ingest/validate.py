@@ -37,7 +37,7 @@ def describe(path: Path) -> str:
         return "unknown data"
 
 
-def human_size(n: int) -> str:
+def human_size(n: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -88,9 +88,9 @@ def stage(upload: Path, work_dir: Path, limit: int, *, max_ratio: float | None =
         return _check_staged(dest, digests, compression, description, max_packets)
     except capfile.Bomb as exc:
         _unlink(dest)
-        raise RefusedCapture(f"the {compression} data expands more than {max_ratio:g} times ({human_size(exc.consumed)} "
-                             f"had become {human_size(exc.size)}): refused as a decompression bomb "
-                             "(setting max_decompression_ratio)", status=413) from None
+        raise RefusedCapture(f"the {compression} data expands more than {max_ratio:g} times "
+                             f"({human_size(exc.consumed)} had become {human_size(exc.size)}): refused as a "
+                             "decompression bomb (setting max_decompression_ratio)", status=413) from None
     except capfile.TooLarge:
         _unlink(dest)
         raise RefusedCapture(f"the {compression} data decompresses to more than {human_size(limit)}, "

@@ -71,7 +71,8 @@ def rank(own: dict[str, str], df: dict[str, int], total: int, holders: list[tupl
 def _varied(ranked: list[str], kinds: dict[str, str], n: int, per_kind: int = 3) -> list[str]:
     """The first n values, at most per_kind of one kind while others remain (varied reasons)."""
     seen: dict[str, int] = defaultdict(int)
-    first, rest = [], []
+    first: list[str] = []
+    rest: list[str] = []
     for v in ranked:
         group = GROUPS.get(kinds[v], kinds[v])
         seen[group] += 1

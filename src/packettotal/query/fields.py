@@ -46,7 +46,7 @@ def catalogue() -> list[dict]:
     rows += [{"name": a, "type": "alias", "example": f"{a}:...", "help": "any of " + ", ".join(fs)}
              for a, fs in ALIASES.items()]
     rows += [{"name": n, "type": "keyword", "example": f"{n}:...", "help": h} for n, h in SPECIAL.items()]
-    rows += [{"name": n, "type": "label", "example": f'{n}:{"emotet" if n != "campaign" else chr(34) + "spring 2024" + chr(34)}',
+    rows += [{"name": n, "type": "label", "example": f'{n}:"spring 2024"' if n == "campaign" else f"{n}:emotet",
               "help": "captures carrying a label of any kind" if kinds is None else f"captures labelled with a {n}"}
              for n, kinds in LABELS.items()]
     return rows

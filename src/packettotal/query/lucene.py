@@ -27,7 +27,8 @@ MAX_WILDCARD_SIGNS = 8  # '*' and '?' in one wildcard term
 _IP_FIELDS = "|".join(re.escape(n) for n in
                       sorted({f.name for f in catalog.CATALOG if f.kind == "ip"} | {"ip"}, key=len, reverse=True))
 # a bare IPv6 value (or CIDR) after an IP field: luqum would read its colons as fields
-_BARE_IP = re.compile(rf"(?<![\w.])(?:{_IP_FIELDS})\s*:\s*(?![\"(\[{{])([0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[\w.-]*)?(?:/\d{{1,3}})?)")
+_BARE_IP = re.compile(rf"(?<![\w.])(?:{_IP_FIELDS})\s*:\s*(?![\"(\[{{])"
+                      r"([0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[\w.-]*)?(?:/\d{1,3})?)")
 _POSITION = re.compile(r"position (\d+)")
 _BAD_BOOST = re.compile(r"\^(?!\d+(?:\.\d*)?(?![\d.]))")
 
@@ -244,7 +245,7 @@ def _wildcard_parts(raw: str) -> list:
     return parts
 
 
-def _no_mix(node: lt.Item, other: type) -> None:
+def _no_mix(node: lt.Item, other: type[lt.Item]) -> None:
     for child in node.children:
         if isinstance(child, other):
             raise QueryError("the query mixes AND and OR at one level: add parentheses to say which binds first",

@@ -26,11 +26,11 @@ class Term:
 @dataclass(frozen=True)
 class Wildcard:
     field: str | None
-    parts: tuple  # str literals, ANY, ONE
+    parts: tuple[str | Sign, ...]  # str literals, ANY, ONE
 
     def regex(self) -> str:
         import re
-        return "".join(".*" if p is ANY else "." if p is ONE else re.escape(p) for p in self.parts)
+        return "".join(re.escape(p) if isinstance(p, str) else ".*" if p is ANY else "." for p in self.parts)
 
 
 @dataclass(frozen=True)
@@ -61,17 +61,17 @@ class Exists:
 
 @dataclass(frozen=True)
 class And:
-    children: tuple
+    children: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Or:
-    children: tuple
+    children: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Not:
-    child: object
+    child: Node
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class MatchAll:
 @dataclass(frozen=True)
 class Captures:
     """Events of these captures (what a label query becomes once labels are looked up)."""
-    ids: frozenset
+    ids: frozenset[str]
 
 
 Node = Term | Wildcard | Phrase | Range | Cidr | Exists | And | Or | Not | MatchAll | Captures

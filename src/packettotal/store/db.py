@@ -8,13 +8,18 @@ import datetime as dt
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from ..errors import NotFound
 
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
+
 IN_CHUNK = 500  # values per IN (...) list: far below every database's bound-parameter limit
+T = TypeVar("T")
 
 
 def chunks(items: Iterable, size: int = IN_CHUNK) -> Iterator[list]:
@@ -193,8 +198,8 @@ class Database:
         return {r["id"]: r for chunk in chunks(ids)
                 for r in self._rows(sa.select(captures).where(captures.c.id.in_(chunk)))}
 
-    def _column_by_id(self, ids: Iterable[str], column: sa.Column) -> dict[str, object]:
-        out: dict[str, object] = {}
+    def _column_by_id(self, ids: Iterable[str], column: sa.Column[T]) -> dict[str, T]:
+        out: dict[str, T] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(ids):
                 out.update(dict(conn.execute(sa.select(captures.c.id, column)
@@ -237,6 +242,7 @@ class Database:
             conn.execute(sa.update(value_counts).where(v.value.in_(mine)).values(captures=v.captures - gone))
             conn.execute(sa.delete(value_counts).where(v.value.in_(mine), v.captures <= 0))
             return
+        insert: sqlite.Insert | postgresql.Insert
         if self.engine.dialect.name == "sqlite":
             insert = sqlite.insert(value_counts)
         else:  # PostgreSQL (its dialect module costs ~0.5 s to import: only when used)
@@ -290,6 +296,7 @@ class Database:
         index); with per_value, at most that many per value (a stable sample: by capture id)."""
         o = observables.c
         out: list[tuple[str, str]] = []
+        q: sa.Executable
         for chunk in chunks(dict.fromkeys(values)):
             if per_value:  # one index range per value, stopping after per_value captures
                 q = sa.text(" UNION ALL ".join(
@@ -321,7 +328,9 @@ class Database:
                 labels.c.capture_id == row["capture_id"], labels.c.kind == row["kind"],
                 labels.c.value_lower == row["value_lower"])).scalar()
             if existing is None:
-                existing = conn.execute(sa.insert(labels).values(**row)).inserted_primary_key[0]
+                key = conn.execute(sa.insert(labels).values(**row)).inserted_primary_key
+                assert key is not None  # a single-row insert always has its key
+                existing = key[0]
             elif row.get("note"):
                 conn.execute(sa.update(labels).where(labels.c.id == existing).values(note=row["note"]))
         return self._rows(sa.select(labels).where(labels.c.id == existing))[0]

@@ -167,7 +167,7 @@ class SimilarCapture(BaseModel):
     labels: list[Label]
 
 
-ERRORS = {400: {"model": Error}, 404: {"model": Error}, 422: {"model": Error}}
+ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": Error}, 404: {"model": Error}, 422: {"model": Error}}
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "string", "format": "binary",
@@ -252,8 +252,10 @@ def get_events(request: Request, ref: Ref,
                                                  description="EVE event type: alert, dns, http, ...")] = None,
                q: Annotated[str, Query(max_length=QUERY_BYTES, description="Lucene filter (see /api/v1/fields)")] = "",
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-               cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
-               sort: Annotated[str | None, Query(max_length=64, description="a sortable field; default capture order")] = None,
+               cursor: Annotated[str | None, Query(max_length=100,
+                                                   description="next_cursor of the previous page")] = None,
+               sort: Annotated[str | None, Query(max_length=64,
+                                                 description="a sortable field; default capture order")] = None,
                order: Literal["asc", "desc"] = "asc"):
     service = _instance(request).service
     cid = service.capture(ref)["id"]
@@ -336,7 +338,7 @@ async def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"
                                  headers={"content-disposition": f'attachment; filename="{cid}.eve.json"'})
     if format == "csv":
         counts = (cap["summary"] or {}).get("counts") or {}
-        if type not in counts:
+        if type is None or type not in counts:
             raise QueryError(f"format=csv needs type=, one of: {', '.join(sorted(counts)) or 'none'}")
         return await built(request, partial(downloads.csv_file, service, cid, type, q), "text/csv",
                            f"{cid[:16]}-{type}.csv")

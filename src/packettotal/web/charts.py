@@ -26,7 +26,7 @@ def timeline(data: dict) -> list[Bar]:
     top = max(totals) or 1
     step = WIDTH / len(buckets)
     bars = []
-    for i, (b, total) in enumerate(zip(buckets, totals)):
+    for i, (b, total) in enumerate(zip(buckets, totals, strict=True)):
         h = round(HEIGHT * total / top, 1)
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(b.items(), key=lambda kv: -kv[1])[:6])
         bars.append(Bar(round(i * step, 1), round(HEIGHT - h, 1), round(max(step - 1, 1), 1), h,

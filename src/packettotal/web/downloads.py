@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import os
 import shutil
@@ -155,7 +156,7 @@ def bundle_zip(service: PacketTotal, capture: dict) -> Path:
         for etype in sorted((capture.get("summary") or {}).get("counts") or {}):
             with z.open(f"csv/{_safe(etype)}.csv", "w", force_zip64=True) as raw, \
                     io.TextIOWrapper(raw, encoding="utf-8", newline="") as out:
-                export.write_csv(lambda t=etype: service.export_events(cid, t), out)
+                export.write_csv(functools.partial(service.export_events, cid, etype), out)
         _add_files(z, service, cid, service.capture_files(cid), "files/")
     return dest
 
@@ -175,6 +176,6 @@ def search_file(service: PacketTotal, query: str, fmt: str) -> Path:
             with open(dest, "wb") as out:
                 export.write_ndjson(matching(), out)
         else:
-            with open(dest, "w", newline="", encoding="utf-8") as out:
-                export.write_csv(matching, out)
+            with open(dest, "w", newline="", encoding="utf-8") as text:
+                export.write_csv(matching, text)
     return dest

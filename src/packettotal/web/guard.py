@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,7 +41,7 @@ def is_api(scope: Scope) -> bool:
 
 
 def error_response(scope: Scope, status: int, error: str, detail: str,
-                   headers: dict[str, str] | None = None, **extra: Any) -> Response:
+                   headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
     """The one error answer: JSON `{error, detail, ...}` under /api, the HTML error page elsewhere,
     with the security headers either way."""
     headers = {**SECURITY_HEADERS, **(headers or {})}
@@ -69,7 +70,7 @@ class _Exchange:
         self.started = False  # a response start went out
         self.refusal: tuple[int, str, str] | None = None
         self.skip = False  # the application's own response is being replaced
-        self.plain: tuple[int, list] | None = None  # an error of the wrong shape, being replaced
+        self.plain: tuple[int, list[tuple[str, str]]] | None = None  # an error of the wrong shape, being replaced
         self.plain_body = b""
         loop = asyncio.get_running_loop()
         self.clock = loop.time
@@ -137,9 +138,9 @@ class _Exchange:
             self.plain_body = (self.plain_body + message.get("body", b""))[:MAX_DETAIL * 4]
             if not message.get("more_body", False):
                 self.skip = True
-                status, headers = self.plain
+                status, kept = self.plain
                 detail = self.plain_body.decode("utf-8", "replace").strip()[:MAX_DETAIL]
-                await self.answer(status, "http", detail or HTTPStatus(status).phrase, dict(headers))
+                await self.answer(status, "http", detail or HTTPStatus(status).phrase, dict(kept))
             return
         await self._send(message)
 

@@ -83,8 +83,9 @@ def capture_page(request: Request, ref: str):
     if cap["status"] != "done":
         return render(request, "status.html", cap=cap)
     summary = cap["summary"] or {}
-    return render(request, "summary.html", cap=cap, s=summary, **_console(service, cap), current="summary", timeline=charts.timeline(summary.get("timeline") or {}),
-                  chart=charts, talkers=charts.shares([(t["ip"], t["bytes"]) for t in summary.get("top_talkers") or []]),
+    return render(request, "summary.html", cap=cap, s=summary, **_console(service, cap), current="summary",
+                  timeline=charts.timeline(summary.get("timeline") or {}), chart=charts,
+                  talkers=charts.shares([(t["ip"], t["bytes"]) for t in summary.get("top_talkers") or []]),
                   protocols=charts.shares(summary.get("protocols") or {}),
                   indicators=service.top_indicators(cap["id"]),
                   files=service.capture_files(cap["id"]))
@@ -126,7 +127,8 @@ def tab_page(request: Request, ref: str, event_type: str,
     files = service.capture_files(cap["id"]) if event_type == "fileinfo" else []
     return render(request, "tab.html", status=400 if error else 200, cap=cap, **_console(service, cap),
                   current=event_type, tab=tab, rows=rows, total=total, page=page, size=size,
-                  pages=max(1, min(math.ceil(total / size), MAX_OFFSET // size)), q=q, sort=sort, order=order, error=error,
+                  pages=max(1, min(math.ceil(total / size), MAX_OFFSET // size)), q=q, sort=sort, order=order,
+                  error=error,
                   sizes=PAGE_SIZES, rules=(cap["summary"] or {}).get("rules") or {},
                   stored={f["sha256"] for f in files if f["stored"]}, files=files,
                   link=lambda **kw: "?" + urlencode({k: v for k, v in {**base, "sort": sort, "order": order,

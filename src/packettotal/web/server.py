@@ -28,6 +28,7 @@ class HeadTimeoutProtocol(H11Protocol):
         self.header_timeout = header_timeout
         self._head_timer: asyncio.TimerHandle | None = None
 
+    # narrower than asyncio.Protocol's BaseTransport, as in uvicorn's own H11Protocol
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
@@ -55,11 +56,12 @@ class HeadTimeoutProtocol(H11Protocol):
         self._head_timer = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             log.info("%s: no complete request head after %s s: connection closed",
-                     "%s:%d" % self.client if self.client else "client", self.header_timeout)
+                     f"{self.client[0]}:{self.client[1]}" if self.client else "client", self.header_timeout)
             self.transport.close()
 
 
 def config(app: FastAPI, settings: Settings, host: str, port: int, **kwargs) -> uvicorn.Config:
+    # uvicorn calls `http` as a factory, so a partial works, though its hint names a class
+    protocol = partial(HeadTimeoutProtocol, header_timeout=settings.header_timeout)
     return uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False,
-                          http=partial(HeadTimeoutProtocol, header_timeout=settings.header_timeout),  # type: ignore[arg-type]
-                          **kwargs)
+                          http=protocol, **kwargs)  # type: ignore[arg-type]

@@ -7,12 +7,16 @@ import contextlib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from ..errors import RefusedCapture, StorageFull, disk_full
 from ..ingest.validate import human_size
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 FIELD = "file"
 SLACK = 64 * 1024  # multipart framing allowed on top of the file itself
@@ -28,14 +32,14 @@ class Received:
 class _Receiver:
     def __init__(self, dest: Path, limit: int):
         self.dest, self.limit = dest, limit
-        self.out = None
+        self.out: BinaryIO | None = None
         self.size = 0
         self.filename = ""
         self.done = False
         self._field = self._value = b""
         self._headers: dict[bytes, bytes] = {}
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {"on_part_begin": self._begin, "on_header_field": self._hfield, "on_header_value": self._hvalue,
                 "on_header_end": self._hend, "on_headers_finished": self._headers_done,
                 "on_part_data": self._data, "on_part_end": self._end}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import tantivy
@@ -17,8 +18,9 @@ JSON_FIELD = "f"
 CAPTURE_FIELD = "capture"
 _TOKEN = re.compile(r"[^\W_]+")  # tantivy's default tokenizer: alphanumeric runs, lowercased
 _RANGE_TYPES = {"int": FieldType.Integer, "date": FieldType.Date, "ip": FieldType.IpAddr}
-_FULL_RANGE = {"int": (values.INT_MIN, values.INT_MAX), "date": (values.TIME_MIN, values.TIME_MAX),
-               "ip": (values.IP_MIN, values.IP_MAX)}
+_FULL_RANGE: dict[str, tuple[int, int] | tuple[dt.datetime, dt.datetime] | tuple[str, str]] = {
+    "int": (values.INT_MIN, values.INT_MAX), "date": (values.TIME_MIN, values.TIME_MAX),
+    "ip": (values.IP_MIN, values.IP_MAX)}
 
 
 def tokens(text: str) -> list[str]:
@@ -70,7 +72,8 @@ class TantivyTranslator(Translator[Query]):
             toks = tokens(node.value)
             if not toks:
                 raise QueryError(f"the phrase {node.value!r} has no words to search for")
-            return Query.phrase_query(self.schema, TEXT_FIELD, toks) if len(toks) > 1 else \
+            # [*toks]: a list of the stub's element type, str | tuple[int, str] (lists are invariant)
+            return Query.phrase_query(self.schema, TEXT_FIELD, [*toks]) if len(toks) > 1 else \
                 Query.term_query(self.schema, TEXT_FIELD, toks[0])
         return self.convert_term(Term(node.field, node.value))
 
@@ -100,15 +103,15 @@ class TantivyTranslator(Translator[Query]):
                 return Query.range_query(self.schema, f.name, FieldType.Integer, lo, hi,
                                          include_lower=node.include_low, include_upper=node.include_high)
             if f.kind == "date":
-                lo = values.time_span(node.low, f.name)[0] if node.low else values.TIME_MIN
+                since = values.time_span(node.low, f.name)[0] if node.low else values.TIME_MIN
                 hi_span = values.time_span(node.high, f.name) if node.high else None
-                hi = (hi_span[1] if node.include_high else hi_span[0]) if hi_span else values.TIME_MAX
-                return Query.range_query(self.schema, f.name, FieldType.Date, lo, hi,
+                until = (hi_span[1] if node.include_high else hi_span[0]) if hi_span else values.TIME_MAX
+                return Query.range_query(self.schema, f.name, FieldType.Date, since, until,
                                          include_lower=node.include_low, include_upper=False)
             if f.kind == "ip":
-                lo = values.ip_address(node.low, f.name) if node.low else values.IP_MIN
-                hi = values.ip_address(node.high, f.name) if node.high else values.IP_MAX
-                return Query.range_query(self.schema, f.name, FieldType.IpAddr, lo, hi,
+                first = values.ip_address(node.low, f.name) if node.low else values.IP_MIN
+                last = values.ip_address(node.high, f.name) if node.high else values.IP_MAX
+                return Query.range_query(self.schema, f.name, FieldType.IpAddr, first, last,
                                          include_lower=node.include_low, include_upper=node.include_high,
                                          use_inverted_index=True)
             raise QueryError(f"ranges work on number, time and IP fields; {f.name} is a text field")
@@ -165,5 +168,5 @@ class TantivyTranslator(Translator[Query]):
             raise QueryError(f"{value!r} has no letters or digits to search for")
         if len(toks) == 1:
             return Query.term_query(self.schema, TEXT_FIELD, toks[0])
-        return Query.phrase_query(self.schema, TEXT_FIELD, toks)
+        return Query.phrase_query(self.schema, TEXT_FIELD, [*toks])
 

@@ -1,5 +1,6 @@
-"""Event stores behind the EventStore interface (base.py), chosen by the setting events_backend (its check in config.py lists them):
-the embedded tantivy index is the default. A backend registers its store class here."""
+"""Event stores behind the EventStore interface (base.py), chosen by the setting events_backend (its
+check in config.py lists them): the embedded tantivy index is the default. A backend registers its
+store class here."""
 
 from __future__ import annotations
 

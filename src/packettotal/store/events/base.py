@@ -7,7 +7,7 @@ import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from ...query import fields as catalog
 from ...query.nodes import Node
@@ -49,8 +49,9 @@ _PLAN = _plan()
 _INT_RANGE = range(-(2 ** 63), 2 ** 63)
 
 
-def catalogue_values(rec: dict) -> list[tuple[catalog.Field, object]]:
-    out = []
+def catalogue_values(rec: dict) -> list[tuple[catalog.Field, Any]]:
+    """(field, value) pairs; a value's type follows the field's kind: str (keyword, ip), int, datetime."""
+    out: list[tuple[catalog.Field, Any]] = []
     for root in rec.keys() & _PLAN.keys():
         top = rec[root]
         for f, rest in _PLAN[root]:
@@ -99,9 +100,9 @@ class EventStore(Protocol):
 
     def index_capture(self, capture_id: str, records: Iterable[dict]) -> int: ...
     def commit(self) -> None: ...
-    def delete_captures(self, capture_ids: Iterable[str]) -> None: ...
-    def documents(self, capture_ids: Iterable[str]) -> dict[str, int]: ...
-    def hide(self, capture_ids: Iterable[str]) -> None: ...
+    def delete_captures(self, capture_ids: Iterable[str]) -> None: ...  # with the next commit
+    def documents(self, capture_ids: Iterable[str]) -> dict[str, int]: ...  # committed, hidden or not
+    def hide(self, capture_ids: Iterable[str]) -> None: ...  # left out of every read until `reveal`
     def reveal(self, capture_ids: Iterable[str]) -> None: ...
     def events(self, capture_id: str, event_type: str | None = None, query: Node | None = None,
                limit: int = 50, offset: int = 0, sort: str | None = None, descending: bool = False,

@@ -227,14 +227,15 @@ class TantivyEventStore:
             raise QueryError(f"pages deeper than {MAX_OFFSET:,} events are not served: narrow the query, "
                              "or page a capture's events with a cursor in capture order")
         searcher = self.index.searcher()
-        kwargs = {"order_by_field": order_by, "order": Order.Desc if descending else Order.Asc} if order_by else {}
-        result = searcher.search(q, limit, count=True, offset=offset, **kwargs)
+        order = Order.Desc if descending else Order.Asc
+        result = (searcher.search(q, limit, count=True, offset=offset, order_by_field=order_by, order=order)
+                  if order_by else searcher.search(q, limit, count=True, offset=offset))
         events = []
         for _score, addr in result.hits:
             doc = searcher.doc(addr)
             rec = orjson.loads(doc["doc"][0])
             events.append({"capture": doc[CAPTURE_FIELD][0], "seq": doc["seq"][0], "event": rec})
-        return Page(result.count, events)
+        return Page(result.count, events)  # type: ignore[attr-defined]  # the stub lacks SearchResult.count
 
     def events(self, capture_id: str, event_type: str | None = None, query=None,
                limit: int = 50, offset: int = 0, sort: str | None = None, descending: bool = False,
@@ -244,14 +245,16 @@ class TantivyEventStore:
         if sort is not None and sort not in SORTABLE:
             raise QueryError(f"cannot sort by {sort!r}; sortable fields: {', '.join(sorted(SORTABLE))}")
         if budget := self._costly(query):
-            return budget.call(self._hidden, "events", capture_id, event_type, query, limit, offset, sort, descending, after)
+            return budget.call(self._hidden, "events", capture_id, event_type, query, limit, offset, sort, descending,
+                               after)
         q = self._query(query, capture_id, event_type)
         if after is None:
             return self._page(q, limit, offset, sort or "seq", descending)
         seq = Query.range_query(self.schema, "seq", tantivy.FieldType.Integer, after, None, include_lower=False)
         page = self._page(Query.boolean_query([(Occur.Must, q), (Occur.Must, seq)]), limit, offset,
                           sort or "seq", descending)
-        page.total = self.index.searcher().search(q, 1, count=True).count  # all matches, not those left
+        # all matches, not those left (the stub lacks SearchResult.count)
+        page.total = self.index.searcher().search(q, 1, count=True).count  # type: ignore[attr-defined]
         return page
 
     def search(self, query, limit: int = 50, offset: int = 0) -> Page:
