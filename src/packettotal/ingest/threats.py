@@ -27,6 +27,7 @@ NO_RULESET = ("No threat ruleset was loaded for this analysis: only Suricata's p
               "tarball) or `packettotal rules update` (online), then analyse the capture again.")
 
 _OPTION = re.compile(r"(?:\\.|[^;\\])+")  # one rule option: up to an unescaped ';'
+_HOST = re.compile(r"[a-z0-9._-]+|[0-9a-f:.]+")  # a name or an address, as urlsplit gives it
 _REFERENCE_LINE = re.compile(r"^\s*config\s+reference\s*:\s*(\S+)\s+(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -137,9 +138,11 @@ def _url(system: str, ref: str, prefixes: Mapping[str, str]) -> str | None:
         return None
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
     except ValueError:
         return None
-    return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+    host = parts.hostname or ""
+    return url if parts.scheme.lower() in ("http", "https") and _HOST.fullmatch(host) else None
 
 
 def reference_prefixes(path: Path = REFERENCE_CONFIG) -> dict[str, str]:
