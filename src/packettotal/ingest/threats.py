@@ -38,7 +38,9 @@ def severity_name(severity: object) -> str:
 
 
 def _cut(value: object) -> str:
-    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    text = str(value)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
 
 
