@@ -83,6 +83,9 @@ def test_upload_watch_open_tabs_pivot_download(page, server, tmp_path):
             continue
         page.goto(href)
         assert page.locator("nav.tabs a.current").get_attribute("data-tab") == key
+        if key == "alert":  # always there; with no threat ruleset loaded it says so, alerts or none
+            assert page.locator("#no-ruleset").is_visible()
+            continue
         assert page.locator("#events tbody tr").count() > 0, key
         assert page.locator("#events td.empty").count() == 0, key
 
@@ -150,3 +153,51 @@ def test_hostile_capture_renders_as_text(page, server, tmp_path):
     for key in ("user_agent", "host", "filename", "dns", "sni"):
         assert HOSTILE[key] in shown, key
     assert "<svg onload=alert(8)>.pcap" in shown
+
+
+def _uploaded(server: str, path: Path) -> str:
+    with open(path, "rb") as f:
+        r = httpx.post(server + "/api/v1/captures", files={"file": (path.name, f)})
+    assert r.status_code in (202, 303), r.text
+    return r.json()["id"]
+
+
+def test_no_threat_ruleset_notice_and_grouped_alerts(page, server, tmp_path):
+    cid = _uploaded(server, demo.write(tmp_path / "threats-demo.pcap", {"host": "threats.example.com"}))
+    page.goto(f"{server}/captures/{cid}")
+    page.locator("nav.tabs").wait_for(timeout=60_000)
+    top = page.locator("#top-signatures")
+    assert "No threat ruleset was loaded" in top.locator("#no-ruleset").inner_text()
+    assert top.locator("#signatures tbody tr").count() == 2
+
+    page.click('nav.tabs a[data-tab="alert"]')
+    page.wait_for_url(f"{server}/captures/{cid}/tab/alert")
+    notice = page.locator("#no-ruleset")
+    assert notice.is_visible() and "packettotal rules add FOLDER|TARBALL" in notice.inner_text()
+    groups = page.locator("#signatures tbody tr")
+    assert groups.count() == 2
+    first = groups.nth(0)
+    assert first.locator("td.severity").inner_text() == "high"
+    assert "PACKETTOTAL POLICY Scripted HTTP client user agent" in first.inner_text()
+    assert "10.13.37.5 → 203.0.113.80" in first.locator("td.pairs").inner_text()
+    first.locator("details summary").click()
+    assert first.locator("pre.rule").is_visible() and "sid:9100011" in first.locator("pre.rule").inner_text()
+    assert page.locator("#events tbody tr").count() == 2  # and one by one below
+
+    groups.nth(1).locator("a", has_text="EICAR").click()  # the signature's own alerts
+    page.wait_for_url(f"{server}/captures/{cid}/tab/alert?q=*")
+    assert page.locator("#events tbody tr").count() == 1
+    assert "low (3)" in page.locator("#events tbody tr").inner_text()
+    assert page.dialogs == []
+
+
+def test_decoder_events_show_as_strange_activity(page, server):
+    cid = _uploaded(server, PCAPS / "cs-mail_sender_attachment.pcapng")
+    page.goto(f"{server}/captures/{cid}/tab/anomaly")
+    page.locator("nav.tabs").wait_for(timeout=60_000)
+    if not page.url.endswith("/tab/anomaly"):  # the status page forwarded to the summary
+        page.goto(f"{server}/captures/{cid}/tab/anomaly")
+    assert "SURICATA IPv4 total length smaller than header size" in page.locator("#events").inner_text()
+    page.click('nav.tabs a[data-tab="alert"]')
+    assert page.locator("#events td.empty").inner_text() == "No events."
+    assert page.locator("#no-ruleset").is_visible()

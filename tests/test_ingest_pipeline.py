@@ -31,7 +31,8 @@ def run(lines, **limits):
     indexed = list(acc.records(lines))
     out = acc.finish("c" * 64, len(indexed), pipeline.RunFacts(packets_read=7, expected_packets=9,
                                                                errors=("a warning from Suricata",)),
-                     rules={2000001: 'alert http any any -> any any (msg:"ET TEST"; sid:2000001;)'})
+                     rules={2000001: 'alert http any any -> any any (msg:"ET TEST"; sid:2000001;)'},
+                     rule_class={2000001: "threat"}, prefixes={})
     return acc, indexed, out
 
 

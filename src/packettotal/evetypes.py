@@ -148,9 +148,9 @@ TYPES: tuple[EveType, ...] = (
             _c("SID", "alert.signature_id"), _c("Category", "alert.category"), *ENDS, APP)),
     EveType("anomaly", (
         _k("anomaly.type", "applayer"), _k("anomaly.event", "*invalid*"), _k("anomaly.layer", "proto_detect")),
-        title="Strange activity", columns=(
-            TIME, _c("Type", "anomaly.type"), _c("Event", "anomaly.event"), _c("Layer", "anomaly.layer"),
-            *ENDS, APP)),
+        title="Strange activity", columns=(  # anomalies, and the alerts of protocol-event rules
+            TIME, _c("Type", "anomaly.type", "alert.category"), _c("Event", "anomaly.event", "alert.signature"),
+            _c("Layer", "anomaly.layer"), _c("SID", "alert.signature_id"), *ENDS, APP)),
     EveType("smtp", (  # Suricata logs the message itself under `email` in the smtp record
         _k("smtp.helo", "*"), _k("smtp.mail_from", "*@example.com*"), _k("smtp.rcpt_to", "*@example.com*"),
         _k("email.from", "*@example.com*"), _k("email.to", "*@example.com*"), _k("email.subject", "*invoice*"),

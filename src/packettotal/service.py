@@ -15,9 +15,9 @@ from typing import BinaryIO
 
 from . import config as config_mod
 from .errors import AnalysisFailed, EngineError, Forbidden, NotFound, QueryError, StorageFull, disk_full
-from .ingest import capfile, files as carved, pipeline, suricata, validate
+from .ingest import capfile, files as carved, pipeline, suricata, threats, validate
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
-from .query.nodes import And, Captures
+from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
 from .store.db import Database, now
 from .store.events import open_events
@@ -46,6 +46,7 @@ class PacketTotal:
         self._events = open_events(s)
         self._blobs = Blobs(s.blob_dir)
         self.validator = validate.Validator(s)
+        self._reference_prefixes = threats.reference_prefixes()  # a rule's references as links
         self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
@@ -265,7 +266,7 @@ class PacketTotal:
         for rec in acc.fileinfo:
             self._keep_file(cid, rec, run.filestore, file_rows)
         outcome = acc.finish(cid, stored, pipeline.RunFacts(run.packets, facts.get("packets"), tuple(run.errors)),
-                             self._pool.rules)
+                             self._pool.rules, self._pool.rule_class, self._reference_prefixes)
         warnings += outcome.warnings
         summary = {**facts, **outcome.summary.as_dict(), "files": len(file_rows),
                    "suricata": {"version": self._pool.version, "packets_read": run.packets,
@@ -341,6 +342,16 @@ class PacketTotal:
         node = self.parse(text) if text.strip() else None
         return self._events.events(capture_id, event_type, node, limit=limit, offset=offset, sort=sort,
                                   descending=descending, after=after)
+
+    def tab_events(self, cap: dict, tab: str, text: str = "", limit: int = 50, offset: int = 0,
+                   sort: str | None = None, descending: bool = False):
+        """One page of a console tab (`tab`: its event type): as `capture_events`, except that the
+        protocol-event rules' alerts are Strange activity (anomaly), not Malicious activity (alert)."""
+        event_type, scope = _tab_scope(tab, cap["summary"] or {})
+        node = self.parse(text) if text.strip() else None
+        node = scope if node is None else node if scope is None else And((node, scope))
+        return self._events.events(cap["id"], event_type, node, limit=limit, offset=offset, sort=sort,
+                                  descending=descending)
 
     def parse(self, text: str):
         """Query text -> node tree with label fields resolved (raises QueryError)."""
@@ -439,6 +450,17 @@ class PacketTotal:
 class _Indexed:
     row: dict       # what the database records once the capture is committed
     documents: int  # how many documents the event index must then hold for it
+
+
+def _tab_scope(tab: str, summary: dict):
+    """(event type, node): what of a capture's index a console tab lists."""
+    sids = (summary.get("threats") or {}).get("protocol_sids") or []
+    if tab not in ("alert", "anomaly") or not sids:
+        return tab, None
+    protocol = Or(tuple(Term("alert.signature_id", str(s)) for s in sids))
+    if tab == "alert":
+        return "alert", Not(protocol)
+    return None, Or((Term("event_type", "anomaly"), And((Term("event_type", "alert"), protocol))))
 
 
 def _store_error(exc: Exception) -> str:

@@ -4,7 +4,7 @@ service feeds it what a daemon writes and stores what comes out, and tests feed 
 
     acc = Accumulator(Limits(...))
     store.index_capture(cid, acc.records(lines))   # normalised, counted, collected as they pass
-    outcome = acc.finish(cid, indexed=..., run=RunFacts(...), rules=...)
+    outcome = acc.finish(cid, indexed=..., run=RunFacts(...), rules=..., rule_class=..., prefixes=...)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 
 from ..records import values_at
-from . import eve, observables, summary as summary_mod
+from . import eve, observables, summary as summary_mod, threats as threats_mod
 
 MAX_RULE_TEXTS = 500
 MAX_RULE_CHARS = 4096
@@ -40,8 +40,9 @@ class Summary:
     counts: dict[str, int]
     events: int           # records counted (Suricata's stats records apart)
     indexed: int          # of those, records the index holds
-    alerts: int
-    anomalies: int
+    alerts: int           # threat rules' alerts: Malicious activity
+    anomalies: int        # anomaly records and protocol-event rules' alerts: Strange activity
+    threats: dict         # ingest/threats.py: the ruleset's classes, alerts grouped by signature
     top_talkers: list[dict]
     protocols: dict[str, int]
     timeline: dict
@@ -67,6 +68,7 @@ class Accumulator:
         self.aggregates = summary_mod.Aggregates()
         self.fileinfo: list[dict] = []  # carved-file records, for the service to keep the files
         self.fired: set[int] = set()
+        self.signatures = threats_mod.Signatures()
 
     def records(self, lines: Iterable[bytes]) -> Iterator[dict]:
         """The records to index: every one normalised and counted, at most max_events of them
@@ -86,19 +88,25 @@ class Accumulator:
                 self.fileinfo.append(rec)
             elif etype == "alert":
                 self.fired.update(s for s in values_at(rec, "alert.signature_id") if isinstance(s, int))
+                self.signatures.add(rec)
             if events <= self.limits.max_events:
                 yield rec
 
-    def finish(self, capture_id: str, stored: int, run: RunFacts, rules: Mapping[int, str]) -> Outcome:
-        """`stored`: documents the index took for this capture (stats records included)."""
+    def finish(self, capture_id: str, stored: int, run: RunFacts, rules: Mapping[int, str],
+               rule_class: Mapping[int, str], prefixes: Mapping[str, str]) -> Outcome:
+        """`stored`: documents the index took for this capture (stats records included);
+        `rule_class`: sid -> protocol | own | threat; `prefixes`: reference system -> URL prefix."""
         counts = Counter(self.counts)
         stats_records = counts.pop("stats", 0)
         total, indexed = sum(counts.values()), stored - stats_records
-        found = sorted(s for s in self.fired if s in rules)[:MAX_RULE_TEXTS]
+        threats = self.signatures.result(counts.get("alert", 0), rule_class, rules, prefixes)
+        listed = [g["sid"] for g in threats["signatures"]]  # their rules' texts first
+        found = list(dict.fromkeys(listed + sorted(s for s in self.fired if s in rules)))
+        found = [s for s in found if s in rules][:MAX_RULE_TEXTS]
         summary = Summary(
-            counts=dict(sorted(counts.items())), events=total, indexed=indexed,
-            alerts=counts.get("alert", 0), anomalies=counts.get("anomaly", 0), **self.aggregates.result(),
-            rules={str(s): rules[s][:MAX_RULE_CHARS] for s in found})
+            counts=dict(sorted(counts.items())), events=total, indexed=indexed, alerts=threats["alerts"],
+            anomalies=counts.get("anomaly", 0) + threats["protocol_alerts"], threats=threats,
+            **self.aggregates.result(), rules={str(s): rules[s][:MAX_RULE_CHARS] for s in found})
         obs = [{"capture_id": capture_id, "kind": k, "value": v, "field": f, "count": seen.count,
                 "first_seen": seen.first, "last_seen": seen.last}
                for (k, v, f), seen in self.collector.seen.items()]

@@ -24,7 +24,7 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -93,6 +93,18 @@ def build_rules(settings: Settings, dest: Path, ruleset: Path | None = None) -> 
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text("\n".join(lines) + "\n")
     return {int(m.group(1)): line for line in lines if (m := _SID.search(line))}
+
+
+def rule_classes(settings: Settings, rules: Mapping[int, str]) -> dict[int, str]:
+    """sid -> "protocol" for Suricata's protocol-event rules (the sids of the `*-events.rules` files
+    in Suricata's folder and the user's, commented-out ones too, so a merged ruleset carrying them
+    classifies the same), "own" for the project's, "threat" for the rest: what the console shows apart."""
+    files = [*settings.suricata_rules_dir.glob("*-events.rules"),
+             *(settings.user_rules_dir.glob("*-events.rules") if settings.user_rules_dir else ())]
+    protocol = {int(m.group(1)) for p in files for m in _SID.finditer(p.read_text(errors="replace"))}
+    own_text = (resources.files("packettotal") / "rules" / "packettotal.rules").read_text()
+    own = {int(m.group(1)) for m in _SID.finditer(own_text)}
+    return {sid: "protocol" if sid in protocol else "own" if sid in own else "threat" for sid in rules}
 
 
 class _ConfigTemplate(Template):
@@ -653,6 +665,7 @@ class EnginePool:
         self.ruleset = ruleset.version if ruleset else None  # recorded with every capture analysed
         self.rules_file = base / "packettotal-combined.rules"
         self.rules = build_rules(settings, self.rules_file, ruleset.path if ruleset else None)  # sid -> text
+        self.rule_class = rule_classes(settings, self.rules)
         self.config_path = base / "suricata.yaml"
         self.config_path.write_text(render_config(settings, self.rules_file, base / "log"))
         self._idle: queue.Queue[Engine] = queue.Queue()

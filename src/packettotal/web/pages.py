@@ -93,7 +93,7 @@ def capture_page(request: Request, ref: str):
 
 def _console(service, cap: dict) -> dict:
     """What every tab of the console shows around its content: the tabs and the labels."""
-    return {"tabs": tabs.tabs_for((cap["summary"] or {}).get("counts") or {}),
+    return {"tabs": tabs.tabs_for(tabs.counts_of(cap["summary"] or {})),
             "labels": service.labels(cap["id"]),
             "label_kinds": catalog.LABEL_KINDS, "can_label": service.settings.labelling == "anyone"}
 
@@ -109,15 +109,15 @@ def tab_page(request: Request, ref: str, event_type: str,
     cap = service.capture(ref)
     if cap["status"] != "done":
         return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
-    counts = (cap["summary"] or {}).get("counts") or {}
-    if event_type not in counts or event_type in tabs.HIDDEN:
+    counts = tabs.counts_of(cap["summary"] or {})
+    if (not counts.get(event_type) and event_type not in tabs.ALWAYS) or event_type in tabs.HIDDEN:
         return error_page(request, 404, f"this capture has no {event_type[:40]!r} events")
     tab = tabs.tab(event_type)
     size = size if size in PAGE_SIZES else 50
     error = None
     try:
-        result = service.capture_events(cap["id"], event_type, q, limit=size, offset=(page - 1) * size,
-                                        sort=sort, descending=order == "desc")
+        result = service.tab_events(cap, event_type, q, limit=size, offset=(page - 1) * size,
+                                    sort=sort, descending=order == "desc")
     except QueryError as exc:
         error, result = exc, None
     total = result.total if result else 0
@@ -130,6 +130,7 @@ def tab_page(request: Request, ref: str, event_type: str,
                   pages=max(1, min(math.ceil(total / size), MAX_OFFSET // size)), q=q, sort=sort, order=order,
                   error=error,
                   sizes=PAGE_SIZES, rules=(cap["summary"] or {}).get("rules") or {},
+                  threats=(cap["summary"] or {}).get("threats"),
                   stored={f["sha256"] for f in files if f["stored"]}, files=files,
                   link=lambda **kw: "?" + urlencode({k: v for k, v in {**base, "sort": sort, "order": order,
                                                                        **kw}.items() if v not in (None, "")}))

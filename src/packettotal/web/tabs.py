@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from .. import evetypes
 from ..evetypes import ENDS, TIME, Column
+from ..ingest.threats import severity_name
 from ..records import values_at
 
 MAX_CELL = 300  # characters shown in a cell; the row's JSON view holds the rest
@@ -24,6 +25,7 @@ _KNOWN: tuple[Tab, ...] = tuple(Tab(t.name, t.title or t.name, t.columns) for t 
 KNOWN = {t.key: t for t in _KNOWN}
 SUMMARY = Tab("summary", "Summary")
 HIDDEN = frozenset({"stats"})  # Suricata's counters: shown in the summary, not as a tab
+ALWAYS = frozenset({"alert"})  # Malicious activity: shown without alerts too, to say why there are none
 
 
 def generic(event_type: str) -> Tab:
@@ -32,10 +34,19 @@ def generic(event_type: str) -> Tab:
                (TIME, *ENDS, Column("Details", (event_type,))))
 
 
+def counts_of(summary: dict) -> dict[str, int]:
+    """Records per tab: the EVE counts, the protocol-event rules' alerts moved from Malicious
+    activity (alert) to Strange activity (anomaly) where the analysis told them apart."""
+    counts = dict(summary.get("counts") or {})
+    if "threats" in summary:
+        counts["alert"], counts["anomaly"] = summary["alerts"], summary["anomalies"]
+    return counts
+
+
 def tabs_for(counts: dict[str, int]) -> list[tuple[Tab, int]]:
     """Summary first, then the well-known tabs in PacketTotal's order, then the rest by name;
-    only the event types the capture has."""
-    present = {t: n for t, n in counts.items() if n and t not in HIDDEN}
+    only the event types the capture has, and those shown ALWAYS."""
+    present = {t: n for t, n in counts.items() if n and t not in HIDDEN} | {t: counts.get(t, 0) for t in ALWAYS}
     out = [(SUMMARY, 0)]
     out += [(t, present[t.key]) for t in _KNOWN if t.key in present]
     out += [(generic(t), present[t]) for t in sorted(present) if t not in KNOWN]
@@ -53,6 +64,8 @@ def cell(rec: dict, column: Column) -> list[str]:
         for v in values_at(rec, path, scalars=False):
             if isinstance(v, dict):
                 out.append(_brief(v))
+            elif path == "alert.severity" and v is not None:
+                out.append(f"{severity_name(v)} ({v})")
             elif v is not None:
                 out.append(str(v))
     return [v if len(v) <= MAX_CELL else v[:MAX_CELL] + "…" for v in out[:20]]
