@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from packettotal import demo
 from packettotal.ingest import rules
 from packettotal.service import PacketTotal
 
@@ -73,6 +74,22 @@ def test_a_capture_gains_a_new_rules_alerts_and_keeps_its_labels(tmp_path):
         found = pt.search(f'alert.signature:"{POST}" AND family:testfamily')
         assert [g["capture_id"] for g in found.groups] == [cid]
         assert pt.capture(other["id"])["finished_at"] == other["finished_at"]
+    finally:
+        pt.close()
+
+
+def test_values_shared_with_other_captures_keep_their_counts(tmp_path):
+    pt = PacketTotal(settings(tmp_path / "home"))
+    try:
+        one = analyse(pt, demo.write(tmp_path / "one.pcap"))
+        two = analyse(pt, demo.write(tmp_path / "two.pcap", {"host": "other.example", "dns": "other.example"}))
+        values = {**all_value_counts(pt, one["id"]), **all_value_counts(pt, two["id"])}
+        assert values[demo.CLIENT] == 2 and values["other.example"] == 1  # shared, and not
+        for _ in range(2):
+            pt.reanalyse(one["id"])
+            assert pt.analyse(one["id"])["status"] == "done"
+            assert {**all_value_counts(pt, one["id"]), **all_value_counts(pt, two["id"])} == values
+        assert pt.ioc(demo.CLIENT)["total_captures"] == 2
     finally:
         pt.close()
 
