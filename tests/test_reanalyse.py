@@ -4,6 +4,7 @@ events are replaced, their labels stay (service, CLI, API and console)."""
 import json
 import time
 
+import httpx
 import pytest
 
 from packettotal import demo
@@ -11,9 +12,11 @@ from packettotal.ingest import rules
 from packettotal.service import PacketTotal
 
 from .conftest import PCAPS, analyse, settings
+from . import test_browser
 from .test_cli import run
 from .web import client, upload, wait_done
 
+browser, page, server = test_browser.browser, test_browser.page, test_browser.server  # its fixtures, for one test
 HTTP = PCAPS / "sv-http-4files.pcap"
 DNS = PCAPS / "sv-dns-udp-txt.pcap"
 POST = "PT reanalyse test: an HTTP POST"
@@ -243,9 +246,9 @@ def test_a_reupload_of_a_done_capture_points_to_reanalysis(site, two):
 
 def test_the_console_button_reanalyses(site, two):
     cap = wait_done(site, two[0]["id"])
-    page = site.get(f"/captures/{cap['id']}").text
-    assert f'<form method="post" action="/captures/{cap["id"]}/reanalyse"' in page
-    assert "with no threat ruleset" in page and "Re-analyse with the current rules</button>" in page
+    html = site.get(f"/captures/{cap['id']}").text
+    assert f'<form method="post" action="/captures/{cap["id"]}/reanalyse"' in html
+    assert "with no threat ruleset" in html and "Re-analyse with the current rules</button>" in html
     r = site.post(f"/captures/{cap['id']}/reanalyse")
     assert r.status_code == 303 and r.headers["location"] == f"/captures/{cap['id']}"
     assert wait_done(site, cap["id"])["finished_at"] > cap["finished_at"]
@@ -254,3 +257,28 @@ def test_the_console_button_reanalyses(site, two):
     assert r.status_code == 403
     time.sleep(0.2)
     assert site.get(f"/api/v1/captures/{cap['id']}").json()["status"] == "done"
+
+
+@pytest.mark.skipif(not test_browser.CHROMIUM.exists(), reason="Debian's chromium is not installed")
+def test_the_button_in_a_browser(page, server, tmp_path):
+    with open(demo.write(tmp_path / "demo.pcap"), "rb") as f:
+        r = httpx.post(server + "/api/v1/captures", files={"file": ("demo.pcap", f)})
+    cid = r.json()["id"]
+    first = wait_http(server, cid)
+    page.goto(f"{server}/captures/{cid}")
+    page.get_by_role("button", name="Re-analyse with the current rules").click()
+    # the status page while queued or running, reloaded by its script once done: the console again
+    page.locator("nav.tabs").wait_for(timeout=60_000)
+    assert page.url == f"{server}/captures/{cid}" and page.dialogs == []
+    assert httpx.get(f"{server}/api/v1/captures/{cid}").json()["finished_at"] > first["finished_at"]
+    assert "Analysed " in page.locator("#reanalyse").inner_text()
+
+
+def wait_http(base: str, cid: str) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        row = httpx.get(f"{base}/api/v1/captures/{cid}").json()
+        if row["status"] == "done":
+            return row
+        time.sleep(0.05)
+    raise AssertionError(f"capture {cid} not done")
