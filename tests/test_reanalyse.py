@@ -259,6 +259,27 @@ def test_the_console_button_reanalyses(site, two):
     assert site.get(f"/api/v1/captures/{cap['id']}").json()["status"] == "done"
 
 
+def test_a_failed_reanalysis_says_why_keeps_the_labels_and_can_be_run_again(site, tmp_path):
+    cap = wait_done(site, upload(site, demo.write(tmp_path / "demo.pcap")).json()["id"])
+    cid = cap["id"]
+    assert site.post(f"/api/v1/captures/{cid}/labels", json={"kind": "tag", "value": "keep me"}).status_code == 201
+    stored = site.app.state.instance.service.capture_path(cid)
+    good = stored.read_bytes()
+    stored.write_bytes(good[:24] + b"\xff" * (len(good) - 24))  # the stored copy damaged after its header
+    try:
+        assert site.post(f"/api/v1/captures/{cid}/reanalyse").status_code == 202
+        failed = wait_done(site, cid)
+        assert failed["status"] == "failed" and "Suricata could not read the capture" in failed["error"], failed
+        html = site.get(f"/captures/{cid}").text
+        assert "The analysis failed: " in html and f'action="/captures/{cid}/reanalyse"' in html
+    finally:
+        stored.write_bytes(good)
+    assert site.post(f"/captures/{cid}/reanalyse").status_code == 303
+    again = wait_done(site, cid)
+    assert again["status"] == "done" and again["summary"]["counts"] == cap["summary"]["counts"]
+    assert [x["value"] for x in site.get(f"/api/v1/captures/{cid}/labels").json()] == ["keep me"]
+
+
 @pytest.mark.skipif(not test_browser.CHROMIUM.exists(), reason="Debian's chromium is not installed")
 def test_the_button_in_a_browser(page, server, tmp_path):
     with open(demo.write(tmp_path / "demo.pcap"), "rb") as f:
