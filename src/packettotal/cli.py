@@ -111,19 +111,65 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
         for p in ps:
             results[p] = result_row(row) | {"name": p.name}
     ordered = [results[p] for p in paths]
-    if as_json:
-        _json(ordered)
-    else:
-        for r in ordered:
-            counts = ", ".join(f"{k} {v}" for k, v in r["counts"].items())
-            line = f"{r['status']:8} {r['name']}"
-            if r["id"]:
-                line += f"  {r['id'][:16]}  {r['packets'] or 0} packets, {r['alerts']} alerts"
-                line += f"  [{counts}]" if counts else ""
-            click.echo(line)
-            for msg in ([r["error"]] if r["error"] else []) + r["warnings"]:
-                click.echo(f"         {msg}")
+    _print_results(ordered, as_json)
     ctx.exit(EXIT_OK if all(r["status"] == "done" for r in ordered) else EXIT_FAILED)
+
+
+def _print_results(rows: list[dict], as_json: bool) -> None:
+    """`result_row`s: one JSON array, or a line each with its error and warnings under it."""
+    if as_json:
+        _json(rows)
+        return
+    for r in rows:
+        counts = ", ".join(f"{k} {v}" for k, v in r["counts"].items())
+        line = f"{r['status']:8} {r['name']}"
+        if r["id"]:
+            line += f"  {r['id'][:16]}  {r['packets'] or 0} packets, {r['alerts']} alerts"
+            line += f"  [{counts}]" if counts else ""
+        click.echo(line)
+        for msg in ([r["error"]] if r["error"] else []) + r["warnings"]:
+            click.echo(f"         {msg}")
+
+
+@cli.command()
+@click.argument("ref", required=False)
+@click.option("--query", help="The captures with an event matching this Lucene query.")
+@click.option("--all", "every", is_flag=True, help="Every capture.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results, as `analyze` does.")
+@click.pass_context
+def reanalyse(ctx: click.Context, ref: str | None, query: str | None, every: bool, as_json: bool) -> None:
+    """Analyse stored captures again with the current rules: one (REF), those a search matches
+    (--query), or all (--all). Events are replaced, labels stay. Exit 0: all done, 1: some failed."""
+    if sum((ref is not None, query is not None, every)) != 1:
+        raise click.UsageError("give one of REF, --query QUERY or --all")
+    from .instance import open_jobs
+    jobs = open_jobs(ctx.obj["settings"], spawn=True)  # the daemons warm up while the captures are chosen
+    pt = jobs.service
+    ctx.call_on_close(jobs.close)
+    ctx.call_on_close(pt.close)
+    if ref is not None:
+        ids = [pt.reanalyse(ref).capture["id"]]  # queued now, or left queued/running: run here
+    else:
+        ids = pt.reanalyse_matching(None if every else query)
+    from rich.progress import Progress
+
+    finished: dict[str, dict] = {}
+    with Progress(disable=as_json or len(ids) < 2, transient=True) as progress:
+        task = progress.add_task("re-analysing", total=len(ids))
+
+        def done(row: dict) -> None:
+            finished[row["id"]] = row
+            progress.advance(task)
+
+        try:
+            jobs.run(ids, on_done=done)
+        finally:
+            jobs.close()
+    rows = [result_row(finished.get(cid) or pt.capture(cid)) for cid in ids]
+    _print_results(rows, as_json)
+    if not rows and not as_json:
+        click.echo("no capture to re-analyse", err=True)
+    ctx.exit(EXIT_OK if all(r["status"] == "done" for r in rows) else EXIT_FAILED)
 
 
 def _summary_lines(row: dict) -> list[str]:

@@ -37,6 +37,12 @@ class Submission:
     created: bool  # False: the capture was known already
 
 
+@dataclass
+class Reanalysis:
+    capture: dict
+    queued: bool  # False: it was queued or running already
+
+
 class PacketTotal:
     def __init__(self, settings: config_mod.Settings | None = None, pool: suricata.EnginePool | None = None):
         self.settings = settings or config_mod.load()
@@ -121,7 +127,7 @@ class PacketTotal:
             "upload_sha256": _upload_sha256(path) if staged.compression else None,
             "name": _display_name(name or path.name), "compression": staged.compression,
             "status": "queued", "warnings": list(staged.warnings), "attempts": 0, "submitted_at": now(),
-            "summary": capture_facts(info, staged.description),
+            "summary": capture_facts(info, staged.description) | {"upload_warnings": list(staged.warnings)},
         })
         # two uploads of one new capture at once: the second finds the first's row
         return Submission(self._db.get_capture(d.sha256), inserted)
@@ -157,12 +163,14 @@ class PacketTotal:
             return self._row(capture_id)
 
     def _analyse(self, row: dict, defer_commit: bool) -> None:
-        warnings = list(row["warnings"] or [])
+        # the upload's own warnings, then this analysis's: not those of an earlier analysis (a capture
+        # stored before upload_warnings was kept: its warnings, each once)
+        warnings = list((row["summary"] or {}).get("upload_warnings", row["warnings"] or []))
         pcap = self._blobs.path("captures", row["id"])
         with self._pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
             summary, obs, files_, documents = self._index(row, run, warnings)
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
-                "summary": summary, "warnings": warnings, "finished_at": now()}
+                "summary": summary, "warnings": list(dict.fromkeys(warnings)), "finished_at": now()}
         with self._pending_lock:
             self._pending.append(_Indexed(done, documents))
         if not defer_commit:
@@ -420,6 +428,32 @@ class PacketTotal:
         return [{"capture_id": s.capture_id, "name": rows[s.capture_id]["name"], "score": s.score,
                  "submitted_at": rows[s.capture_id]["submitted_at"], "shared": s.shared,
                  "labels": labels[s.capture_id]} for s in found]
+
+    # re-analysis
+    def reanalyse(self, ref: str) -> Reanalysis:
+        """Queue a stored capture to be analysed again with the engines' current rules: its events,
+        observables and files are replaced once it is done, its labels stay. A capture queued or
+        running already is left to its job (which runs with the current rules anyway)."""
+        cid = self.capture(ref)["id"]
+        queued = bool(self._requeued(self._db.requeue([cid])))
+        return Reanalysis(self._row(cid), queued)
+
+    def reanalyse_matching(self, text: str | None) -> list[str]:
+        """Queue again the captures with events matching a query (None: every capture), largest
+        first; the ids queued. Raises QueryError for a bad query or one matching too many."""
+        if text is None:
+            return self._requeued(self._db.requeue(None))
+        node = self.parse(text)
+        with self._events.one_budget():
+            groups = self._events.hits_by_capture(node, size=MAX_GROUPS + 1)
+        if len(groups) > MAX_GROUPS:
+            raise QueryError(f"the query matches more than {MAX_GROUPS:,} captures: narrow it, or re-analyse all")
+        return self._requeued(self._db.requeue(cid for cid, _ in groups))
+
+    def _requeued(self, ids: list[str]) -> list[str]:
+        for cid in ids:
+            self._superseded(cid)
+        return ids
 
     # labels
     def add_label(self, ref: str, kind: str, value: str, note: str | None = None,

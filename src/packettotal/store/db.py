@@ -183,6 +183,20 @@ class Database:
     def update_capture(self, capture_id: str, **values) -> None:
         self._exec(sa.update(captures).where(captures.c.id == capture_id).values(**values))
 
+    def requeue(self, ids: Iterable[str] | None = None) -> list[str]:
+        """Mark these captures (None: every one) `queued` for another analysis, those `done` or
+        `failed` only (one queued or running already is left to its job); the ids marked."""
+        c = captures.c
+        finished = c.status.in_(("done", "failed"))
+        marked: list[str] = []
+        with self._write, self.engine.begin() as conn:
+            for chunk in ([None] if ids is None else chunks(dict.fromkeys(ids))):
+                where = finished if chunk is None else sa.and_(finished, c.id.in_(chunk))
+                found = list(conn.execute(sa.select(c.id).where(where).order_by(c.size.desc())).scalars())
+                conn.execute(sa.update(captures).where(where).values(status="queued", error=None, attempts=0))
+                marked += found
+        return marked
+
     def list_captures(self, status: str | None = None, limit: int = 100, offset: int = 0) -> list[dict]:
         q = sa.select(captures).order_by(captures.c.submitted_at.desc()).limit(limit).offset(offset)
         if status:

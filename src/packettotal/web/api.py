@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from ..errors import NotFound, QueryError
 from ..query import fields as catalog
@@ -37,6 +37,25 @@ class Submitted(BaseModel):
     status: str
     status_url: str
     page_url: str
+    reanalyse_url: str | None = Field(default=None, description="a known capture, done: POST here to analyse "
+                                                                 "it again with the current rules")
+
+
+class ReanalyseMany(BaseModel):
+    query: str | None = Field(default=None, min_length=1, max_length=QUERY_BYTES,
+                              description="Lucene query: the captures with a matching event")
+    all: bool = Field(default=False, description="every capture")
+
+    @model_validator(mode="after")
+    def one_choice(self) -> ReanalyseMany:
+        if (self.query is not None) == self.all:
+            raise ValueError('give either "query" or "all": true')
+        return self
+
+
+class Requeued(BaseModel):
+    queued: int
+    status_url: str
 
 
 class Capture(BaseModel):
@@ -211,8 +230,26 @@ async def submit(request: Request):
     body = {"id": cid, "status": sub.capture["status"], "status_url": f"/api/v1/captures/{cid}",
             "page_url": f"/captures/{cid}"}
     if not sub.created:
+        if sub.capture["status"] == "done":
+            body["reanalyse_url"] = f"/api/v1/captures/{cid}/reanalyse"
         return JSONResponse(body, status_code=303, headers={"location": body["status_url"]})
     return JSONResponse(body, status_code=202)
+
+
+@router.post("/captures/{ref}/reanalyse", status_code=202, response_model=Submitted, responses=ERRORS,
+             summary="Analyse a capture again with the current rules (labels stay; events are replaced)")
+def reanalyse(request: Request, ref: Ref):
+    row = _instance(request).reanalyse(ref)
+    cid = row["id"]
+    return JSONResponse({"id": cid, "status": row["status"], "status_url": f"/api/v1/captures/{cid}",
+                         "page_url": f"/captures/{cid}"}, status_code=202)
+
+
+@router.post("/reanalyse", status_code=202, response_model=Requeued, responses=ERRORS,
+             summary="Analyse again the captures a query matches, or every capture")
+def reanalyse_many(request: Request, body: ReanalyseMany):
+    queued = _instance(request).reanalyse_matching(body.query)
+    return JSONResponse({"queued": queued, "status_url": "/api/v1/captures?status=queued"}, status_code=202)
 
 
 @router.get("/captures", response_model=list[Capture], summary="Recent captures, newest first")

@@ -44,6 +44,21 @@ class Instance:
             self.jobs.enqueue(sub.capture["id"])
         return sub
 
+    def reanalyse(self, ref: str) -> dict:
+        """Analyse a stored capture again with the current rules (one queued or running already
+        keeps its job)."""
+        again = self.service.reanalyse(ref)
+        if again.queued:
+            self.jobs.enqueue(again.capture["id"])
+        return again.capture
+
+    def reanalyse_matching(self, query: str | None) -> int:
+        """Queue the captures a query matches (None: every one) for analysis again; how many."""
+        ids = self.service.reanalyse_matching(query)
+        for cid in ids:
+            self.jobs.enqueue(cid)
+        return len(ids)
+
     def stop(self) -> None:
         self.builds.close()
         self.jobs.close()

@@ -164,6 +164,13 @@ def delete_label(request: Request, ref: str, label_id: Annotated[int, Path(ge=1,
     return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
 
 
+@router.post("/captures/{ref}/reanalyse", response_class=HTMLResponse)
+def reanalyse(request: Request, ref: str):
+    """The console's button: analyse the capture again with the current rules."""
+    row = _instance(request).reanalyse(ref)
+    return RedirectResponse(f"/captures/{row['id']}", status_code=303)
+
+
 def _json_view(rec: dict) -> str:
     text = orjson.dumps(searchable(rec), option=orjson.OPT_INDENT_2).decode()
     return text if len(text) <= MAX_JSON else text[:MAX_JSON] + "\n… (cut: the full record is in the EVE export)"
