@@ -7,7 +7,10 @@
    `suricata -r` per file. Target: at least 3x faster.
 Wall time and peak memory (largest process, ru_maxrss) of each.
 Also: the same small captures through the long-lived daemons alone (EVE read, not indexed).
-Usage: python bench/ingest.py [--skip-big] [--rounds N]
+3. With a threat ruleset (--etopen, default ../shared/rules/etopen, added with `packettotal rules
+   add`): 10 small dev captures in one batch vs a cold `suricata -r` per file with the same rules
+   (each cold run pays the rule loading). Target: at least 10x faster.
+Usage: python bench/ingest.py [--skip-big] [--skip-small] [--rounds N] [--etopen PATH | --no-etopen]
 """
 
 from __future__ import annotations
@@ -114,7 +117,11 @@ def row(label: str, wall: float, rss: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--skip-small", action="store_true")
     ap.add_argument("--rounds", type=int, default=3, help="small-batch rounds (default 3)")
+    ap.add_argument("--etopen", type=Path, default=PCAPS.parent / "rules" / "etopen",
+                    help="a folder of .rules files for row 3 (default: the ET Open snapshot)")
+    ap.add_argument("--no-etopen", action="store_true", help="skip row 3")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pt-bench-"))
     try:
@@ -131,30 +138,55 @@ def main() -> None:
             print(f"  ratio packettotal / bare: {o_wall / b_wall:.2f}x wall (target <= 1.25x), "
                   f"{o_rss / b_rss:.2f}x peak memory")
         small = small_captures()
-        print(f"\n2. {len(small)} small dev captures, {sum(p.stat().st_size for p in small) / 2**20:.1f} MiB; "
-              f"{args.rounds} rounds, each a cold pass then a batch (the machine's speed drifts: pairs compare)")
-        colds, batches, ratios, c_rss, o_rss = [], [], [], 0.0, 0.0
-        for r in range(args.rounds):
-            c_wall = 0.0
-            for i, p in enumerate(small):
-                w, m, _ = bare(conf, p, tmp / "bare-small" / str(i))
-                c_wall, c_rss = c_wall + w, max(c_rss, m)
-            o_wall, m, rc = ours(tmp / f"home-small-{r}", small)
-            o_rss = max(o_rss, m)
-            colds.append(c_wall)
-            batches.append(o_wall)
-            ratios.append(c_wall / o_wall)
-            print(f"  round {r + 1}: cold {c_wall:.2f} s, batch {o_wall:.2f} s (exit {rc}) -> {c_wall / o_wall:.2f}x")
-        print(row("cold suricata -r per file (median of rounds)", statistics.median(colds), c_rss))
-        print(row("packettotal analyze, one batch (median)", statistics.median(batches), o_rss))
-        print(f"  ratio cold / packettotal: {statistics.median(ratios):.2f}x faster, median of the rounds' ratios "
-              f"(range {min(ratios):.2f}-{max(ratios):.2f}; target >= 3x)")
-        e_wall, e_rss, rc = engines_only(tmp / "home-engines", small)
-        print(row(f"long-lived daemons alone, no indexing (exit {rc})", e_wall, e_rss))
-        print(f"  ratio cold / daemons alone: {statistics.median(colds) / e_wall:.2f}x (what engine reuse gives; "
-              "the rest of the batch's time is normalising, indexing and storing)")
+        if not args.skip_small:
+            small_batch(conf, small, tmp, args.rounds)
+        if not args.no_etopen:
+            with_ruleset(args.etopen, small[:10], tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def with_ruleset(rules: Path, ten: list[Path], tmp: Path) -> None:
+    home = tmp / "home-etopen"
+    t0 = time.perf_counter()
+    subprocess.run([str(EXE), "--home", str(home), "rules", "add", str(rules)], check=True,
+                   stdout=subprocess.DEVNULL, env={**os.environ, "PACKETTOTAL_SURICATA_USER": ""})
+    print(f"\n3. {len(ten)} small dev captures with the ruleset {rules} (rules add: "
+          f"{time.perf_counter() - t0:.1f} s)")
+    conf = engine_config(home)
+    c_wall, c_rss = 0.0, 0.0
+    for i, p in enumerate(ten):
+        w, m, _ = bare(conf, p, tmp / "bare-etopen" / str(i))
+        c_wall, c_rss = c_wall + w, max(c_rss, m)
+    o_wall, o_rss, rc = ours(home, ten)
+    print(row("cold suricata -r per file, same rules", c_wall, c_rss))
+    print(row(f"packettotal analyze, one batch (exit {rc})", o_wall, o_rss))
+    print(f"  ratio cold / packettotal: {c_wall / o_wall:.2f}x faster (target >= 10x)")
+
+
+def small_batch(conf: Path, small: list[Path], tmp: Path, rounds: int) -> None:
+    print(f"\n2. {len(small)} small dev captures, {sum(p.stat().st_size for p in small) / 2**20:.1f} MiB; "
+          f"{rounds} rounds, each a cold pass then a batch (the machine's speed drifts: pairs compare)")
+    colds, batches, ratios, c_rss, o_rss = [], [], [], 0.0, 0.0
+    for r in range(rounds):
+        c_wall = 0.0
+        for i, p in enumerate(small):
+            w, m, _ = bare(conf, p, tmp / "bare-small" / str(i))
+            c_wall, c_rss = c_wall + w, max(c_rss, m)
+        o_wall, m, rc = ours(tmp / f"home-small-{r}", small)
+        o_rss = max(o_rss, m)
+        colds.append(c_wall)
+        batches.append(o_wall)
+        ratios.append(c_wall / o_wall)
+        print(f"  round {r + 1}: cold {c_wall:.2f} s, batch {o_wall:.2f} s (exit {rc}) -> {c_wall / o_wall:.2f}x")
+    print(row("cold suricata -r per file (median of rounds)", statistics.median(colds), c_rss))
+    print(row("packettotal analyze, one batch (median)", statistics.median(batches), o_rss))
+    print(f"  ratio cold / packettotal: {statistics.median(ratios):.2f}x faster, median of the rounds' ratios "
+          f"(range {min(ratios):.2f}-{max(ratios):.2f}; target >= 3x)")
+    e_wall, e_rss, rc = engines_only(tmp / "home-engines", small)
+    print(row(f"long-lived daemons alone, no indexing (exit {rc})", e_wall, e_rss))
+    print(f"  ratio cold / daemons alone: {statistics.median(colds) / e_wall:.2f}x (what engine reuse gives; "
+          "the rest of the batch's time is normalising, indexing and storing)")
 
 
 if __name__ == "__main__":
