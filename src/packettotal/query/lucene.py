@@ -171,21 +171,24 @@ class _Converter:
         return Term(field, value)
 
     def _ip(self, field: str, value: str, pos: int) -> Node:
+        if "/" not in value:
+            self._check(field, value, pos)
+            return Term(field, value)
         try:
-            if "/" in value:
-                return Cidr(field, values.network(value, field))
-            values.ip_address(value, field)
+            return Cidr(field, values.network(value, field))
         except QueryError as exc:
             raise _at(exc, pos) from None
-        return Term(field, value)
 
     def _check(self, field: str, value: str, pos: int) -> None:
+        """A value of a number, time or IP field must be one, where it was typed."""
         kind = _kind(field)
         try:
             if kind == "int":
                 values.whole_number(value, field)
             elif kind == "date":
                 values.time_span(value, field)
+            elif kind == "ip":
+                values.ip_address(value, field)
         except QueryError as exc:
             raise _at(exc, pos) from None
 
@@ -209,15 +212,7 @@ class _Converter:
                 raise QueryError("a range's ends are values or *", position=v.pos, expected="[low TO high]")
             if s == "*":
                 return None
-            try:
-                if kind == "int":
-                    values.whole_number(s, field)
-                elif kind == "date":
-                    values.time_span(s, field)
-                elif kind == "ip":
-                    values.ip_address(s, field)
-            except QueryError as exc:
-                raise _at(exc, v.pos) from None
+            self._check(field, s, v.pos)
             return s
 
         return Range(field, bound(low), bound(high), bool(inc_low), bool(inc_high))
