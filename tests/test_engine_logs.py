@@ -47,7 +47,7 @@ def test_a_failed_capture_carries_suricatas_lines_without_our_paths(tmp_path):
 def test_a_daemon_killed_mid_capture_is_logged_with_its_reason_and_restarted(tmp_path, caplog):
     pt = PacketTotal(settings(tmp_path / "home"))
     try:
-        engine = pt._pool._all[0]
+        engine = pt._pool._serving().engines[0]
         analyse(pt, PCAPS / "sv-dns-udp-txt.pcap")  # started and warm
         first_pid = engine.proc.pid
         eve = engine.run_dir / "eve.json"
@@ -80,7 +80,7 @@ def test_suricatas_logs_stay_under_their_bound(tmp_path):
     cap = 8 << 10
     pt = PacketTotal(settings(tmp_path / "home", engine_log_bytes=cap))
     try:
-        engine = pt._pool._all[0]
+        engine = pt._pool._serving().engines[0]
         analyse(pt, PCAPS / "sv-dns-udp-txt.pcap")
         with open(engine.stderr_path, "ab") as noisy:  # what a noisy daemon leaves on its stderr
             noisy.write(b"noise from the daemon\n" * 50_000)

@@ -251,7 +251,7 @@ def test_parallel_engines_keep_captures_apart(tmp_path):
         for r in rows:
             assert r["summary"]["suricata"]["packets_read"] == r["summary"]["packets"], r["name"]
             assert not r["warnings"], r["name"]
-        assert len(pt._pool._all) == 2
+        assert len(pt._pool._serving().engines) == 2
     finally:
         jobs.close()
         pt.close()

@@ -134,6 +134,10 @@ class Settings:
     rules_timeout: float = field(default=900.0, metadata={
         "help": "Seconds one suricata-update run, or one `suricata -T` check of a merged ruleset, may take",
         "check": positive})
+    rules_reload_seconds: float = field(default=10.0, metadata={
+        "help": "How often `serve` looks for changed rules (`packettotal rules`, user_rules_dir): they are "
+                "loaded into new daemons while the old ones serve, then swapped in; 0: only at start",
+        "check": at_least(0)})
     events_backend: str = field(default="tantivy", metadata={
         "help": "Event index: tantivy (embedded, in the home folder)", "check": one_of("tantivy")})
     query_seconds: float = field(default=10.0, metadata={

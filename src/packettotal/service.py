@@ -86,6 +86,15 @@ class PacketTotal:
         """Start the Suricata daemons now, one in each of these (long-lived) threads."""
         self._pool.warm(threads)
 
+    def watch_rules(self) -> None:
+        """Load changed rules into new daemons as they change (`rules_reload_seconds`), the old
+        ones serving meanwhile."""
+        self._pool.watch(self.settings.rules_reload_seconds)
+
+    def engines(self) -> dict:
+        """The daemons' rules: those serving, those loading, the last refused."""
+        return self._pool.status()
+
     def close(self) -> None:
         if self._made_pool is not None:
             self._made_pool.close()
@@ -168,7 +177,8 @@ class PacketTotal:
         warnings = list((row["summary"] or {}).get("upload_warnings", row["warnings"] or []))
         pcap = self._blobs.path("captures", row["id"])
         with self._pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
-            summary, obs, files_, documents = self._index(row, run, warnings)
+            assert engine.loaded is not None  # lent by the pool: its generation's rules
+            summary, obs, files_, documents = self._index(row, run, engine.loaded, warnings)
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
                 "summary": summary, "warnings": list(dict.fromkeys(warnings)), "finished_at": now()}
         with self._pending_lock:
@@ -252,7 +262,7 @@ class PacketTotal:
             reason = self._unrecorded.get(row["id"])
         return row if reason is None else {**row, "status": "failed", "error": reason}
 
-    def _index(self, row: dict, run: suricata.LiveRun, warnings: list[str]):
+    def _index(self, row: dict, run: suricata.LiveRun, loaded: suricata.Loaded, warnings: list[str]):
         """Normalise and index EVE records while Suricata writes them (ingest/pipeline.py); the
         index commits only once Suricata has finished and read the capture (else it rolls back)."""
         s = self.settings
@@ -274,12 +284,12 @@ class PacketTotal:
         for rec in acc.fileinfo:
             self._keep_file(cid, rec, run.filestore, file_rows)
         outcome = acc.finish(cid, stored, pipeline.RunFacts(run.packets, facts.get("packets"), tuple(run.errors)),
-                             self._pool.rules, self._pool.rule_class, self._reference_prefixes)
+                             loaded.rules, loaded.rule_class, self._reference_prefixes)
         warnings += outcome.warnings
         summary = {**facts, **outcome.summary.as_dict(), "files": len(file_rows),
                    "suricata": {"version": self._pool.version, "packets_read": run.packets,
-                                "seconds": round(run.seconds, 3), "rules": self._pool.rule_count,
-                                "ruleset": self._pool.ruleset}}
+                                "seconds": round(run.seconds, 3), "rules": loaded.rule_count,
+                                "ruleset": loaded.ruleset}}
         return summary, outcome.observables, list(file_rows.values()), stored
 
     def _keep_file(self, cid: str, rec: dict, filestore: Path, rows: dict[str, dict]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import stat
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Executor
@@ -326,6 +328,8 @@ class Engine:
     proc: subprocess.Popen | None = None
     sock: socket.socket | None = None
     restarts: int = -1
+    strict: bool = False  # --init-errors-fatal: a rule Suricata refuses stops the start
+    loaded: Loaded | None = None  # the rules of its pool's generation
     _buf: bytes = field(default=b"", repr=False)
 
     @property
@@ -360,6 +364,8 @@ class Engine:
             self.socket_path.unlink()
         argv = [self.settings.suricata, "-c", str(self.config_path), "-k", "none", "--runmode", "single",
                 f"--unix-socket={self.socket_path}", "-l", str(self.log_dir)]
+        if self.strict:
+            argv.append("--init-errors-fatal")
         account = self.run_as  # unprivileged from the start; the death signal is set after the switch
         stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
@@ -645,8 +651,59 @@ def _clear_stale(tmp: Path, owner: RunAs) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """The rules one set of daemons loaded: what each capture they analyse records."""
+
+    ruleset: str | None  # the merged threat ruleset's version (ingest/rules.py); None: none installed
+    rules: Mapping[int, str]  # sid -> rule text
+    rule_class: Mapping[int, str]  # sid -> protocol | own | threat
+    mark: tuple  # what the rules were made from, as `rules_mark()` gives it
+    config_path: Path
+
+    @property
+    def rule_count(self) -> int:
+        return len(self.rules)
+
+
+def rules_mark(settings: Settings) -> tuple:
+    """Cheap to read: changes when the installed ruleset or a file of user_rules_dir does."""
+    from .rules import installed  # rules.py checks rulesets with this module's Suricata
+    ruleset = installed(settings)
+    files = sorted(settings.user_rules_dir.glob("*.rules")) if settings.user_rules_dir else []
+    stats = [(p.name, st.st_mtime_ns, st.st_size) for p in files if (st := _stat(p)) is not None]
+    return (ruleset.version if ruleset else None, *stats)
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+@dataclass
+class _Generation:
+    """Daemons that loaded the same rules, in a folder of their own; lent from `idle`."""
+
+    number: int
+    folder: Path
+    loaded: Loaded
+    engines: list[Engine]
+    idle: queue.Queue[Engine] = field(default_factory=queue.Queue)
+    since: float = field(default_factory=time.time)
+    retired: int = 0
+
+
 class EnginePool:
-    """N daemons, lent one at a time. Started lazily, stopped together."""
+    """N daemons, lent one at a time. Started lazily, stopped together.
+
+    Rules change without downtime: `reload()` (called by `watch()`'s thread when the installed
+    ruleset or user_rules_dir changes) makes a new generation of daemons ready beside the serving
+    one, then swaps. A capture is analysed wholly by one daemon, so wholly under one ruleset, the
+    one it records; daemons of the old generation finish their capture and are stopped. New
+    daemons start with Suricata's --init-errors-fatal, as `suricata -T` checks: a rule it refuses
+    keeps the old generation serving, and `status()` gives Suricata's lines."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -656,48 +713,109 @@ class EnginePool:
         self.run_as = run_as(settings)
         if self.run_as:  # a folder of their own: PacketTotal's home may be closed to their account
             _clear_stale(Path(tempfile.gettempdir()), self.run_as)
-            base = self.base = Path(tempfile.mkdtemp(prefix=f"{ENGINES_PREFIX}{os.getpid()}-"))
-            os.chmod(base, 0o711)  # the account reaches its engine folder; nobody lists them
+            self.base = Path(tempfile.mkdtemp(prefix=f"{ENGINES_PREFIX}{os.getpid()}-"))
+            os.chmod(self.base, 0o711)  # the account reaches its engine folder; nobody lists them
         else:
-            base = self.base = settings.work_dir / "engines"
-        from .rules import installed  # rules.py checks rulesets with this module's Suricata
-        ruleset = installed(settings)
-        self.ruleset = ruleset.version if ruleset else None  # recorded with every capture analysed
-        self.rules_file = base / "packettotal-combined.rules"
-        self.rules = build_rules(settings, self.rules_file, ruleset.path if ruleset else None)  # sid -> text
-        self.rule_class = rule_classes(settings, self.rules)
-        self.config_path = base / "suricata.yaml"
-        self.config_path.write_text(render_config(settings, self.rules_file, base / "log"))
-        self._idle: queue.Queue[Engine] = queue.Queue()
-        self._all = [Engine(settings, self.config_path, base / f"engine-{i}", self.run_as)
-                     for i in range(settings.engines)]
-        for e in self._all:
-            self._idle.put(e)
+            self.base = settings.work_dir / "engines"
+        self._lock = threading.Lock()
+        self._current: _Generation | None = None  # made on first use: reading ~20 k rules takes seconds
+        self._generations: list[_Generation] = []  # every one with a daemon not yet stopped
+        self._loading: dict | None = None
+        self._refused: dict | None = None
+        self._closed = threading.Event()
+        self._reloading = threading.Lock()
+        self._numbers = itertools.count(1)
+        self._refused_mark: tuple | None = None
+
+    def _make(self, number: int, mark: tuple | None = None) -> _Generation:
+        """Write a generation's rules and config (its daemons are not started)."""
+        from .rules import installed
+        folder = self.base / f"rules-{number}"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o711)
+        mark = rules_mark(self.settings) if mark is None else mark
+        ruleset = installed(self.settings)
+        rules_file = folder / "packettotal-combined.rules"
+        rules = build_rules(self.settings, rules_file, ruleset.path if ruleset else None)
+        config_path = folder / "suricata.yaml"
+        config_path.write_text(render_config(self.settings, rules_file, folder / "log"))
+        loaded = Loaded(ruleset.version if ruleset else None, rules, rule_classes(self.settings, rules),
+                        mark, config_path)
+        engines = [Engine(self.settings, config_path, folder / f"engine-{i}", self.run_as,
+                          strict=number > 0, loaded=loaded) for i in range(self.settings.engines)]
+        return _Generation(number, folder, loaded, engines)
+
+    def _serving(self) -> _Generation:
+        with self._lock:  # workers race here on first use: one generation, one set of daemons
+            if self._current is None:
+                gen = self._current = self._make(0)
+                self._generations.append(gen)
+                for e in gen.engines:
+                    gen.idle.put(e)
+            return self._current
+
+    @property
+    def loaded(self) -> Loaded:
+        """The rules of the daemons now serving."""
+        return self._serving().loaded
+
+    @property
+    def config_path(self) -> Path:
+        return self.loaded.config_path
 
     @contextlib.contextmanager
-    def engine(self):
-        e = self._idle.get()
+    def engine(self) -> Iterator[Engine]:
+        """Lend an idle daemon of the serving generation (its `loaded` says which rules it has)."""
+        while True:
+            if self._closed.is_set():
+                raise EngineError("PacketTotal is shutting down")
+            gen = self._serving()
+            try:
+                e = gen.idle.get(timeout=0.5)  # waiting: look again when the generation is swapped
+            except queue.Empty:
+                continue
+            if self._keep(gen, e):
+                break
+            self._retire(gen, [e])  # swapped between the two
         try:
             if not e.alive():
                 e.start("it was not running")
             yield e
         finally:
-            self._idle.put(e)
+            if not self._keep(gen, e, give_back=True):
+                self._retire(gen, [e])
+
+    def _keep(self, gen: _Generation, e: Engine, give_back: bool = False) -> bool:
+        """Whether `gen` still serves (under the lock, so a swap cannot strand `e`); with
+        give_back, `e` is back in its idle queue if so."""
+        with self._lock:
+            if gen is not self._current:
+                return False
+            if give_back:
+                gen.idle.put(e)
+            return True
+
+    def _retire(self, gen: _Generation, engines: list[Engine]) -> None:
+        for e in engines:
+            e.stop(f"its rules were replaced ({_named(self._current)})", logging.INFO)
+        with self._lock:
+            gen.retired += len(engines)
+            done = gen.retired == len(gen.engines) and gen is not self._current
+            if done and gen in self._generations:
+                self._generations.remove(gen)
+        if done:
+            shutil.rmtree(gen.folder, ignore_errors=True)
 
     def spawn(self) -> None:
         """Launch every daemon now, from this (long-lived) thread; the first use connects."""
-        for e in self._all:
+        for e in self._serving().engines:
             e.spawn("first start")
-
-    @property
-    def rule_count(self) -> int:
-        return len(self.rules)
 
     def warm(self, threads: Executor) -> None:
         """Make every daemon ready now, one per worker thread (long-lived ones: a daemon those
         threads start again dies with the thread that started it, PR_SET_PDEATHSIG being per
         thread)."""
-        for _ in self._all:
+        for _ in range(self.settings.engines):
             threads.submit(self._warm_one)
 
     def _warm_one(self) -> None:
@@ -707,10 +825,110 @@ class EnginePool:
         except EngineError:
             pass  # the first analysis starts it again and reports why it cannot
 
+    def watch(self, every: float) -> None:
+        """Look for changed rules every `every` seconds (0: never) in a thread of its own, which
+        lives as long as the pool (the daemons it starts die with it)."""
+        if every > 0:
+            threading.Thread(target=self._watch, args=(every,), name="engines-rules", daemon=True).start()
+
+    def _watch(self, every: float) -> None:
+        while not self._closed.wait(every):
+            mark = None
+            try:
+                mark = rules_mark(self.settings)
+                if mark not in (self.loaded.mark, self._refused_mark):
+                    self.reload(mark)
+            except Exception as exc:  # a bad ruleset record, a full disk: the old daemons serve on
+                self._refuse(mark, None, [bounded(getattr(exc, "message", None) or str(exc))])
+
+    def _refuse(self, mark: tuple | None, loaded: Loaded | None, errors: list[str]) -> None:
+        if self._refused is None or self._refused["errors"] != errors:
+            log.error("the changed rules were not loaded; %s serves on: %s", _named(self._current),
+                      " | ".join(errors))
+        self._refused_mark = mark
+        self._refused = {"ruleset": loaded and loaded.ruleset, "rules": loaded and loaded.rule_count,
+                         "at": time.time(), "errors": errors}
+
+    def reload(self, mark: tuple | None = None) -> bool:
+        """Make daemons with the rules installed now ready beside the serving ones, then swap.
+        False (and the old ones serve on) when Suricata refuses the rules (`status()` says why)
+        or another reload is under way. The daemons die with the calling thread: call it from
+        one that lives as long as the pool (`watch()` does)."""
+        if not self._reloading.acquire(blocking=False):
+            return False
+        try:
+            return self._reload(rules_mark(self.settings) if mark is None else mark)
+        finally:
+            self._reloading.release()
+
+    def _reload(self, mark: tuple) -> bool:
+        old = self._serving()
+        t0 = time.monotonic()
+        gen = self._make(next(self._numbers), mark)
+        with self._lock:
+            self._generations.append(gen)  # close() stops its daemons too
+        self._loading = {"ruleset": gen.loaded.ruleset, "rules": gen.loaded.rule_count, "since": time.time()}
+        log.info("loading %s into %d new daemons beside the serving ones", _named(gen), len(gen.engines))
+        try:
+            for e in gen.engines:
+                e.spawn("new rules")
+            for e in gen.engines:
+                e.start("new rules")
+        except EngineError as exc:
+            if not self._closed.is_set():
+                rules = str(gen.loaded.config_path.with_name("packettotal-combined.rules"))
+                errors = [bounded(m.replace(rules, "the merged rules")) for e in gen.engines
+                          for level, m in _log_lines(e.log_path, 0) if level == "Error"]
+                self._refuse(mark, gen.loaded, errors[:MAX_OUTPUT_LINES] or [exc.message])
+            gen.retired = len(gen.engines)
+            for e in gen.engines:
+                e.stop("its rules were refused", logging.DEBUG)
+            self._retire(gen, [])
+            return False
+        finally:
+            self._loading = None
+        with self._lock:
+            if self._closed.is_set():
+                return False  # close() stopped them
+            self._current = gen
+            for e in gen.engines:
+                gen.idle.put(e)
+            idle = []
+            while not old.idle.empty():
+                idle.append(old.idle.get_nowait())
+        self._refused = self._refused_mark = None
+        log.info("%s ready in %.1f s: it serves now, in place of %s", _named(gen), time.monotonic() - t0, _named(old))
+        self._retire(old, idle)  # those lent out are stopped when given back
+        return True
+
+    def status(self) -> dict:
+        """The serving generation (None until the first analysis or warm-up), one loading, and
+        the last rules refused."""
+        gen = self._current
+        serving = gen and {"ruleset": gen.loaded.ruleset, "rules": gen.loaded.rule_count,
+                           "daemons": len(gen.engines), "ready": sum(e.alive() for e in gen.engines),
+                           "since": _iso(gen.since)}
+        return {"suricata": self.version, "serving": serving,
+                "loading": self._loading and {**self._loading, "since": _iso(self._loading["since"])},
+                "refused": self._refused and {**self._refused, "at": _iso(self._refused["at"])}}
+
     def close(self) -> None:
-        for e in self._all:  # all killed first: their exits overlap
+        self._closed.set()
+        with self._lock:
+            engines = [e for g in self._generations for e in g.engines]
+        for e in engines:  # all killed first: their exits overlap
             e.kill("shutting down", logging.INFO)
-        for e in self._all:
+        for e in engines:
             e.stop("shutting down", logging.DEBUG)
         if self.run_as:
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _named(gen: _Generation | None) -> str:
+    if gen is None:
+        return "no ruleset"
+    return f"ruleset {gen.loaded.ruleset or '(none installed)'} ({gen.loaded.rule_count:,} rules)"
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

@@ -53,6 +53,33 @@ class ReanalyseMany(BaseModel):
         return self
 
 
+class Rules(BaseModel):
+    ruleset: str | None = Field(description="the merged threat ruleset's version; null: none installed")
+    rules: int | None
+
+
+class ServingRules(Rules):
+    daemons: int
+    ready: int = Field(description="daemons that have loaded them and answer")
+    since: str
+
+
+class LoadingRules(Rules):
+    since: str
+
+
+class RefusedRules(Rules):
+    at: str
+    errors: list[str] = Field(description="Suricata's own lines")
+
+
+class Engines(BaseModel):
+    suricata: str = Field(description="Suricata's version")
+    serving: ServingRules | None = Field(description="null until the daemons first start")
+    loading: LoadingRules | None = Field(description="changed rules being loaded into new daemons")
+    refused: RefusedRules | None = Field(description="the last changed rules Suricata refused")
+
+
 class Requeued(BaseModel):
     queued: int
     status_url: str
@@ -464,6 +491,12 @@ def add_label(request: Request, ref: Ref, body: NewLabel):
 def delete_label(request: Request, ref: Ref, label_id: Annotated[int, PathParam(ge=1, le=2 ** 31 - 1)]):
     _instance(request).service.remove_label(ref, label_id)
     return Response(status_code=204)
+
+
+@router.get("/engines", response_model=Engines,
+            summary="The Suricata daemons' rules: those serving, those being loaded, the last refused")
+def engines(request: Request):
+    return _instance(request).service.engines()
 
 
 @router.get("/fields", summary="The searchable fields: name, type, example")

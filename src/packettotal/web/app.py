@@ -31,6 +31,7 @@ class Instance:
     def start(self, seed_demo: bool) -> None:
         downloads.clean(self.service)
         self.jobs.warm()  # the first upload should not wait for Suricata to load its rules
+        self.service.watch_rules()
         self.jobs.recover()
         if seed_demo and self.service.count_captures() == 0:
             path = self.service.settings.home / "demo" / "packettotal-demo.pcap"

@@ -81,7 +81,7 @@ def capture_page(request: Request, ref: str):
     service = _instance(request).service
     cap = service.capture(ref)
     if cap["status"] != "done":
-        return render(request, "status.html", cap=cap)
+        return render(request, "status.html", cap=cap, engines=service.engines())
     summary = cap["summary"] or {}
     return render(request, "summary.html", cap=cap, s=summary, **_console(service, cap), current="summary",
                   timeline=charts.timeline(summary.get("timeline") or {}), chart=charts,
