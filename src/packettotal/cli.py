@@ -470,8 +470,8 @@ def main() -> None:
 
 @cli.group()
 def rules() -> None:
-    """Threat rulesets, managed with suricata-update under <home>/rules/ (a change applies to
-    daemons started after it: restart `serve`)."""
+    """Threat rulesets, managed with suricata-update under <home>/rules/ (a running `serve`
+    loads a change into new daemons within rules_reload_seconds, then swaps them in)."""
 
 
 def _ruleset_line(ruleset) -> str:
