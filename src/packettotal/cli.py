@@ -55,7 +55,8 @@ def result_row(row: dict) -> dict:
     s = row.get("summary") or {}
     return {"id": row["id"], "md5": row["md5"], "sha1": row["sha1"], "name": row["name"],
             "status": row["status"], "error": row.get("error"), "warnings": row.get("warnings") or [],
-            "packets": s.get("packets"), "counts": s.get("counts", {}), "alerts": s.get("alerts", 0)}
+            "packets": s.get("packets"), "counts": s.get("counts", {}), "alerts": s.get("alerts", 0),
+            "findings": sorted({f["name"] for f in s.get("findings", [])})}
 
 
 @cli.command()
@@ -186,6 +187,7 @@ def _summary_lines(row: dict) -> list[str]:
     if s.get("counts"):
         lines.append(f"  alerts {s.get('alerts', 0)}  events {s.get('events', 0)}")
         lines += [f"    {k:12} {v}" for k, v in s["counts"].items()]
+    lines += [f"  finding {f['severity']:6} {f['title']}: {f['key']} ({f['why']})" for f in s.get("findings", [])]
     return lines
 
 

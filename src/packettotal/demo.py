@@ -34,10 +34,13 @@ def _tcp_session(clock, src, dst, sport, dport, request: bytes, response: bytes)
     c, s = 1000, 5000
     pkts = [eth / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="S", seq=c),
             ser / IP(src=dst, dst=src) / TCP(sport=dport, dport=sport, flags="SA", seq=s, ack=c + 1),
-            eth / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="A", seq=c + 1, ack=s + 1),
-            eth / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="PA", seq=c + 1, ack=s + 1) / request]
-    c += 1 + len(request)
+            eth / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="A", seq=c + 1, ack=s + 1)]
+    c += 1
     s += 1
+    for i in range(0, len(request), 1400):
+        chunk = request[i:i + 1400]
+        pkts.append(eth / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="PA", seq=c, ack=s) / chunk)
+        c += len(chunk)
     pkts.append(ser / IP(src=dst, dst=src) / TCP(sport=dport, dport=sport, flags="A", seq=s, ack=c))
     for i in range(0, len(response), 1400):
         chunk = response[i:i + 1400]

@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,6 +54,9 @@ class PacketTotal:
         self._blobs = Blobs(s.blob_dir)
         self.validator = validate.Validator(s)
         self._reference_prefixes = threats.reference_prefixes()  # a rule's references as links
+        self._capture_fields: dict[str, labels_mod.Lookup] = {  # query fields resolved in the database
+            **{name: partial(self._db.labelled, kinds) for name, kinds in catalog.LABELS.items()},
+            "finding": self._db.with_finding}
         self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
@@ -373,7 +377,7 @@ class PacketTotal:
 
     def parse(self, text: str):
         """Query text -> node tree with label fields resolved (raises QueryError)."""
-        return labels_mod.resolve(lucene.parse(text), self._db.labelled)
+        return labels_mod.resolve(lucene.parse(text), self._capture_fields)
 
     def search(self, text: str, limit: int = 50, offset: int = 0, sort: str = "hits") -> SearchResult:
         """Events matching a query, grouped by capture: hits and event types per capture, with the

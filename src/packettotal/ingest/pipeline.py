@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 
 from ..records import values_at
-from . import eve, observables, summary as summary_mod, threats as threats_mod
+from . import eve, findings as findings_mod, observables, summary as summary_mod, threats as threats_mod
 
 MAX_RULE_TEXTS = 500
 MAX_RULE_CHARS = 4096
@@ -43,6 +43,7 @@ class Summary:
     alerts: int           # threat rules' alerts: Malicious activity
     anomalies: int        # anomaly records and protocol-event rules' alerts: Strange activity
     threats: dict         # ingest/threats.py: the ruleset's classes, alerts grouped by signature
+    findings: list[dict]  # ingest/findings.py: the detectors' findings, most severe first
     top_talkers: list[dict]
     protocols: dict[str, int]
     timeline: dict
@@ -69,6 +70,7 @@ class Accumulator:
         self.fileinfo: list[dict] = []  # carved-file records, for the service to keep the files
         self.fired: set[int] = set()
         self.signatures = threats_mod.Signatures()
+        self.detectors = findings_mod.Detectors()
 
     def records(self, lines: Iterable[bytes]) -> Iterator[dict]:
         """The records to index: every one normalised and counted, at most max_events of them
@@ -84,6 +86,7 @@ class Accumulator:
             events += 1
             self.collector.add(rec)
             self.aggregates.add(rec)
+            self.detectors.add(rec)
             if etype == "fileinfo":
                 self.fileinfo.append(rec)
             elif etype == "alert":
@@ -106,6 +109,7 @@ class Accumulator:
         summary = Summary(
             counts=dict(sorted(counts.items())), events=total, indexed=indexed, alerts=threats["alerts"],
             anomalies=counts.get("anomaly", 0) + threats["protocol_alerts"], threats=threats,
+            findings=self.detectors.result(),
             **self.aggregates.result(), rules={str(s): rules[s][:MAX_RULE_CHARS] for s in found})
         obs = [{"capture_id": capture_id, "kind": k, "value": v, "field": f, "count": seen.count,
                 "first_seen": seen.first, "last_seen": seen.last}

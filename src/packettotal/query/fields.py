@@ -8,6 +8,7 @@ still match exactly through the generic JSON index.
 from __future__ import annotations
 
 from ..evetypes import ALL, Field
+from ..ingest.findings import NAMES as FINDINGS
 
 CATALOG: tuple[Field, ...] = tuple(f for t in ALL for f in t.fields)  # in declaration order (evetypes.py)
 BY_NAME = {f.name: f for f in CATALOG}
@@ -30,6 +31,11 @@ LABELS: dict[str, tuple[str, ...] | None] = {
     "family": ("family",), "campaign": ("campaign",), "actor": ("actor",),
 }
 LABEL_KINDS = ("tag", "family", "campaign", "actor")
+# fields of the captures rather than of their events: name -> (what it is, an example value)
+CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
+    **{n: ("label", "emotet") for n in LABELS},
+    "finding": ("finding", "beacon"),  # ingest/findings.py
+}
 
 
 def resolve(name: str) -> tuple[Field, ...] | None:
@@ -49,4 +55,6 @@ def catalogue() -> list[dict]:
     rows += [{"name": n, "type": "label", "example": f'{n}:"spring 2024"' if n == "campaign" else f"{n}:emotet",
               "help": "captures carrying a label of any kind" if kinds is None else f"captures labelled with a {n}"}
              for n, kinds in LABELS.items()]
+    rows.append({"name": "finding", "type": "finding", "example": "finding:beacon",
+                 "help": "captures with a finding of this detector: " + ", ".join(FINDINGS)})
     return rows

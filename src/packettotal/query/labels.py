@@ -1,16 +1,17 @@
-"""Label fields (`tag:`, `family:`, `campaign:`, `actor:`) live with the captures, not in the
-events: before a backend sees the tree, each label leaf becomes the set of captures carrying it."""
+"""Capture fields live with the captures, not in the events: labels (`tag:`, `family:`,
+`campaign:`, `actor:`) and findings (`finding:`). Before a backend sees the tree, each such leaf
+becomes the set of captures it matches, from that field's lookup."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ..errors import QueryError
 from . import fields as catalog
 from .nodes import ANY, And, Captures, Exists, Node, Not, Or, Phrase, Range, Term, Wildcard
 
-# (kinds or None for any, value, like) -> capture ids; like: value is a LIKE pattern, `\` escapes
-Lookup = Callable[[tuple[str, ...] | None, str, bool], set[str]]
+# (value, like) -> capture ids; like: value is a LIKE pattern (lower-case, `\` escapes)
+Lookup = Callable[[str, bool], set[str]]
 
 
 def like_pattern(parts: tuple) -> str:
@@ -19,23 +20,26 @@ def like_pattern(parts: tuple) -> str:
                    p.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for p in parts)
 
 
-def resolve(node: Node, lookup: Lookup) -> Node:
+def resolve(node: Node, lookups: Mapping[str, Lookup]) -> Node:
+    """`lookups`: capture field (catalog.CAPTURE_FIELDS) -> its lookup."""
     if isinstance(node, And):
-        return And(tuple(resolve(c, lookup) for c in node.children))
+        return And(tuple(resolve(c, lookups) for c in node.children))
     if isinstance(node, Or):
-        return Or(tuple(resolve(c, lookup) for c in node.children))
+        return Or(tuple(resolve(c, lookups) for c in node.children))
     if isinstance(node, Not):
-        return Not(resolve(node.child, lookup))
+        return Not(resolve(node.child, lookups))
     field = getattr(node, "field", None)
-    if field not in catalog.LABELS:
+    if not isinstance(field, str) or field not in lookups:
         return node
-    kinds = catalog.LABELS[field]
+    lookup = lookups[field]
     if isinstance(node, (Term, Phrase)):
-        return Captures(frozenset(lookup(kinds, node.value, False)))
+        return Captures(frozenset(lookup(node.value, False)))
     if isinstance(node, Wildcard):
-        return Captures(frozenset(lookup(kinds, like_pattern(node.parts), True)))
+        return Captures(frozenset(lookup(like_pattern(node.parts), True)))
     if isinstance(node, Exists):
-        return Captures(frozenset(lookup(kinds, "%", True)))
+        return Captures(frozenset(lookup("%", True)))
     if isinstance(node, Range):
-        raise QueryError(f"{field} is a label: give a value such as {field}:emotet, not a range")
+        example = catalog.CAPTURE_FIELDS[field][1]
+        raise QueryError(f"{field} is a {catalog.CAPTURE_FIELDS[field][0]}: give a value such as "
+                         f"{field}:{example}, not a range")
     return Captures(frozenset())  # a CIDR on a label: nothing can match

@@ -87,6 +87,17 @@ files = sa.Table(
     sa.Index("ix_files_sha256", "sha256"),
 )
 
+# the detectors' findings of each capture (ingest/findings.py), as `finding:` searches them; the
+# findings themselves, with their evidence, are in the capture's summary
+findings = sa.Table(
+    "findings", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(8), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Index("ix_findings_name", "name", "capture_id"),
+    sa.Index("ix_findings_capture", "capture_id"),
+)
 
 labels = sa.Table(
     "labels", metadata,
@@ -232,10 +243,15 @@ class Database:
         ids = [r["id"] for r in results]
         obs = [o for r in results for o in r["observables"]]
         carved = [f for r in results for f in r["files"]]
+        found = [{"capture_id": r["id"], "name": f["name"], "severity": f["severity"], "key": f["key"]}
+                 for r in results for f in (r.get("summary") or {}).get("findings", [])]
         with self._write, self.engine.begin() as conn:
             self._count_values(conn, ids, -1)  # a capture analysed again: its old values go
             conn.execute(sa.delete(observables).where(observables.c.capture_id.in_(ids)))
             conn.execute(sa.delete(files).where(files.c.capture_id.in_(ids)))
+            conn.execute(sa.delete(findings).where(findings.c.capture_id.in_(ids)))
+            if found:
+                conn.execute(sa.insert(findings), found)
             if obs:
                 conn.execute(sa.insert(observables), obs)
                 self._count_values(conn, ids, +1)
@@ -375,6 +391,13 @@ class Database:
             q = q.where(c.kind.in_(list(kinds)))
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(q)}
+
+    def with_finding(self, name: str, like: bool) -> set[str]:
+        """Captures with a finding of this detector (`like`: a LIKE pattern, lower-case)."""
+        c = findings.c
+        cond = c.name.like(name, escape="\\") if like else c.name == name.lower()
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(sa.select(c.capture_id).distinct().where(cond))}
 
     def capture_files(self, capture_id: str) -> list[dict]:
         return self._rows(sa.select(files).where(files.c.capture_id == capture_id)

@@ -131,6 +131,7 @@ def tab_page(request: Request, ref: str, event_type: str,
                   error=error,
                   sizes=PAGE_SIZES, rules=(cap["summary"] or {}).get("rules") or {},
                   threats=(cap["summary"] or {}).get("threats"),
+                  findings=(cap["summary"] or {}).get("findings") if event_type == "anomaly" else None,
                   stored={f["sha256"] for f in files if f["stored"]}, files=files,
                   link=lambda **kw: "?" + urlencode({k: v for k, v in {**base, "sort": sort, "order": order,
                                                                        **kw}.items() if v not in (None, "")}))

@@ -36,10 +36,13 @@ def generic(event_type: str) -> Tab:
 
 def counts_of(summary: dict) -> dict[str, int]:
     """Records per tab: the EVE counts, the protocol-event rules' alerts moved from Malicious
-    activity (alert) to Strange activity (anomaly) where the analysis told them apart."""
+    activity (alert) to Strange activity (anomaly) where the analysis told them apart, and the
+    detectors' findings counted with Strange activity."""
     counts = dict(summary.get("counts") or {})
     if "threats" in summary:
         counts["alert"], counts["anomaly"] = summary["alerts"], summary["anomalies"]
+    if summary.get("findings"):
+        counts["anomaly"] = counts.get("anomaly", 0) + len(summary["findings"])
     return counts
 
 
