@@ -30,6 +30,8 @@ LABELS: dict[str, tuple[str, ...] | None] = {
     "family": ("family",), "campaign": ("campaign",), "actor": ("actor",),
 }
 LABEL_KINDS = ("tag", "family", "campaign", "actor")
+# hunt:<id>: the captures holding hits of that hunt; resolved to captures like the labels
+HUNT = "hunt"
 
 
 def resolve(name: str) -> tuple[Field, ...] | None:
@@ -49,4 +51,6 @@ def catalogue() -> list[dict]:
     rows += [{"name": n, "type": "label", "example": f'{n}:"spring 2024"' if n == "campaign" else f"{n}:emotet",
               "help": "captures carrying a label of any kind" if kinds is None else f"captures labelled with a {n}"}
              for n, kinds in LABELS.items()]
+    rows.append({"name": HUNT, "type": "hunt", "example": f"{HUNT}:1",
+                 "help": "captures a hunt's rules fired on (packettotal hunts)"})
     return rows
