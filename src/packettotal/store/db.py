@@ -498,6 +498,7 @@ class Database:
         """Captures a hunt's rules fired on: the hunt with this id, or (like) whose id matches the
         LIKE pattern."""
         h = hunt_hits.c
+        cond: sa.ColumnElement[bool]
         if like:
             cond = sa.cast(h.hunt_id, sa.String).like(hunt_ids, escape="\\")
         elif hunt_ids.isdigit() and len(hunt_ids) < 12:
