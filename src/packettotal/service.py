@@ -497,7 +497,7 @@ class PacketTotal:
             said = suricata.check_hunt_rules(self.settings, [r.text for r in parsed], Path(tmp))
         if said:
             raise RulesRefused("Suricata refused the hunt's rules: " + " | ".join(said))
-        name = " ".join((name or "").split())[:200] or parsed[0].msg[:200]
+        name = suricata.bounded(" ".join((name or "").split()))[:200] or parsed[0].msg[:200]
         return self._db.insert_hunt({"name": name, "query": query, "rules": [r.as_dict() for r in parsed],
                                      "status": "queued", "done": 0, "created_at": now()})
 
