@@ -241,3 +241,19 @@ def test_cli_round_trip(tmp_path):
     assert "Suricata refused the hunt's rules: Error: detect-parse: unknown rule keyword 'bogus'" in refused
     assert "hunt 1 deleted" in run(home, "hunts", "delete", "1", check=0).stdout.decode()
     assert "no hunt 1" in run(home, "hunts", "show", "1", check=1).stderr.decode()
+
+
+def test_a_hunt_cut_short_runs_again_at_the_next_start(tmp_path):
+    home = tmp_path / "home"
+    pt = PacketTotal(settings(home))
+    try:
+        cid = analyse(pt, DPKT)["id"]
+        hunt_id = pt.new_hunt(RULES)["id"]
+        left = pt.run_hunt(hunt_id, stopping=lambda: True)  # `serve` stopping: before the first capture
+        assert left["status"] == "queued" and left["done"] == 0 and left["captures"] == []
+        assert pt.unfinished_hunts() == [hunt_id]
+    finally:
+        pt.close()
+    with client(home) as c:  # the web instance runs it in its hunt thread
+        got = wait_hunt(c, hunt_id)
+    assert got["status"] == "done" and [x["capture_id"] for x in got["captures"]] == [cid]
