@@ -16,7 +16,7 @@ import click
 import orjson
 
 from . import config as config_mod, export as export_mod
-from .errors import ConfigError, PacketTotalError, QueryError, RefusedCapture
+from .errors import ConfigError, PacketTotalError, QueryError, RefusedCapture, RulesRefused
 from .query import fields as catalog
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -448,7 +448,7 @@ def run(args: list[str] | None = None) -> int:
         return EXIT_FAILED
     except PacketTotalError as exc:
         click.echo(f"packettotal: {exc.message}", err=True)
-        return EXIT_USAGE if isinstance(exc, QueryError | ConfigError) else EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, QueryError | ConfigError | RulesRefused) else EXIT_FAILED
 
 
 def main() -> None:
@@ -561,3 +561,91 @@ def rules_disable(ctx: click.Context, spec: str) -> None:
     """Disable rules (disable.conf), as `enable` names them; enable.conf wins where both match."""
     from .ingest import rules as rules_mod
     click.echo(_ruleset_line(rules_mod.set_filter(ctx.obj["settings"], "disable", spec)))
+
+
+@cli.command()
+@click.argument("rules_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--query", help="Only the captures with an event matching this Lucene query.")
+@click.option("--name", help="The hunt's name (default: its first rule's msg).")
+@click.option("--json", "as_json", is_flag=True, help="Print the hunt as the API gives it.")
+@click.pass_context
+def hunt(ctx: click.Context, rules_file: Path, query: str | None, name: str | None, as_json: bool) -> None:
+    """Run Suricata rules of your own (one a line, each with a sid) over the stored captures, or
+    those a search matches, leaving their analyses as they are; the results stay (`hunts`,
+    searchable as hunt:ID). Exit 0: the hunt ran, 1: it failed, 2: rules or query refused."""
+    from .ingest.hunts import MAX_RULES_BYTES
+    size = rules_file.stat().st_size
+    if size > MAX_RULES_BYTES:
+        raise RulesRefused(f"{rules_file.name} is {size:,} bytes: a hunt takes at most {MAX_RULES_BYTES:,}")
+    try:
+        text = rules_file.read_bytes().decode()
+    except UnicodeDecodeError as exc:
+        raise RulesRefused(f"{rules_file.name} is not UTF-8 text (byte {exc.start})") from None
+    pt = _service(ctx)
+    row = pt.new_hunt(text, query, name)
+    from rich.progress import Progress
+
+    with Progress(disable=as_json, transient=True) as progress:
+        task = progress.add_task(f"hunt {row['id']}", total=None)
+        found = pt.run_hunt(row["id"], progress=lambda n, total: progress.update(task, completed=n, total=total))
+    if as_json:
+        _json(pt.hunt(row["id"], limit=100_000))
+    else:
+        _print_hunt(found)
+    ctx.exit(EXIT_OK if found["status"] == "done" else EXIT_FAILED)
+
+
+def _print_hunt(h: dict) -> None:
+    click.echo(f"hunt {h['id']}  {h['name']}  {h['status']}  {h['done']} of {h['total'] or 0} captures read, "
+               f"{h['hit_captures']} hit  (search: hunt:{h['id']})")
+    if h["error"]:
+        click.echo(f"  error: {h['error']}")
+    for r in h["rules"]:
+        click.echo(f"  sid {r['sid']:<10} {r['alerts']:6} alerts in {r['captures']:4} captures  {r['msg']}")
+    msgs = {str(r["sid"]): r["msg"] for r in h["rules"]}
+    for c in h["captures"]:
+        if c["error"]:
+            click.echo(f"  {c['capture_id'][:16]}  failed  {c['name']}: {c['error']}")
+            continue
+        fired = ", ".join(f"{msgs.get(sid, sid)} ({n})" for sid, n in c["by_sid"].items())
+        click.echo(f"  {c['capture_id'][:16]}  {c['alerts']:6} alerts  {c['name']}: {fired}")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def hunts(ctx: click.Context, as_json: bool) -> None:
+    """The hunts, newest first (`hunts show ID`, `hunts delete ID`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = _service(ctx).list_hunts()
+    if as_json:
+        _json(rows)
+        return
+    for h in rows:
+        click.echo(f"{h['id']:5}  {h['status']:8} {h['done']} of {h['total'] or 0} read, {h['hit_captures']} hit  "
+                   f"{h['name']}" + (f"  (query: {h['query']})" if h["query"] else ""))
+    if not rows:
+        click.echo("no hunts: `packettotal hunt RULES_FILE`")
+
+
+@hunts.command("show")
+@click.argument("hunt_id", type=click.IntRange(1, 2 ** 31 - 1))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def hunts_show(ctx: click.Context, hunt_id: int, as_json: bool) -> None:
+    """One hunt: per-rule counts, the captures with their hits (--json: and their alerts)."""
+    found = _service(ctx).hunt(hunt_id, limit=100_000)
+    if as_json:
+        _json(found)
+    else:
+        _print_hunt(found)
+
+
+@hunts.command("delete")
+@click.argument("hunt_id", type=click.IntRange(1, 2 ** 31 - 1))
+@click.pass_context
+def hunts_delete(ctx: click.Context, hunt_id: int) -> None:
+    """Delete a hunt and its hits (hunt:ID then matches nothing)."""
+    _service(ctx).delete_hunt(hunt_id)
+    click.echo(f"hunt {hunt_id} deleted")

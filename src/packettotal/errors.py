@@ -79,6 +79,13 @@ class RulesetError(PacketTotalError):
     code = "ruleset"
 
 
+class RulesRefused(PacketTotalError):
+    """Rules a hunt cannot run: too many, too large, without a sid, or refused by Suricata (its
+    own lines); nothing was stored."""
+
+    code = "bad_rules"
+
+
 class IndexBusy(PacketTotalError):
     """Another process holds the event index's writer."""
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import tempfile
 import threading
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import config as config_mod
-from .errors import AnalysisFailed, EngineError, Forbidden, NotFound, QueryError, StorageFull, disk_full
-from .ingest import capfile, files as carved, pipeline, suricata, threats, validate
+from .errors import (AnalysisFailed, EngineError, Forbidden, NotFound, QueryError, RulesRefused, StorageFull,
+                     disk_full)
+from .ingest import capfile, files as carved, hunts, pipeline, suricata, threats, validate
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
@@ -56,7 +58,7 @@ class PacketTotal:
         self._reference_prefixes = threats.reference_prefixes()  # a rule's references as links
         self._capture_fields: dict[str, labels_mod.Lookup] = {  # query fields resolved in the database
             **{name: partial(self._db.labelled, kinds) for name, kinds in catalog.LABELS.items()},
-            "finding": self._db.with_finding}
+            "finding": self._db.with_finding, "hunt": self._db.hunted}
         self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
@@ -492,6 +494,125 @@ class PacketTotal:
     def labels(self, ref: str) -> list[dict]:
         cid = self.capture(ref)["id"]
         return self._db.labels_of([cid])[cid]
+
+    # hunting: a hunt's own rules run over stored captures in a daemon of its own; the captures'
+    # events, summary and ruleset stay as their analysis left them
+    def new_hunt(self, rules: str, query: str | None = None, name: str | None = None) -> dict:
+        """Check a hunt (its rules alone with `suricata -T`, its query) and record it `queued`:
+        `run_hunt` runs it. Raises RulesRefused (with Suricata's own lines) or QueryError, storing
+        nothing."""
+        parsed = hunts.parse_rules(rules)
+        query = (query or "").strip() or None
+        if query is not None:
+            self.parse(query)
+        work = self.settings.work_dir / "hunts"
+        work.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=work, prefix="check-") as tmp:
+            said = suricata.check_hunt_rules(self.settings, [r.text for r in parsed], Path(tmp))
+        if said:
+            raise RulesRefused("Suricata refused the hunt's rules: " + " | ".join(said))
+        name = suricata.bounded(" ".join((name or "").split()))[:200] or parsed[0].msg[:200]
+        return self._db.insert_hunt({"name": name, "query": query, "rules": [r.as_dict() for r in parsed],
+                                     "status": "queued", "done": 0, "created_at": now()})
+
+    def run_hunt(self, hunt_id: int, progress: Callable[[int, int], None] | None = None,
+                 stopping: Callable[[], bool] = lambda: False) -> dict:
+        """Run a hunt in this thread: a fresh daemon with only its rules (started here, stopped at
+        the end) reads every capture done, or those its query matches. A capture it cannot read
+        is recorded with the reason and the hunt goes on. When `stopping()` turns true the hunt is
+        left `queued` (run again, it starts over). Raises NotFound; a hunt deleted meanwhile stops."""
+        hunt = self._db.get_hunt(hunt_id)
+        try:
+            targets = self._db.done_captures() if hunt["query"] is None else self._matching(hunt["query"])
+        except QueryError as exc:
+            self._db.update_hunt(hunt_id, status="failed", error=exc.message, finished_at=now())
+            return self.hunt(hunt_id)
+        if not self._db.start_hunt(hunt_id, len(targets)):
+            raise NotFound(f"no hunt {hunt_id}")
+        names = self._db.capture_names(targets)
+        outcome: dict = {"status": "done"}
+        try:
+            with suricata.hunt_engine(self.settings, [r["text"] for r in hunt["rules"]],
+                                      self.settings.work_dir / "hunts" / str(hunt_id)) as engine:
+                for n, cid in enumerate(targets, 1):
+                    if stopping():
+                        outcome = {"status": "queued"}
+                        break
+                    if not self._db.record_hunt_capture(hunt_id, n, self._hunt_one(engine, cid, names.get(cid))):
+                        raise NotFound(f"hunt {hunt_id} was deleted while it ran")
+                    if progress:
+                        progress(n, len(targets))
+        except EngineError as exc:
+            outcome = {"status": "failed", "error": f"the hunt's Suricata could not run: {exc.message}"}
+        except NotFound:
+            raise
+        except Exception as exc:  # a bug (or a full disk) fails the hunt, not the service
+            log.error("hunt %s: internal error\n%s", hunt_id, traceback.format_exc())
+            outcome = {"status": "failed", "error": f"internal error: {type(exc).__name__}: {str(exc)[:300]}"}
+        self._db.update_hunt(hunt_id, finished_at=None if outcome["status"] == "queued" else now(), **outcome)
+        return self.hunt(hunt_id)
+
+    def _matching(self, text: str) -> list[str]:
+        """The captures with an event matching a query (at most MAX_GROUPS; raises QueryError)."""
+        node = self.parse(text)
+        with self._events.one_budget():
+            groups = self._events.hits_by_capture(node, size=MAX_GROUPS + 1)
+        if len(groups) > MAX_GROUPS:
+            raise QueryError(f"the query matches more than {MAX_GROUPS:,} captures: narrow it")
+        return [cid for cid, _ in groups]
+
+    def _hunt_one(self, engine: suricata.Engine, cid: str, name: str | None) -> dict | None:
+        """One capture through a hunt's daemon: its hits, its failure, or None (no alert)."""
+        try:
+            with engine.analyze(self._blobs.path("captures", cid), name=name) as run:
+                found = hunts.collect(run.lines())
+        except (AnalysisFailed, EngineError) as exc:
+            return {"capture_id": cid, "alerts": 0, "by_sid": {}, "events": [], "error": exc.message}
+        if not run.packets:
+            reason = run.errors[0] if run.errors else "no packets were decoded"
+            return {"capture_id": cid, "alerts": 0, "by_sid": {}, "events": [],
+                    "error": f"Suricata could not read the capture: {reason}"}
+        if not found.alerts:
+            return None
+        return {"capture_id": cid, "alerts": found.alerts, "by_sid": found.by_sid, "events": found.events,
+                "error": None}
+
+    def hunt(self, hunt_id: int, limit: int = 100, offset: int = 0) -> dict:
+        """A hunt: status and progress, its rules with the alerts and captures each fired on, and
+        one page of its captures (most alerts first; those it could not read last) with their
+        alerts (at most hunts.MAX_EVENTS each) and names."""
+        row = self._db.get_hunt(hunt_id)
+        totals = self._db.hunt_totals(hunt_id)
+        row["rules"] = [{**r, "alerts": sum(t["by_sid"].get(str(r["sid"]), 0) for t in totals),
+                         "captures": sum(1 for t in totals if str(r["sid"]) in t["by_sid"])} for r in row["rules"]]
+        row["hit_captures"] = sum(1 for t in totals if t["alerts"])
+        row["failed_captures"] = sum(1 for t in totals if t["error"])
+        page = self._db.hunt_hits(hunt_id, limit, offset)
+        names = self._db.capture_names(h["capture_id"] for h in page)
+        row["captures"] = [{**h, "name": names.get(h["capture_id"])} for h in page]
+        return row
+
+    def list_hunts(self, limit: int = 100, offset: int = 0) -> list[dict]:
+        """Hunts, newest first (rules and status, with `hit_captures`; no captures)."""
+        return self._db.list_hunts(limit, offset)
+
+    def delete_hunt(self, hunt_id: int) -> None:
+        """Delete a hunt and its hits (a running one stops after its current capture)."""
+        self._db.delete_hunt(hunt_id)
+
+    def unfinished_hunts(self) -> list[int]:
+        """Hunts queued, or left running by a process that stopped: to run (again)."""
+        return self._db.hunts_in(("queued", "running"))
+
+    def capture_hunts(self, capture_id: str) -> list[dict]:
+        """The newest hunts whose rules fired on a capture: id, name, alerts, and each rule that
+        fired with its msg and count (the console's Hunts panel)."""
+        out = []
+        for h in self._db.capture_hunts(capture_id):
+            fired = [{"sid": r["sid"], "msg": r["msg"], "alerts": h["by_sid"][str(r["sid"])]}
+                     for r in h["rules"] if str(r["sid"]) in h["by_sid"]]
+            out.append({"id": h["id"], "name": h["name"], "alerts": h["alerts"], "rules": fired})
+        return out
 
 
 @dataclass

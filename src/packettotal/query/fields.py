@@ -35,6 +35,7 @@ LABEL_KINDS = ("tag", "family", "campaign", "actor")
 CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
     **{n: ("label", "emotet") for n in LABELS},
     "finding": ("finding", "beacon"),  # ingest/findings.py
+    "hunt": ("hunt", "1"),  # hunt:<id>: the captures holding hits of that hunt (ingest/hunts.py)
 }
 
 
@@ -57,4 +58,6 @@ def catalogue() -> list[dict]:
              for n, kinds in LABELS.items()]
     rows.append({"name": "finding", "type": "finding", "example": "finding:beacon",
                  "help": "captures with a finding of this detector: " + ", ".join(FINDINGS)})
+    rows.append({"name": "hunt", "type": "hunt", "example": "hunt:1",
+                 "help": "captures a hunt's rules fired on (packettotal hunts)"})
     return rows

@@ -1,5 +1,5 @@
 """Capture fields live with the captures, not in the events: labels (`tag:`, `family:`,
-`campaign:`, `actor:`) and findings (`finding:`). Before a backend sees the tree, each such leaf
+`campaign:`, `actor:`), findings (`finding:`) and hunts (`hunt:<id>`). Before a backend sees the tree, each such leaf
 becomes the set of captures it matches, from that field's lookup."""
 
 from __future__ import annotations

@@ -115,6 +115,36 @@ labels = sa.Table(
     sa.UniqueConstraint("capture_id", "kind", "value_lower"),
 )
 
+# hunts: a hunt's own rules run over stored captures (service.py: hunting); ids are never reused
+hunts = sa.Table(
+    "hunts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("query", sa.Text),                              # None: every capture
+    sa.Column("rules", sa.JSON, nullable=False),              # [{sid, msg, text}]
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # queued|running|done|failed
+    sa.Column("error", sa.Text),
+    sa.Column("total", sa.Integer),                           # captures to read, once known
+    sa.Column("done", sa.Integer, nullable=False, default=0),  # captures read so far
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("finished_at", sa.DateTime),
+    sqlite_autoincrement=True,
+)
+
+# a capture a hunt's rules fired on (alerts > 0), or could not read (error)
+hunt_hits = sa.Table(
+    "hunt_hits", metadata,
+    sa.Column("hunt_id", sa.Integer, sa.ForeignKey("hunts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("alerts", sa.Integer, nullable=False),          # every alert, counted
+    sa.Column("by_sid", sa.JSON, nullable=False),             # {"sid": alerts}
+    sa.Column("events", sa.JSON, nullable=False),             # the first alert records, bounded
+    sa.Column("error", sa.Text),
+    sa.PrimaryKeyConstraint("hunt_id", "capture_id"),
+    sa.Index("ix_hunt_hits_capture", "capture_id"),
+)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -424,6 +454,94 @@ class Database:
              .order_by(c.submitted_at.desc(), o.capture_id, o.field))
         return self._rows(q)
 
+
+    # hunts
+    def insert_hunt(self, row: dict) -> dict:
+        with self._write, self.engine.begin() as conn:
+            key = conn.execute(sa.insert(hunts).values(**row)).inserted_primary_key
+        assert key is not None  # a single-row insert always has its key
+        return self.get_hunt(key[0])
+
+    def get_hunt(self, hunt_id: int) -> dict:
+        rows = self._rows(sa.select(hunts).where(hunts.c.id == hunt_id))
+        if not rows:
+            raise NotFound(f"no hunt {hunt_id}")
+        return rows[0]
+
+    def list_hunts(self, limit: int = 100, offset: int = 0) -> list[dict]:
+        """Hunts, newest first, with how many captures each has hits in."""
+        h = hunt_hits.c
+        hit = (sa.select(sa.func.count()).where(h.hunt_id == hunts.c.id, h.alerts > 0)
+               .scalar_subquery().label("hit_captures"))
+        return self._rows(sa.select(hunts, hit).order_by(hunts.c.id.desc()).limit(limit).offset(offset))
+
+    def hunts_in(self, statuses: Iterable[str]) -> list[int]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(hunts.c.id).where(hunts.c.status.in_(list(statuses)))
+                                     .order_by(hunts.c.id)).scalars())
+
+    def update_hunt(self, hunt_id: int, **values) -> bool:
+        """False: the hunt is gone (deleted meanwhile)."""
+        return bool(self._exec(sa.update(hunts).where(hunts.c.id == hunt_id).values(**values)).rowcount)
+
+    def start_hunt(self, hunt_id: int, total: int) -> bool:
+        """Its earlier hits (a run cut short) deleted, the hunt `running`; False: it is gone."""
+        with self._write, self.engine.begin() as conn:
+            conn.execute(sa.delete(hunt_hits).where(hunt_hits.c.hunt_id == hunt_id))
+            return bool(conn.execute(sa.update(hunts).where(hunts.c.id == hunt_id).values(
+                status="running", error=None, total=total, done=0, started_at=now(), finished_at=None)).rowcount)
+
+    def record_hunt_capture(self, hunt_id: int, done: int, hit: dict | None) -> bool:
+        """One more capture read (its hits, if any); False: the hunt is gone."""
+        with self._write, self.engine.begin() as conn:
+            if not conn.execute(sa.update(hunts).where(hunts.c.id == hunt_id).values(done=done)).rowcount:
+                return False
+            if hit is not None:
+                conn.execute(sa.insert(hunt_hits).values(hunt_id=hunt_id, **hit))
+        return True
+
+    def hunt_hits(self, hunt_id: int, limit: int | None = None, offset: int = 0) -> list[dict]:
+        """A hunt's captures: most alerts first, then those that failed."""
+        h = hunt_hits.c
+        return self._rows(sa.select(hunt_hits).where(h.hunt_id == hunt_id)
+                          .order_by(h.alerts.desc(), h.capture_id).limit(limit).offset(offset))
+
+    def hunt_totals(self, hunt_id: int) -> list[dict]:
+        """Every capture of a hunt without its events: what per-rule counts are summed from."""
+        h = hunt_hits.c
+        return self._rows(sa.select(h.capture_id, h.alerts, h.by_sid, h.error).where(h.hunt_id == hunt_id))
+
+    def delete_hunt(self, hunt_id: int) -> None:
+        with self._write, self.engine.begin() as conn:
+            gone = conn.execute(sa.delete(hunts).where(hunts.c.id == hunt_id)).rowcount  # its hits: cascade
+        if not gone:
+            raise NotFound(f"no hunt {hunt_id}")
+
+    def hunted(self, hunt_ids: str, like: bool) -> set[str]:
+        """Captures a hunt's rules fired on: the hunt with this id, or (like) whose id matches the
+        LIKE pattern."""
+        h = hunt_hits.c
+        cond: sa.ColumnElement[bool]
+        if like:
+            cond = sa.cast(h.hunt_id, sa.String).like(hunt_ids, escape="\\")
+        elif hunt_ids.isdigit() and len(hunt_ids) < 12:
+            cond = h.hunt_id == int(hunt_ids)
+        else:
+            return set()
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(h.capture_id).distinct().where(cond, h.alerts > 0)).scalars())
+
+    def capture_hunts(self, capture_id: str, limit: int = 20) -> list[dict]:
+        """The newest hunts whose rules fired on this capture: id, name, rules, counts by sid."""
+        h, t = hunt_hits.c, hunts.c
+        return self._rows(sa.select(t.id, t.name, t.rules, h.alerts, h.by_sid)
+                          .join(hunts, t.id == h.hunt_id).where(h.capture_id == capture_id, h.alerts > 0)
+                          .order_by(t.id.desc()).limit(limit))
+
+    def done_captures(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(captures.c.id).where(captures.c.status == "done")
+                                     .order_by(captures.c.submitted_at)).scalars())
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

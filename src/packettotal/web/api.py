@@ -213,6 +213,54 @@ class SimilarCapture(BaseModel):
     labels: list[Label]
 
 
+class NewHunt(BaseModel):
+    rules: str = Field(description="Suricata rules, one a line, each with its own sid (at most 1,000 rules, 1 MB)")
+    query: str | None = Field(default=None, max_length=QUERY_BYTES,
+                              description="Lucene query: hunt only the captures with a matching event")
+    name: str | None = Field(default=None, max_length=200, description="default: the first rule's msg")
+
+
+class HuntSubmitted(BaseModel):
+    id: int
+    status: str
+    status_url: str
+    page_url: str
+
+
+class HuntRule(BaseModel):
+    sid: int
+    msg: str
+    text: str
+    alerts: int | None = None
+    captures: int | None = None
+
+
+class HuntCapture(BaseModel):
+    capture_id: str
+    name: str | None
+    alerts: int
+    by_sid: dict[str, int]
+    events: list[dict[str, Any]]
+    error: str | None
+
+
+class Hunt(BaseModel):
+    id: int
+    name: str
+    query: str | None
+    status: Literal["queued", "running", "done", "failed"]
+    error: str | None
+    progress: dict[str, int | None]
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    rules: list[HuntRule]
+    hit_captures: int
+    failed_captures: int | None = None
+    captures: list[HuntCapture] | None = None
+    links: dict[str, str]
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": Error}, 404: {"model": Error}, 422: {"model": Error}}
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
@@ -502,3 +550,46 @@ def engines(request: Request):
 @router.get("/fields", summary="The searchable fields: name, type, example")
 def fields() -> list[dict[str, str]]:
     return catalog.catalogue()
+
+
+def hunt_json(row: dict) -> dict:
+    base = f"/api/v1/hunts/{row['id']}"
+    out = {**{k: row[k] for k in ("id", "name", "query", "status", "error", "rules", "hit_captures")},
+           "progress": {"done": row["done"], "total": row["total"]},
+           "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),
+           "finished_at": _iso(row["finished_at"]), "links": {"self": base, "page": f"/hunts/{row['id']}"}}
+    if "captures" in row:
+        out |= {"failed_captures": row["failed_captures"], "captures": [
+            {k: c[k] for k in ("capture_id", "name", "alerts", "by_sid", "events", "error")} for c in row["captures"]]}
+    return out
+
+
+HuntId = Annotated[int, PathParam(ge=1, le=2 ** 31 - 1)]
+
+
+@router.post("/hunts", status_code=202, response_model=HuntSubmitted, responses=ERRORS,
+             summary="Hunt: run Suricata rules of your own over stored captures (all, or a query's), "
+                     "leaving their analyses as they are")
+def new_hunt(request: Request, body: NewHunt):
+    row = _instance(request).hunt(body.rules, body.query, body.name)
+    return JSONResponse({"id": row["id"], "status": row["status"], "status_url": f"/api/v1/hunts/{row['id']}",
+                         "page_url": f"/hunts/{row['id']}"}, status_code=202)
+
+
+@router.get("/hunts", response_model=list[Hunt], summary="Hunts, newest first (without their captures)")
+def list_hunts(request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+               offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
+    return [hunt_json(r) for r in _instance(request).service.list_hunts(limit, offset)]
+
+
+@router.get("/hunts/{hunt_id}", response_model=Hunt, responses=ERRORS,
+            summary="A hunt: status, progress, per-rule counts, the captures with their hits and alerts")
+def get_hunt(request: Request, hunt_id: HuntId, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+             offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
+    return hunt_json(_instance(request).service.hunt(hunt_id, limit, offset))
+
+
+@router.delete("/hunts/{hunt_id}", status_code=204, responses=ERRORS, summary="Delete a hunt and its hits")
+def delete_hunt(request: Request, hunt_id: HuntId):
+    _instance(request).service.delete_hunt(hunt_id)
+    return Response(status_code=204)

@@ -3,6 +3,8 @@ of the API and the pages, behind the guard (security headers, error shape, body 
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -13,7 +15,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config as config_mod, demo
-from ..errors import Busy, Forbidden, NotFound, PacketTotalError, QueryError, QueryTimeout, RefusedCapture
+from ..errors import (Busy, Forbidden, NotFound, PacketTotalError, QueryError, QueryTimeout, RefusedCapture,
+                      RulesRefused)
 from ..instance import open_jobs
 from ..service import Submission
 from . import api, downloads, pages
@@ -27,12 +30,16 @@ class Instance:
         self.jobs = open_jobs(settings)
         self.service = self.jobs.service
         self.builds = downloads.Builds()
+        self.hunts = ThreadPoolExecutor(1, thread_name_prefix="hunt")  # one hunt at a time, queued
+        self._stopping = threading.Event()
 
     def start(self, seed_demo: bool) -> None:
         downloads.clean(self.service)
         self.jobs.warm()  # the first upload should not wait for Suricata to load its rules
         self.service.watch_rules()
         self.jobs.recover()
+        for hunt_id in self.service.unfinished_hunts():
+            self._run_hunt(hunt_id)
         if seed_demo and self.service.count_captures() == 0:
             path = self.service.settings.home / "demo" / "packettotal-demo.pcap"
             if not path.exists():
@@ -60,7 +67,18 @@ class Instance:
             self.jobs.enqueue(cid)
         return len(ids)
 
+    def hunt(self, rules: str, query: str | None, name: str | None) -> dict:
+        """Check and queue a hunt (raises RulesRefused, QueryError): it runs in the hunt thread."""
+        row = self.service.new_hunt(rules, query, name)
+        self._run_hunt(row["id"])
+        return row
+
+    def _run_hunt(self, hunt_id: int) -> None:
+        self.hunts.submit(self.service.run_hunt, hunt_id, stopping=self._stopping.is_set)
+
     def stop(self) -> None:
+        self._stopping.set()  # a running hunt stops after its capture, left queued for the next start
+        self.hunts.shutdown(cancel_futures=True)
         self.builds.close()
         self.jobs.close()
         self.service.close()
@@ -108,7 +126,7 @@ def _status(exc: PacketTotalError) -> int:
         return exc.status
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, QueryError):
+    if isinstance(exc, (QueryError, RulesRefused)):
         return 400
     if isinstance(exc, Forbidden):
         return 403

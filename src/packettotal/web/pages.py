@@ -17,7 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from ..errors import QueryError, RefusedCapture
+from ..errors import QueryError, RefusedCapture, RulesRefused
+from ..ingest.hunts import MAX_RULES, MAX_RULES_BYTES
 from ..ingest.validate import human_size
 from ..query import correlate, fields as catalog
 from ..query.lucene import QUERY_BYTES
@@ -28,6 +29,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZES = (25, 50, 100, 500)
 MAX_JSON = 16_000  # characters of a row's JSON view
 MAX_PAGES = 10_000
+HUNT_EVENTS_SHOWN = 20  # of a capture's alerts on a hunt's page (the API gives all those kept)
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(FilePath(__file__).parent / "templates"),
                           autoescape=True, trim_blocks=True, lstrip_blocks=True,
@@ -94,7 +96,7 @@ def capture_page(request: Request, ref: str):
 def _console(service, cap: dict) -> dict:
     """What every tab of the console shows around its content: the tabs and the labels."""
     return {"tabs": tabs.tabs_for(tabs.counts_of(cap["summary"] or {})),
-            "labels": service.labels(cap["id"]),
+            "labels": service.labels(cap["id"]), "hunts": service.capture_hunts(cap["id"]),
             "label_kinds": catalog.LABEL_KINDS, "can_label": service.settings.labelling == "anyone"}
 
 
@@ -170,6 +172,44 @@ def reanalyse(request: Request, ref: str):
     """The console's button: analyse the capture again with the current rules."""
     row = _instance(request).reanalyse(ref)
     return RedirectResponse(f"/captures/{row['id']}", status_code=303)
+
+
+@router.get("/hunts", response_class=HTMLResponse)
+def hunts_page(request: Request):
+    return _hunts(request, 200)
+
+
+def _hunts(request: Request, status: int, refused: str | None = None, form: dict | None = None) -> HTMLResponse:
+    return render(request, "hunts.html", status=status, hunts=_instance(request).service.list_hunts(100),
+                  refused=refused, form=form or {}, max_rules=MAX_RULES, max_bytes=MAX_RULES_BYTES)
+
+
+@router.post("/hunts", response_class=HTMLResponse)
+async def new_hunt(request: Request):
+    """The form: pasted rules, an optional query and name; refused rules come back with the reason."""
+    form = await request.form(max_files=0, max_fields=3, max_part_size=MAX_RULES_BYTES + 4096)
+    fields = {k: str(form.get(k) or "") for k in ("rules", "query", "name")}
+    try:
+        row = await run_in_threadpool(_instance(request).hunt, fields["rules"], fields["query"], fields["name"])
+    except (RulesRefused, QueryError) as exc:
+        return await run_in_threadpool(_hunts, request, 400, exc.message, fields)
+    return RedirectResponse(f"/hunts/{row['id']}", status_code=303)
+
+
+@router.get("/hunts/{hunt_id}", response_class=HTMLResponse)
+def hunt_page(request: Request, hunt_id: Annotated[int, Path(ge=1, le=2 ** 31 - 1)],
+              page: Annotated[int, Query(ge=1, le=10_000)] = 1):
+    size = 50
+    hunt = _instance(request).service.hunt(hunt_id, size, (page - 1) * size)
+    total = hunt["hit_captures"] + hunt["failed_captures"]
+    return render(request, "hunt.html", hunt=hunt, page=page, pages=max(1, math.ceil(total / size)),
+                  shown=HUNT_EVENTS_SHOWN, msgs={str(r["sid"]): r["msg"] for r in hunt["rules"]})
+
+
+@router.post("/hunts/{hunt_id}/delete", response_class=HTMLResponse)
+def delete_hunt(request: Request, hunt_id: Annotated[int, Path(ge=1, le=2 ** 31 - 1)]):
+    _instance(request).service.delete_hunt(hunt_id)
+    return RedirectResponse("/hunts", status_code=303)
 
 
 def _json_view(rec: dict) -> str:
