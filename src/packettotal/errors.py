@@ -79,6 +79,13 @@ class RulesetError(PacketTotalError):
     code = "ruleset"
 
 
+class YaraError(PacketTotalError):
+    """YARA rules that could not be read or compiled (the library's message names the file and
+    line); the last good rules stay in use."""
+
+    code = "yara"
+
+
 class IndexBusy(PacketTotalError):
     """Another process holds the event index's writer."""
 

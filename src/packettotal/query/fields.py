@@ -30,6 +30,8 @@ LABELS: dict[str, tuple[str, ...] | None] = {
     "family": ("family",), "campaign": ("campaign",), "actor": ("actor",),
 }
 LABEL_KINDS = ("tag", "family", "campaign", "actor")
+# yara:RULE: the captures holding a carved file that matched that YARA rule; resolved to captures like the labels
+YARA = "yara"
 
 
 def resolve(name: str) -> tuple[Field, ...] | None:
@@ -49,4 +51,6 @@ def catalogue() -> list[dict]:
     rows += [{"name": n, "type": "label", "example": f'{n}:"spring 2024"' if n == "campaign" else f"{n}:emotet",
               "help": "captures carrying a label of any kind" if kinds is None else f"captures labelled with a {n}"}
              for n, kinds in LABELS.items()]
+    rows.append({"name": YARA, "type": "yara", "example": f"{YARA}:EICAR*",
+                 "help": "captures holding a carved file that matched this YARA rule (setting yara_rules_dir)"})
     return rows

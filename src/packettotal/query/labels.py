@@ -1,9 +1,11 @@
-"""Label fields (`tag:`, `family:`, `campaign:`, `actor:`) live with the captures, not in the
-events: before a backend sees the tree, each label leaf becomes the set of captures carrying it."""
+"""Fields held with the captures, not in the events: labels (`tag:`, `family:`, `campaign:`,
+`actor:`) and YARA matches of carved files (`yara:`). Before a backend sees the tree, each such
+leaf becomes the set of captures carrying it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from ..errors import QueryError
 from . import fields as catalog
@@ -11,6 +13,8 @@ from .nodes import ANY, And, Captures, Exists, Node, Not, Or, Phrase, Range, Ter
 
 # (kinds or None for any, value, like) -> capture ids; like: value is a LIKE pattern, `\` escapes
 Lookup = Callable[[tuple[str, ...] | None, str, bool], set[str]]
+# (value, like) -> capture ids, for one field
+Find = Callable[[str, bool], set[str]]
 
 
 def like_pattern(parts: tuple) -> str:
@@ -19,23 +23,29 @@ def like_pattern(parts: tuple) -> str:
                    p.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for p in parts)
 
 
-def resolve(node: Node, lookup: Lookup) -> Node:
+def resolve(node: Node, lookup: Lookup, *, yara: Find) -> Node:
+    """`yara`: the captures holding a carved file that matched a YARA rule of that name."""
     if isinstance(node, And):
-        return And(tuple(resolve(c, lookup) for c in node.children))
+        return And(tuple(resolve(c, lookup, yara=yara) for c in node.children))
     if isinstance(node, Or):
-        return Or(tuple(resolve(c, lookup) for c in node.children))
+        return Or(tuple(resolve(c, lookup, yara=yara) for c in node.children))
     if isinstance(node, Not):
-        return Not(resolve(node.child, lookup))
+        return Not(resolve(node.child, lookup, yara=yara))
     field = getattr(node, "field", None)
-    if field not in catalog.LABELS:
+    find: Find
+    if field == catalog.YARA:
+        find, what = yara, "a YARA rule name"
+    elif field in catalog.LABELS:
+        find, what = partial(lookup, catalog.LABELS[field]), "a label"
+    else:
         return node
-    kinds = catalog.LABELS[field]
     if isinstance(node, (Term, Phrase)):
-        return Captures(frozenset(lookup(kinds, node.value, False)))
+        return Captures(frozenset(find(node.value, False)))
     if isinstance(node, Wildcard):
-        return Captures(frozenset(lookup(kinds, like_pattern(node.parts), True)))
+        return Captures(frozenset(find(like_pattern(node.parts), True)))
     if isinstance(node, Exists):
-        return Captures(frozenset(lookup(kinds, "%", True)))
+        return Captures(frozenset(find("%", True)))
     if isinstance(node, Range):
-        raise QueryError(f"{field} is a label: give a value such as {field}:emotet, not a range")
-    return Captures(frozenset())  # a CIDR on a label: nothing can match
+        example = f"{field}:EICAR*" if field == catalog.YARA else f"{field}:emotet"
+        raise QueryError(f"{field} is {what}: give a value such as {example}, not a range")
+    return Captures(frozenset())  # a CIDR on a label or a rule name: nothing can match
