@@ -63,7 +63,7 @@ class PacketTotal:
         self._yara = (yarascan.Watcher(s.yara_rules_dir, s.home / "yara" / "rules.bin", self._yara_changed)
                       if s.yara_rules_dir else None)
         # called when the YARA rules change (`serve` re-scans the stored files then)
-        self.on_yara_change: Callable[[], None] | None = None
+        self.on_yara_change: Callable[[], object] | None = None
         self._clean_index()
 
     def _clean_index(self) -> None:

@@ -13,7 +13,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config as config_mod, demo
-from ..errors import Busy, Forbidden, NotFound, PacketTotalError, QueryError, QueryTimeout, RefusedCapture
+from ..errors import (Busy, Forbidden, NotFound, PacketTotalError, QueryError, QueryTimeout, RefusedCapture,
+                      YaraError)
 from ..instance import open_jobs
 from ..service import Submission
 from . import api, downloads, pages
@@ -27,11 +28,14 @@ class Instance:
         self.jobs = open_jobs(settings)
         self.service = self.jobs.service
         self.builds = downloads.Builds()
+        self.service.on_yara_change = self.jobs.rescan_yara  # stored files are scanned with new rules
 
     def start(self, seed_demo: bool) -> None:
         downloads.clean(self.service)
         self.jobs.warm()  # the first upload should not wait for Suricata to load its rules
         self.jobs.recover()
+        if self.service.settings.yara_rules_dir:
+            self.jobs.rescan_yara()  # files stored while the rules changed with no `serve` running
         if seed_demo and self.service.count_captures() == 0:
             path = self.service.settings.home / "demo" / "packettotal-demo.pcap"
             if not path.exists():
@@ -58,6 +62,18 @@ class Instance:
         for cid in ids:
             self.jobs.enqueue(cid)
         return len(ids)
+
+    def rescan_yara(self) -> dict:
+        """Read the YARA rules again and re-scan every stored carved file with them, in the
+        background; the status of the rules and of the re-scan."""
+        if self.service.yara_rules() is None:  # a change found here queues a re-scan of the stale files
+            status = self.service.yara_status()
+            raise YaraError(status["error"] or "no YARA rules: set yara_rules_dir to a folder of *.yar files")
+        self.jobs.rescan_yara(stale_only=False)
+        return self.yara_status()
+
+    def yara_status(self) -> dict:
+        return self.service.yara_status() | {"rescan": dict(self.jobs.rescan_state)}
 
     def stop(self) -> None:
         self.builds.close()
@@ -111,6 +127,8 @@ def _status(exc: PacketTotalError) -> int:
         return 400
     if isinstance(exc, Forbidden):
         return 403
+    if isinstance(exc, YaraError):
+        return 409
     if isinstance(exc, (Busy, QueryTimeout)):
         return 503
     return 500
