@@ -99,8 +99,8 @@ def test_yara_search_returns_exactly_the_eicar_capture(pt, analysed):
         pt.search("yara:[a TO b]")
 
 
-def test_a_broken_rule_file_is_refused_with_the_librarys_message_and_the_old_rules_stay(pt, analysed, rules_dir,
-                                                                                      caplog):
+def test_a_broken_rule_file_is_refused_with_the_librarys_message_and_the_old_rules_stay(pt, analysed, home,
+                                                                                      rules_dir, caplog):
     before = pt.yara_status()
     bad = rules_dir / "broken.yar"
     bad.write_text('rule ok { condition: true }\nrule broken { strings: $a = "x" condition: $a and }\n')
@@ -112,6 +112,11 @@ def test_a_broken_rule_file_is_refused_with_the_librarys_message_and_the_old_rul
         assert any("broken.yar" in r.getMessage() and "last good YARA rules stay" in r.getMessage()
                    for r in caplog.records)
         assert (status["version"], status["rules"], status["files"]) == (before["version"], 1, ["eicar.yar"])
+        # and in a process started now, from the compiled copy in the home folder
+        cached = yarascan.Watcher(rules_dir, home / "yara" / "rules.bin")
+        assert cached.current.version == before["version"] and cached.error == status["error"]
+        other = yarascan.Watcher(home / "no-such-folder", home / "yara" / "rules.bin")
+        assert other.current is None and "is not a folder" in other.error  # another folder's rules are not used
         # still in use: a scan now gives the old rules' match
         scans = pt.yara_rescan()
         assert scans["error"] == status["error"] and scans["version"] == before["version"] and scans["matched"] == 1

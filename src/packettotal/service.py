@@ -427,7 +427,7 @@ class PacketTotal:
     def ioc(self, value: str, co_occurring: bool = True) -> dict:
         """A pivot (query/correlate.py), with the YARA scans of the carved files it names (`yara`)."""
         found = correlate.pivot(self._db, self._events, value, co=co_occurring)
-        scans = self._db.yara_of(self._db.file_hashes(value)) if len(value) <= 64 else {}
+        scans = self._db.yara_of(self._db.file_hashes(value))
         return found | {"yara": [{"sha256": sha, **scan} for sha, scan in sorted(scans.items())]}
 
     def bulk_ioc(self, values: list[str]) -> list[dict]:

@@ -173,6 +173,8 @@ class Watcher:
             with open(self.cache, "rb") as f:  # one line of JSON facts, then the compiled rules
                 meta = orjson.loads(f.readline())
                 rules = yara_x.Rules.deserialize_from(f)
+            if meta["folder"] != str(self.folder):  # another folder's rules: not this one's last good
+                return None
             return RuleSet(rules, meta["version"], meta["count"], tuple(meta["files"]))
         except (OSError, ValueError, KeyError, TypeError):  # none yet, or unreadable: compiled anew
             return None
@@ -182,8 +184,8 @@ class Watcher:
         try:
             self.cache.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
-                f.write(orjson.dumps({"version": ruleset.version, "count": ruleset.count,
-                                      "files": list(ruleset.files)}) + b"\n")
+                f.write(orjson.dumps({"folder": str(self.folder), "version": ruleset.version,
+                                      "count": ruleset.count, "files": list(ruleset.files)}) + b"\n")
                 ruleset.rules.serialize_into(f)
             tmp.replace(self.cache)
         except OSError as exc:
