@@ -649,3 +649,47 @@ def hunts_delete(ctx: click.Context, hunt_id: int) -> None:
     """Delete a hunt and its hits (hunt:ID then matches nothing)."""
     _service(ctx).delete_hunt(hunt_id)
     click.echo(f"hunt {hunt_id} deleted")
+
+
+@cli.group()
+def yara() -> None:
+    """YARA rules run on every carved file (setting yara_rules_dir): status and retro-scans."""
+
+
+@yara.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def yara_status(ctx: click.Context, as_json: bool) -> None:
+    """The rules folder, the rules in use (version, count, files), the last refusal, and how many
+    stored carved files are not scanned by these rules yet."""
+    found = _service(ctx).yara_status()
+    if as_json:
+        _json(found)
+        return
+    click.echo(f"folder  {found['folder'] or '(none: set yara_rules_dir)'}")
+    click.echo(f"rules   {found['rules']} from {len(found['files'])} files, version {found['version'] or '(none)'}")
+    click.echo(f"files   {found['stored_files']} stored, {found['stale_files']} not scanned by these rules")
+    if found["error"]:
+        click.echo(f"error   {found['error']}")
+
+
+@yara.command("scan")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def yara_scan(ctx: click.Context, as_json: bool) -> None:
+    """Scan every stored carved file again with the current rules, replacing their old matches
+    (no re-analysis). Exit 1: the rules folder was refused (the last good rules were used)."""
+    pt = _service(ctx)
+    from rich.progress import Progress
+    with Progress(disable=as_json, transient=True) as progress:
+        task = progress.add_task("scanning", total=None)
+        found = pt.yara_rescan(progress=lambda done, total: progress.update(task, completed=done, total=total))
+    if as_json:
+        _json(found)
+    else:
+        click.echo(f"{found['files']} files scanned with {found['rules']} rules ({found['version'][:16]}) in "
+                   f"{found['seconds']} s: {found['matched']} matched ({found['matches']} matches), "
+                   f"{found['errors']} not fully scanned")
+        if found["error"]:
+            click.echo(f"error   {found['error']}", err=True)
+    ctx.exit(EXIT_FAILED if found["error"] else EXIT_OK)

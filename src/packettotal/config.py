@@ -144,6 +144,14 @@ class Settings:
         "help": "Longest a costly query (wildcards, field existence) may run: it runs in a child process "
                 "that is stopped then, and the request answers 503; 0: no limit, run in-process",
         "check": at_least(0)})
+    yara_rules_dir: Path | None = field(default=None, metadata={
+        "help": "Folder of YARA rules (*.yar, *.yara, subfolders too; no includes) run on every carved file; "
+                "compiled again when its files change; empty: no YARA"})
+    yara_timeout: int = field(default=10, metadata={
+        "help": "Seconds YARA may spend on one carved file; then the file is marked timed out",
+        "check": at_least(1)})
+    yara_max_bytes: int = field(default=64 << 20, metadata={
+        "help": "Largest carved file YARA scans (bytes); a larger one is marked not scanned", "check": at_least(1)})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

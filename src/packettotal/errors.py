@@ -84,6 +84,11 @@ class RulesRefused(PacketTotalError):
     own lines); nothing was stored."""
 
     code = "bad_rules"
+class YaraError(PacketTotalError):
+    """YARA rules that could not be read or compiled (the library's message names the file and
+    line); the last good rules stay in use."""
+
+    code = "yara"
 
 
 class IndexBusy(PacketTotalError):

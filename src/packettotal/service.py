@@ -17,8 +17,8 @@ from typing import BinaryIO
 
 from . import config as config_mod
 from .errors import (AnalysisFailed, EngineError, Forbidden, NotFound, QueryError, RulesRefused, StorageFull,
-                     disk_full)
-from .ingest import capfile, files as carved, hunts, pipeline, suricata, threats, validate
+                     YaraError, disk_full)
+from .ingest import capfile, files as carved, hunts, pipeline, suricata, threats, validate, yarascan
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
@@ -32,6 +32,7 @@ MAX_ATTEMPTS = 2
 MAX_GROUPS = 10_000  # captures one search groups its hits into
 EXPORT_PAGE = 10_000  # events read from the index at a time by an export
 NO_SPACE = "the server ran out of disk space"
+YARA_BATCH = 100  # scans of carved files recorded in one transaction
 
 
 @dataclass
@@ -58,12 +59,16 @@ class PacketTotal:
         self._reference_prefixes = threats.reference_prefixes()  # a rule's references as links
         self._capture_fields: dict[str, labels_mod.Lookup] = {  # query fields resolved in the database
             **{name: partial(self._db.labelled, kinds) for name, kinds in catalog.LABELS.items()},
-            "finding": self._db.with_finding, "hunt": self._db.hunted}
+            "finding": self._db.with_finding, "hunt": self._db.hunted, "yara": self._db.yara_matched}
         self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
         self._unrecorded: dict[str, str] = {}  # capture -> why it failed: the database could not take it yet
         self._pending_lock = threading.Lock()
+        self._yara = (yarascan.Watcher(s.yara_rules_dir, s.home / "yara" / "rules.bin", self._yara_changed)
+                      if s.yara_rules_dir else None)
+        # called when the YARA rules change (`serve` re-scans the stored files then)
+        self.on_yara_change: Callable[[], object] | None = None
         self._clean_index()
 
     def _clean_index(self) -> None:
@@ -185,6 +190,7 @@ class PacketTotal:
         with self._pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
             assert engine.loaded is not None  # lent by the pool: its generation's rules
             summary, obs, files_, documents = self._index(row, run, engine.loaded, warnings)
+        self._scan_files([f["sha256"] for f in files_ if f["stored"]], skip_current=True)
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
                 "summary": summary, "warnings": list(dict.fromkeys(warnings)), "finished_at": now()}
         with self._pending_lock:
@@ -328,8 +334,11 @@ class PacketTotal:
         return self._db.top_observables(capture_id, per_kind)
 
     def capture_files(self, capture_id: str) -> list[dict]:
-        """The files carved from a capture, as recorded (`stored`: a copy is kept here)."""
-        return self._db.capture_files(capture_id)
+        """The files carved from a capture, as recorded (`stored`: a copy is kept here), each with
+        its YARA scan (`yara`: version, error, scanned_at, matches; None: never scanned)."""
+        rows = self._db.capture_files(capture_id)
+        scans = self._db.yara_of(r["sha256"] for r in rows)
+        return [{**r, "yara": scans.get(r["sha256"])} for r in rows]
 
     def carved_file(self, ref: str, sha256: str) -> dict:
         """A file carved from this capture whose copy is kept here (raises NotFound)."""
@@ -431,7 +440,10 @@ class PacketTotal:
         return pages()
 
     def ioc(self, value: str, co_occurring: bool = True) -> dict:
-        return correlate.pivot(self._db, self._events, value, co=co_occurring)
+        """A pivot (query/correlate.py), with the YARA scans of the carved files it names (`yara`)."""
+        found = correlate.pivot(self._db, self._events, value, co=co_occurring)
+        scans = self._db.yara_of(self._db.file_hashes(value))
+        return found | {"yara": [{"sha256": sha, **scan} for sha, scan in sorted(scans.items())]}
 
     def bulk_ioc(self, values: list[str]) -> list[dict]:
         return correlate.bulk(self._db, values)
@@ -470,6 +482,71 @@ class PacketTotal:
         for cid in ids:
             self._superseded(cid)
         return ids
+
+    # YARA on carved files
+    def _yara_changed(self, rules: yarascan.RuleSet) -> None:
+        log.info("YARA rules %s: %d rules from %d files", rules.version[:16], rules.count, len(rules.files))
+        if self.on_yara_change is not None:
+            self.on_yara_change()
+
+    def yara_rules(self) -> yarascan.RuleSet | None:
+        """The YARA rules in use (the folder checked for changes first); None: none configured
+        or none compiled yet."""
+        return self._yara.current if self._yara else None
+
+    def _scan_files(self, shas: list[str], skip_current: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> list[dict]:
+        """Scan these stored carved files with the current rules and record the results; with
+        skip_current, not those scanned by these rules already. The scans recorded."""
+        rules = self.yara_rules()
+        if rules is None or not shas:
+            return []
+        if skip_current:
+            known = self._db.yara_of(shas)
+            shas = [sha for sha in shas if (known.get(sha) or {}).get("version") != rules.version]
+        s, done, batch = self.settings, [], []
+        for i, sha in enumerate(shas, 1):
+            try:
+                found = yarascan.scan(rules, self._blobs.path("files", sha), s.yara_timeout, s.yara_max_bytes)
+            except OSError as exc:
+                found = yarascan.Scan([], f"could not read the stored file: {exc.strerror or exc}")
+            batch.append({"sha256": sha, "version": rules.version, "error": found.error, "matches": found.matches})
+            if len(batch) == YARA_BATCH or i == len(shas):
+                self._db.record_yara(batch)
+                done += batch
+                batch = []
+            if progress:
+                progress(i, len(shas))
+        return done
+
+    def yara_rescan(self, stale_only: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
+        """Scan every stored carved file again with the current YARA rules (stale_only: those not
+        scanned by them yet), replacing their old matches; no re-analysis. Raises YaraError when
+        there are no rules to scan with."""
+        rules = self.yara_rules()
+        if rules is None:
+            raise YaraError(self._yara.error if self._yara and self._yara.error
+                            else "no YARA rules: set yara_rules_dir to a folder of *.yar files")
+        started = dt.datetime.now(dt.UTC)
+        shas = self._db.stored_file_hashes(rules.version if stale_only else None)
+        scans = self._scan_files(shas, progress=progress)
+        return {"version": rules.version, "rules": rules.count, "files": len(scans),
+                "matched": sum(1 for x in scans if x["matches"]),
+                "matches": sum(len(x["matches"]) for x in scans),
+                "errors": sum(1 for x in scans if x["error"]),
+                "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3),
+                "error": self._yara.error if self._yara else None}
+
+    def yara_status(self) -> dict:
+        """The rules folder, the rules in use (version, rule count, files), the last refusal, and
+        how many stored carved files their scans are current for."""
+        rules = self.yara_rules()
+        stored = len(self._db.stored_file_hashes())
+        return {"folder": str(self.settings.yara_rules_dir) if self.settings.yara_rules_dir else None,
+                "version": rules.version if rules else None, "rules": rules.count if rules else 0,
+                "files": list(rules.files) if rules else [], "error": self._yara.error if self._yara else None,
+                "stored_files": stored,
+                "stale_files": len(self._db.stored_file_hashes(rules.version)) if rules else stored}
 
     # labels
     def add_label(self, ref: str, kind: str, value: str, note: str | None = None,

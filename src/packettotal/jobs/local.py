@@ -4,10 +4,19 @@ left `queued` or `running` by a crash are picked up again by `recover()`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
+from ..errors import YaraError
 from ..service import PacketTotal
+
+log = logging.getLogger("packettotal")
+
+
+class _Stopped(Exception):
+    pass
 
 
 class LocalJobs:
@@ -17,6 +26,46 @@ class LocalJobs:
         self.service = service
         self.executor = executor or ThreadPoolExecutor(max_workers=workers or service.settings.engines,
                                                        thread_name_prefix="analyse")
+        self._rescans = ThreadPoolExecutor(1, thread_name_prefix="yara")
+        self._rescan_lock = threading.Lock()
+        self._rescan_waiting = False  # one re-scan queued: another request joins it
+        self._stopping = threading.Event()
+        # the background YARA re-scan: running, done/total files, the last one's result or error
+        self.rescan_state: dict = {"running": False, "done": 0, "total": 0, "last": None, "error": None}
+
+    def rescan_yara(self, stale_only: bool = True) -> bool:
+        """Re-scan the stored carved files with the current YARA rules in a background thread
+        (stale_only: those their scans are not current for). Asked while one runs, one more runs
+        after it; False: one was waiting to run already."""
+        with self._rescan_lock:
+            if self._rescan_waiting or self._stopping.is_set():
+                return False
+            self._rescan_waiting = True
+        self._rescans.submit(self._rescan, stale_only)
+        return True
+
+    def _rescan(self, stale_only: bool) -> None:
+        state = self.rescan_state
+        with self._rescan_lock:
+            self._rescan_waiting = False
+        state.update(running=True, done=0, total=0)
+
+        def progress(done: int, total: int) -> None:
+            if self._stopping.is_set():
+                raise _Stopped()
+            state.update(done=done, total=total)
+        try:
+            state.update(last=self.service.yara_rescan(stale_only, progress), error=None)
+            log.info("YARA re-scan: %s", state["last"])
+        except _Stopped:
+            pass
+        except YaraError as exc:
+            state["error"] = exc.message
+        except Exception as exc:  # a bug must not end the thread silently
+            log.exception("YARA re-scan failed")
+            state["error"] = f"internal error: {type(exc).__name__}: {str(exc)[:300]}"
+        finally:
+            state["running"] = False
 
     def warm(self) -> None:
         """Start the Suricata daemons in the workers now (they load the rules in parallel while
@@ -73,4 +122,6 @@ class LocalJobs:
         return [self.enqueue(cid) for cid in pending]
 
     def close(self) -> None:
+        self._stopping.set()
+        self._rescans.shutdown(wait=True, cancel_futures=True)
         self.executor.shutdown(wait=True)

@@ -36,6 +36,7 @@ CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
     **{n: ("label", "emotet") for n in LABELS},
     "finding": ("finding", "beacon"),  # ingest/findings.py
     "hunt": ("hunt", "1"),  # hunt:<id>: the captures holding hits of that hunt (ingest/hunts.py)
+    "yara": ("YARA rule name", "EICAR*"),  # captures holding a carved file that matched it (ingest/yarascan.py)
 }
 
 
@@ -60,4 +61,6 @@ def catalogue() -> list[dict]:
                  "help": "captures with a finding of this detector: " + ", ".join(FINDINGS)})
     rows.append({"name": "hunt", "type": "hunt", "example": "hunt:1",
                  "help": "captures a hunt's rules fired on (packettotal hunts)"})
+    rows.append({"name": "yara", "type": "yara", "example": "yara:EICAR*",
+                 "help": "captures holding a carved file that matched this YARA rule (setting yara_rules_dir)"})
     return rows

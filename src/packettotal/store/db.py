@@ -99,6 +99,27 @@ findings = sa.Table(
     sa.Index("ix_findings_capture", "capture_id"),
 )
 
+# YARA on carved files, by content (a file carved from several captures is scanned once per rules
+# version): the scan of each file, and one row per matching rule
+yara_scans = sa.Table(
+    "yara_scans", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(64), nullable=False),  # of the rules that scanned it (their content hash)
+    sa.Column("error", sa.Text),                          # not scanned (too large), timed out, ...
+    sa.Column("scanned_at", sa.DateTime, nullable=False),
+)
+
+yara_matches = sa.Table(
+    "yara_matches", metadata,
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("namespace", sa.String(200), nullable=False),  # the rule file
+    sa.Column("rule", sa.String(200), nullable=False),
+    sa.Column("rule_lower", sa.String(200), nullable=False),  # what searches compare
+    sa.Column("detail", sa.JSON, nullable=False),             # tags, meta, strings (ingest/yarascan.py)
+    sa.PrimaryKeyConstraint("sha256", "namespace", "rule"),
+    sa.Index("ix_yara_matches_rule", "rule_lower"),
+)
+
 labels = sa.Table(
     "labels", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -428,6 +449,65 @@ class Database:
         cond = c.name.like(name, escape="\\") if like else c.name == name.lower()
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(sa.select(c.capture_id).distinct().where(cond))}
+
+
+    # YARA
+    def record_yara(self, scans: list[dict]) -> None:
+        """Scans of carved files (sha256, version, error, matches as yarascan gives them), each
+        replacing the file's earlier scan and matches."""
+        shas = [r["sha256"] for r in scans]
+        found = [{"sha256": r["sha256"], "namespace": m["namespace"], "rule": m["rule"],
+                  "rule_lower": m["rule"].lower(), "detail": {k: m[k] for k in ("tags", "meta", "strings")}}
+                 for r in scans for m in {(m["namespace"], m["rule"]): m for m in r["matches"]}.values()]
+        with self._write, self.engine.begin() as conn:
+            for chunk in chunks(shas):
+                conn.execute(sa.delete(yara_matches).where(yara_matches.c.sha256.in_(chunk)))
+                conn.execute(sa.delete(yara_scans).where(yara_scans.c.sha256.in_(chunk)))
+            if scans:
+                conn.execute(sa.insert(yara_scans), [{"sha256": r["sha256"], "version": r["version"],
+                                                      "error": r["error"], "scanned_at": now()} for r in scans])
+            if found:
+                conn.execute(sa.insert(yara_matches), found)
+
+    def yara_of(self, shas: Iterable[str]) -> dict[str, dict]:
+        """sha256 -> its scan (version, error, scanned_at, matches); files never scanned are absent."""
+        out: dict[str, dict] = {}
+        for chunk in chunks(dict.fromkeys(shas)):
+            for r in self._rows(sa.select(yara_scans).where(yara_scans.c.sha256.in_(chunk))):
+                out[r["sha256"]] = {"version": r["version"], "error": r["error"],
+                                    "scanned_at": r["scanned_at"], "matches": []}
+            m = yara_matches.c
+            for r in self._rows(sa.select(yara_matches).where(m.sha256.in_(chunk)).order_by(m.namespace, m.rule)):
+                if r["sha256"] in out:
+                    out[r["sha256"]]["matches"].append({"rule": r["rule"], "namespace": r["namespace"], **r["detail"]})
+        return out
+
+    def yara_matched(self, value: str, like: bool) -> set[str]:
+        """Captures holding a carved file that matched a rule named `value` (case-insensitive),
+        or matching it as a LIKE pattern (lower-case, `\\` escaping)."""
+        m = yara_matches.c
+        cond = m.rule_lower.like(value, escape="\\") if like else m.rule_lower == value.lower()
+        q = sa.select(files.c.capture_id).distinct().join(yara_matches, m.sha256 == files.c.sha256).where(cond)
+        with self.engine.connect() as conn:
+            return set(conn.execute(q).scalars())
+
+    def stored_file_hashes(self, not_version: str | None = None) -> list[str]:
+        """The sha256 of every carved file kept here; with not_version, of those not scanned by
+        the rules of that version."""
+        f, y = files.c, yara_scans.c
+        q = sa.select(f.sha256).distinct().where(f.stored)
+        if not_version is not None:
+            q = q.outerjoin(yara_scans, y.sha256 == f.sha256).where(
+                sa.or_(y.version.is_(None), y.version != not_version))
+        with self.engine.connect() as conn:
+            return list(conn.execute(q.order_by(f.sha256)).scalars())
+
+    def file_hashes(self, value: str) -> list[str]:
+        """The sha256 of the carved files whose sha256, md5 or sha1 is `value`."""
+        f, v = files.c, value.strip().lower()
+        q = sa.select(f.sha256).distinct().where(sa.or_(f.sha256 == v, f.md5 == v, f.sha1 == v)).limit(10)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q).scalars())
 
     def capture_files(self, capture_id: str) -> list[dict]:
         return self._rows(sa.select(files).where(files.c.capture_id == capture_id)

@@ -112,6 +112,26 @@ class Events(BaseModel):
     next_cursor: str | None
 
 
+class YaraString(BaseModel):
+    id: str
+    offsets: list[int]
+
+
+class YaraMatch(BaseModel):
+    rule: str
+    namespace: str = Field(description="the rule file")
+    tags: list[str]
+    meta: dict[str, str | int | float | bool]
+    strings: list[YaraString] = Field(description="a few matched string identifiers, each with a few offsets")
+
+
+class YaraScan(BaseModel):
+    version: str = Field(description="content hash of the rules that scanned the file")
+    error: str | None = Field(description="why the file was not (fully) scanned: too large, timed out, ...")
+    scanned_at: str
+    matches: list[YaraMatch]
+
+
 class CarvedFile(BaseModel):
     sha256: str
     md5: str | None
@@ -124,6 +144,7 @@ class CarvedFile(BaseModel):
     truncated: bool
     app_proto: str | None
     download_url: str | None
+    yara: YaraScan | None = Field(description="the file's YARA scan; null: never scanned")
 
 
 class Label(BaseModel):
@@ -161,6 +182,7 @@ class Ioc(BaseModel):
     truncated: bool
     captures: list[PivotCapture]
     co_occurring: list[dict[str, Any]]
+    yara: list[dict[str, Any]] = Field(description="YARA scans of the carved files this value names (a hash)")
 
 
 class BulkIn(BaseModel):
@@ -385,7 +407,11 @@ def get_events(request: Request, ref: Ref,
 
 def file_json(row: dict) -> dict:
     url = (f"/api/v1/captures/{row['capture_id']}/files/{row['sha256']}" if row["stored"] else None)
-    return {**{k: row[k] for k in downloads.FILE_COLUMNS}, "download_url": url}
+    return {**{k: row[k] for k in downloads.FILE_COLUMNS}, "download_url": url, "yara": yara_json(row["yara"])}
+
+
+def yara_json(scan: dict | None) -> dict | None:
+    return scan and scan | {"scanned_at": _iso(scan["scanned_at"])}
 
 
 @router.get("/captures/{ref}/files", response_model=list[CarvedFile], responses=ERRORS,
@@ -506,6 +532,7 @@ def ioc(request: Request, value: Annotated[str, PathParam(min_length=1, max_leng
     found = _instance(request).service.ioc(value, co_occurring)
     for c in found["captures"]:
         c["labels"] = [label_json(x) for x in c["labels"]]
+    found["yara"] = [yara_json(x) for x in found["yara"]]
     return found
 
 
@@ -593,3 +620,36 @@ def get_hunt(request: Request, hunt_id: HuntId, limit: Annotated[int, Query(ge=1
 def delete_hunt(request: Request, hunt_id: HuntId):
     _instance(request).service.delete_hunt(hunt_id)
     return Response(status_code=204)
+
+
+class YaraRescan(BaseModel):
+    running: bool
+    done: int
+    total: int
+    last: dict[str, Any] | None = Field(description="the last re-scan's result: files, matched, matches, errors, "
+                                                    "seconds")
+    error: str | None
+
+
+class YaraStatus(BaseModel):
+    folder: str | None
+    version: str | None = Field(description="content hash of the rules in use")
+    rules: int
+    files: list[str]
+    error: str | None = Field(description="why the folder's current content was refused (the last good rules "
+                                          "stay in use)")
+    stored_files: int
+    stale_files: int = Field(description="stored carved files not scanned by the rules in use yet")
+    rescan: YaraRescan
+
+
+@router.get("/yara", response_model=YaraStatus, responses=ERRORS,
+            summary="YARA: the rules folder, the rules in use, the last refusal, the background re-scan")
+def yara_status(request: Request):
+    return _instance(request).yara_status()
+
+
+@router.post("/yara/scan", response_model=YaraStatus, status_code=202, responses={409: {"model": Error}, **ERRORS},
+             summary="Read the YARA rules again and re-scan every stored carved file with them, in the background")
+def yara_scan(request: Request):
+    return _instance(request).rescan_yara()

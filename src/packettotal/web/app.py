@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config as config_mod, demo
 from ..errors import (Busy, Forbidden, NotFound, PacketTotalError, QueryError, QueryTimeout, RefusedCapture,
-                      RulesRefused)
+                      RulesRefused, YaraError)
 from ..instance import open_jobs
 from ..service import Submission
 from . import api, downloads, pages
@@ -32,6 +32,7 @@ class Instance:
         self.builds = downloads.Builds()
         self.hunts = ThreadPoolExecutor(1, thread_name_prefix="hunt")  # one hunt at a time, queued
         self._stopping = threading.Event()
+        self.service.on_yara_change = self.jobs.rescan_yara  # stored files are scanned with new rules
 
     def start(self, seed_demo: bool) -> None:
         downloads.clean(self.service)
@@ -40,6 +41,8 @@ class Instance:
         self.jobs.recover()
         for hunt_id in self.service.unfinished_hunts():
             self._run_hunt(hunt_id)
+        if self.service.settings.yara_rules_dir:
+            self.jobs.rescan_yara()  # files stored while the rules changed with no `serve` running
         if seed_demo and self.service.count_captures() == 0:
             path = self.service.settings.home / "demo" / "packettotal-demo.pcap"
             if not path.exists():
@@ -75,6 +78,18 @@ class Instance:
 
     def _run_hunt(self, hunt_id: int) -> None:
         self.hunts.submit(self.service.run_hunt, hunt_id, stopping=self._stopping.is_set)
+
+    def rescan_yara(self) -> dict:
+        """Read the YARA rules again and re-scan every stored carved file with them, in the
+        background; the status of the rules and of the re-scan."""
+        if self.service.yara_rules() is None:  # a change found here queues a re-scan of the stale files
+            status = self.service.yara_status()
+            raise YaraError(status["error"] or "no YARA rules: set yara_rules_dir to a folder of *.yar files")
+        self.jobs.rescan_yara(stale_only=False)
+        return self.yara_status()
+
+    def yara_status(self) -> dict:
+        return self.service.yara_status() | {"rescan": dict(self.jobs.rescan_state)}
 
     def stop(self) -> None:
         self._stopping.set()  # a running hunt stops after its capture, left queued for the next start
@@ -130,6 +145,8 @@ def _status(exc: PacketTotalError) -> int:
         return 400
     if isinstance(exc, Forbidden):
         return 403
+    if isinstance(exc, YaraError):
+        return 409
     if isinstance(exc, (Busy, QueryTimeout)):
         return 503
     return 500
