@@ -88,7 +88,16 @@ def test_unknown_capture_is_a_clear_error(home):
 
 def test_fields_lists_the_catalogue(home):
     names = {r["name"] for r in json.loads(run(home, "fields", "--json", check=0).stdout)}
-    assert {"dns.rrname", "src_ip", "ip", "domain", "hash", "capture"} <= names
+    assert {"dns.rrname", "src_ip", "ip", "domain", "hash", "capture", "finding", "hunt", "yara"} <= names
+
+
+def test_python_dash_m_is_the_same_command(home):
+    env = {**os.environ, "PACKETTOTAL_HOME": str(home)}
+    p = subprocess.run([sys.executable, "-m", "packettotal", "fields", "--json"], capture_output=True, env=env,
+                       timeout=60, cwd=ROOT)
+    assert p.returncode == 0 and p.stdout == run(home, "fields", "--json", check=0).stdout
+    assert subprocess.run([sys.executable, "-m", "packettotal", "show"], capture_output=True, env=env,
+                          timeout=60, cwd=ROOT).returncode == 2
 
 
 def test_one_capture_under_two_names_and_the_database_closed(tmp_path):
