@@ -244,8 +244,8 @@ def reload(stream: Stream, e: Engine, baseline: float, command: str, label: str,
     done = None if "error" in reply else wait_logged(e, proc, offset, "rule reload complete")
     stream.go.set()
     if done is None:
-        gone = f"exit code {proc.returncode}" if proc.poll() is not None else "still running"
         back = first_capture_after(stream, time.monotonic())
+        gone = f"exit code {proc.poll()}"  # -9: killed by the service as hung; -11: it crashed
         print(f"\n  {label}: `{command}` answered {reply} after {answered - t0:.1f} s, and the daemon did not "
               f"complete the reload (old daemon: {gone}); the stream's next capture ended {back - t0:.1f} s after "
               "the command (the service's restart)")
