@@ -27,13 +27,15 @@ import time
 import zlib
 from pathlib import Path
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import OUT, small_captures  # noqa: E402
 
 from packettotal import config  # noqa: E402
-from packettotal.ingest import observables  # noqa: E402
+from packettotal.ingest import observables, pipeline  # noqa: E402
 from packettotal.jobs.local import LocalJobs  # noqa: E402
-from packettotal.service import PacketTotal  # noqa: E402
+from packettotal.service import PacketTotal, _Indexed  # noqa: E402
 from packettotal.store.db import now  # noqa: E402
 
 HOME = OUT / "search-home"
@@ -145,6 +147,24 @@ def remapped(template: list[dict], remap: Remap, base_flow: int) -> list[dict]:
     return out
 
 
+def index_synthetic(pt: PacketTotal, cid: str, records: list[dict]) -> None:
+    """What `PacketTotal._analyse` does with a daemon's EVE lines, fed these records instead:
+    the ingest pipeline (normalise, count, observables, summary), the event index (hidden until
+    committed), and a pending result that the next `flush()` commits and marks `done`."""
+    s = pt.settings
+    acc = pipeline.Accumulator(pipeline.Limits(s.max_string_bytes, s.max_events_per_capture,
+                                               s.max_observables_per_capture))
+    lines = (orjson.dumps(rec) for rec in records)
+    pt._events.hide([cid])
+    stored = pt._events.index_capture(cid, acc.records(lines))
+    # no daemon, so no loaded rules: alerts are grouped without their rules' texts or classes
+    outcome = acc.finish(cid, stored, pipeline.RunFacts(packets_read=len(records)), {}, {}, pt._reference_prefixes)
+    done = {"id": cid, "observables": outcome.observables, "files": [], "status": "done", "error": None,
+            "summary": outcome.summary.as_dict(), "warnings": outcome.warnings, "finished_at": now()}
+    with pt._pending_lock:
+        pt._pending.append(_Indexed(done, stored))
+
+
 def build(home: Path, captures: int, per_capture: int, min_events: int, seed: int = 7) -> None:
     """Synthetic captures until there are at least `captures` of them and `min_events` events
     (an existing corpus is extended)."""
@@ -178,17 +198,7 @@ def build(home: Path, captures: int, per_capture: int, min_events: int, seed: in
             "id": cid, "md5": cid[:32], "sha1": cid[:40], "size": 0, "name": f"synthetic-{n:05}.pcap",
             "compression": None, "status": "running", "warnings": [], "attempts": 1, "submitted_at": now(),
             "summary": {}})
-        collector = observables.Collector()
-        counts: dict[str, int] = {}
-        for rec in records:
-            collector.add(rec)
-            counts[rec["event_type"]] = counts.get(rec["event_type"], 0) + 1
-        pt._events.index_capture(cid, records)
-        obs = [{"capture_id": cid, "kind": k, "value": v, "field": f, "count": s.count,
-                "first_seen": s.first, "last_seen": s.last} for (k, v, f), s in collector.seen.items()]
-        pt._pending.append({"id": cid, "observables": obs, "files": [], "status": "done", "error": None,
-                            "summary": {"counts": counts, "events": len(records), "indexed": len(records)},
-                            "warnings": [], "finished_at": now()})
+        index_synthetic(pt, cid, records)
         events += len(records)
         added += len(records)
         n += 1
