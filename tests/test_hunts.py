@@ -2,7 +2,6 @@
 daemon, leaving the captures' analyses as they were (service, API, pages, console, CLI)."""
 
 import json
-import time
 from urllib.parse import unquote
 
 import pytest
@@ -17,7 +16,7 @@ from .captures import pcap_bytes
 from .conftest import PCAPS, analyse, settings
 from .test_cli import run
 from .test_pages import assert_inert
-from .web import analysed, client
+from .web import analysed, client, wait_finished
 
 DVWA = PCAPS / "cs-http_dvwa_sqlinjection.pcapng"  # 3 requests for /dvwa/vulnerabilities/sqli/?id=...
 DPKT = PCAPS / "dpkt-http.pcap"                      # GET /download.html, and an ad request naming it
@@ -129,13 +128,7 @@ def test_the_form_refuses_bad_rules_with_suricatas_words(site):
 
 
 def wait_hunt(c, hunt_id: int, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = c.get(f"/api/v1/hunts/{hunt_id}").json()
-        if row["status"] in ("done", "failed"):
-            return row
-        time.sleep(0.05)
-    raise AssertionError(f"hunt {hunt_id} not finished after {timeout} s")
+    return wait_finished(c, f"/api/v1/hunts/{hunt_id}", f"hunt {hunt_id}", timeout)
 
 
 def test_api_pages_console_and_delete(site):

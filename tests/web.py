@@ -25,13 +25,18 @@ def upload(c: TestClient, path: Path | None = None, data: bytes | None = None, n
 
 
 def wait_done(c: TestClient, capture_id: str, timeout: float = 60) -> dict:
+    return wait_finished(c, f"/api/v1/captures/{capture_id}", f"capture {capture_id}", timeout)
+
+
+def wait_finished(c: TestClient, url: str, what: str, timeout: float = 60) -> dict:
+    """The job at `url` (a capture, a hunt) once it is done or failed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        row = c.get(f"/api/v1/captures/{capture_id}").json()
+        row = c.get(url).json()
         if row["status"] in ("done", "failed"):
             return row
         time.sleep(0.05)
-    raise AssertionError(f"capture {capture_id} not finished after {timeout} s")
+    raise AssertionError(f"{what} not finished after {timeout} s")
 
 
 def analysed(c: TestClient, path: Path | None = None, data: bytes | None = None, name: str | None = None) -> dict:
