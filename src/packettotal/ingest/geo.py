@@ -13,6 +13,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pycountry
 
-from ..errors import PacketTotalError
+from ..errors import PacketTotalError, QueryError
 
 log = logging.getLogger("packettotal")
 ASN_PACKAGE = "@ip-location-db/asn"  # ranges -> AS number, organisation
@@ -37,6 +38,8 @@ MAX_ORG = 200  # characters of an organisation name kept
 
 class GeoDataMissing(PacketTotalError):
     """The address data is not installed where geo_data_dir points."""
+
+    code = "geo_data_missing"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,20 @@ def range_name(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     if not ip.is_global or ip.is_reserved or ip.is_unspecified:
         return "reserved"
     return None
+
+
+def as_number(value: str) -> str:
+    """An `asn:` search value (13335 or AS13335) as the number; a LIKE pattern keeps its wildcards."""
+    v = value.strip().lower().removeprefix("as")
+    if not re.fullmatch(r"[0-9%_]+", v):
+        raise QueryError(f"asn takes an AS number such as asn:13335, not {value[:40]!r}")
+    return v
+
+
+def range_value(value: str) -> str:
+    if value.lower() not in RANGES:
+        raise QueryError(f"geo.range takes one of {', '.join(RANGES)}, not {value[:40]!r}")
+    return value.lower()
 
 
 def country_name(code: str | None) -> str | None:
