@@ -20,8 +20,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pycountry
-
 from ..errors import PacketTotalError, QueryError
 
 log = logging.getLogger("packettotal")
@@ -89,6 +87,8 @@ def range_value(value: str) -> str:
 
 
 def country_name(code: str | None) -> str | None:
+    import pycountry  # ~80 ms to import: only where names are shown, not in every CLI command
+
     c = pycountry.countries.get(alpha_2=code) if code else None
     return c.name if c else None
 
