@@ -110,7 +110,7 @@ def test_pages_show_country_and_as_next_to_ips_and_escape_the_org(pt, analysed, 
     try:
         pivot = c.get("/ioc/213.186.33.18").text
         assert 'id="geo"' in pivot and "France</strong> (FR)" in pivot and "AS16276</strong>" in pivot
-        assert '<span class="as-org">OVH SAS</span>' in pivot
+        assert '(FR)</a> · AS: <a' in pivot and '<span class="as-org">OVH SAS</span>' in pivot
         assert 'href="/search?q=asn%3A16276"' in pivot and 'href="/search?q=geo.country%3AFR"' in pivot
         assert ('Range: <a href="/search?q=geo.range%3Aprivate"><strong>private</strong></a> (not looked up)'
                 in c.get("/ioc/192.168.1.3").text)
