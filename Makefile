@@ -20,11 +20,13 @@ $(BIN)/packettotal: pyproject.toml
 setup:
 	bash scripts/setup-system.sh run
 	@$(MAKE) --no-print-directory $(BIN)/packettotal
+	bash scripts/setup-geo.sh $(VENV)/share/packettotal/geo $(BIN)/python
 	@$(BIN)/python -m compileall -q src
 
 setup-test:
 	bash scripts/setup-system.sh test
 	@$(MAKE) --no-print-directory $(BIN)/packettotal
+	bash scripts/setup-geo.sh $(VENV)/share/packettotal/geo $(BIN)/python
 	@$(BIN)/python -m compileall -q src
 
 run: setup

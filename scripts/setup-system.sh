@@ -12,6 +12,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 codename="${VERSION_CODENAME:-}"
 
 packages=(suricata suricata-update libmagic1 python3-venv)
+# npm installs the offline address data (scripts/setup-geo.sh); a machine whose Node.js brings
+# its own npm keeps it (Debian's npm package would conflict with it)
+command -v npm >/dev/null || packages+=(npm)
 case "$profile" in
   run) ;;
   test) packages+=(chromium) ;;

@@ -6,6 +6,7 @@ import ipaddress
 import math
 import os
 import re
+import sys
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -71,6 +72,10 @@ def host_list(v: str) -> str | None:
 
 def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("packettotal", appauthor=False))
+
+
+def _default_geo_dir() -> Path:  # where scripts/setup-geo.sh installs (make setup)
+    return Path(sys.prefix) / "share" / "packettotal" / "geo"
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,9 @@ class Settings:
         "check": at_least(1)})
     yara_max_bytes: int = field(default=64 << 20, metadata={
         "help": "Largest carved file YARA scans (bytes); a larger one is marked not scanned", "check": at_least(1)})
+    geo_data_dir: Path | None = field(default_factory=_default_geo_dir, metadata={
+        "help": "Folder of the offline address data (country and AS of IPs; scripts/setup-geo.sh installs it); "
+                "empty: no enrichment"})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

@@ -18,7 +18,7 @@ from typing import BinaryIO
 from . import config as config_mod
 from .errors import (AnalysisFailed, EngineError, Forbidden, NotFound, QueryError, RulesRefused, StorageFull,
                      YaraError, disk_full)
-from .ingest import capfile, files as carved, hunts, pipeline, suricata, threats, validate, yarascan
+from .ingest import capfile, files as carved, geo, hunts, pipeline, suricata, threats, validate, yarascan
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
@@ -59,7 +59,9 @@ class PacketTotal:
         self._reference_prefixes = threats.reference_prefixes()  # a rule's references as links
         self._capture_fields: dict[str, labels_mod.Lookup] = {  # query fields resolved in the database
             **{name: partial(self._db.labelled, kinds) for name, kinds in catalog.LABELS.items()},
-            "finding": self._db.with_finding, "hunt": self._db.hunted, "yara": self._db.yara_matched}
+            "finding": self._db.with_finding, "hunt": self._db.hunted, "yara": self._db.yara_matched,
+            "geo.country": self._db.geo_country, "geo.range": self._geo_range, "asn": self._asn}
+        self._geo = geo.Locator(s.geo_data_dir) if s.geo_data_dir else None  # country and AS of IPs
         self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
@@ -111,6 +113,8 @@ class PacketTotal:
             self._made_pool.close()
         self._events.close()
         self._db.close()
+        if self._geo is not None:
+            self._geo.close()
 
     # write side
     def submit(self, path: Path, name: str | None = None) -> Submission:
@@ -230,6 +234,7 @@ class PacketTotal:
                                       f"the results could not be recorded: {_store_error(exc)}"))
         else:
             self._events.reveal(r["id"] for r in good)
+            self._locate(good)
         if lost:
             self._discard(lost)
         return ids
@@ -443,7 +448,42 @@ class PacketTotal:
         """A pivot (query/correlate.py), with the YARA scans of the carved files it names (`yara`)."""
         found = correlate.pivot(self._db, self._events, value, co=co_occurring)
         scans = self._db.yara_of(self._db.file_hashes(value))
-        return found | {"yara": [{"sha256": sha, **scan} for sha, scan in sorted(scans.items())]}
+        return found | {"yara": [{"sha256": sha, **scan} for sha, scan in sorted(scans.items())],
+                        "geo": self._locate_one((found["matched"] or [value.strip()])[0])
+                        if found.get("kind") == "ip" else None}
+
+    # addresses: country and AS (ingest/geo.py)
+    def _locate(self, results: list[dict]) -> None:
+        """ip_geo rows for the analysed captures' IP values that have none yet. Best effort: a
+        capture is never failed for it (without the data, its IPs are shown without country)."""
+        if self._geo is None:
+            return
+        try:
+            values = self._db.without_geo(o["value"] for r in results for o in r["observables"] if o["kind"] == "ip")
+            self._db.add_geo(self._geo.lookup_many(values))
+        except Exception as exc:
+            log.warning("no country and AS for the addresses of %d captures: %s", len(results), exc)
+
+    def geo_of(self, values: Iterable[str]) -> dict[str, dict]:
+        """value -> its stored country (and its name), AS and range, in one query."""
+        return {v: r | {"country_name": geo.country_name(r["country"])} for v, r in self._db.geo_of(values).items()}
+
+    def _locate_one(self, value: str) -> dict | None:
+        found = self.geo_of([value]).get(value)
+        if found is None and self._geo is not None:
+            try:
+                g = self._geo.lookup(value)
+            except geo.GeoDataMissing as exc:
+                log.warning("%s", exc)
+                return None
+            found = None if g is None else g.row(value) | {"country_name": geo.country_name(g.country)}
+        return found
+
+    def _asn(self, value: str, like: bool) -> set[str]:
+        return self._db.geo_asn(geo.as_number(value), like)
+
+    def _geo_range(self, value: str, like: bool) -> set[str]:
+        return self._db.geo_range(value if like else geo.range_value(value), like)
 
     def bulk_ioc(self, values: list[str]) -> list[dict]:
         return correlate.bulk(self._db, values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..evetypes import ALL, Field
 from ..ingest.findings import NAMES as FINDINGS
+from ..ingest.geo import RANGES
 
 CATALOG: tuple[Field, ...] = tuple(f for t in ALL for f in t.fields)  # in declaration order (evetypes.py)
 BY_NAME = {f.name: f for f in CATALOG}
@@ -37,6 +38,8 @@ CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
     "finding": ("finding", "beacon"),  # ingest/findings.py
     "hunt": ("hunt", "1"),  # hunt:<id>: the captures holding hits of that hunt (ingest/hunts.py)
     "yara": ("YARA rule name", "EICAR*"),  # captures holding a carved file that matched it (ingest/yarascan.py)
+    # captures holding an IP of that country, AS or special range (ingest/geo.py)
+    "geo.country": ("country code", "RU"), "asn": ("AS number", "13335"), "geo.range": ("range name", "private"),
 }
 
 
@@ -63,4 +66,10 @@ def catalogue() -> list[dict]:
                  "help": "captures a hunt's rules fired on (packettotal hunts)"})
     rows.append({"name": "yara", "type": "yara", "example": "yara:EICAR*",
                  "help": "captures holding a carved file that matched this YARA rule (setting yara_rules_dir)"})
+    rows += [{"name": "geo.country", "type": "geo", "example": "geo.country:RU",
+              "help": "captures holding an IP of this country (ISO 3166 code; offline data, setting geo_data_dir)"},
+             {"name": "asn", "type": "geo", "example": "asn:13335",
+              "help": "captures holding an IP of this autonomous system (AS number)"},
+             {"name": "geo.range", "type": "geo", "example": "geo.range:private",
+              "help": "captures holding an IP of this special range: " + ", ".join(RANGES)}]
     return rows

@@ -166,6 +166,20 @@ hunt_hits = sa.Table(
     sa.Index("ix_hunt_hits_capture", "capture_id"),
 )
 
+# the country and AS of each IP value held by a capture (ingest/geo.py), filled at ingest for new
+# values: pages show them and geo.country:, asn:, geo.range: search them without looking up
+ip_geo = sa.Table(
+    "ip_geo", metadata,
+    sa.Column("value", sa.Text, primary_key=True),
+    sa.Column("country", sa.String(2)),     # ISO 3166 alpha-2, upper-case
+    sa.Column("asn", sa.BigInteger),
+    sa.Column("as_org", sa.Text),
+    sa.Column("range", sa.String(16)),      # a special range's name (geo.RANGES): not looked up
+    sa.Index("ix_ip_geo_country", "country"),
+    sa.Index("ix_ip_geo_asn", "asn"),
+    sa.Index("ix_ip_geo_range", "range"),
+)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -450,6 +464,57 @@ class Database:
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(sa.select(c.capture_id).distinct().where(cond))}
 
+
+    # addresses: country and AS (ingest/geo.py)
+    def without_geo(self, values: Iterable[str]) -> list[str]:
+        """The values that have no ip_geo row yet."""
+        values = list(dict.fromkeys(values))
+        known: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in chunks(values):
+                known.update(conn.execute(sa.select(ip_geo.c.value).where(ip_geo.c.value.in_(chunk))).scalars())
+        return [v for v in values if v not in known]
+
+    def add_geo(self, rows: list[dict]) -> None:
+        """ip_geo rows (value, country, asn, as_org, range); a value stored already is kept."""
+        if not rows:
+            return
+        with self._write, self.engine.begin() as conn:
+            for chunk in chunks(rows):
+                have = set(conn.execute(sa.select(ip_geo.c.value).where(
+                    ip_geo.c.value.in_([r["value"] for r in chunk]))).scalars())
+                new = [r for r in chunk if r["value"] not in have]
+                if new:
+                    conn.execute(sa.insert(ip_geo), new)
+
+    def geo_of(self, values: Iterable[str]) -> dict[str, dict]:
+        """value -> its ip_geo row, for the values that have one (one query per 500 values)."""
+        out: dict[str, dict] = {}
+        for chunk in chunks(dict.fromkeys(v for v in values if v)):
+            out.update((r["value"], r) for r in self._rows(sa.select(ip_geo).where(ip_geo.c.value.in_(chunk))))
+        return out
+
+    def _geo_captures(self, cond) -> set[str]:
+        o = observables.c
+        q = (sa.select(o.capture_id).distinct().join(ip_geo, ip_geo.c.value == o.value)
+             .where(o.kind == "ip", cond))
+        with self.engine.connect() as conn:
+            return set(conn.execute(q).scalars())
+
+    def geo_country(self, value: str, like: bool) -> set[str]:
+        """Captures holding an IP of this country code (`like`: a LIKE pattern, lower-case)."""
+        c = ip_geo.c.country
+        return self._geo_captures(sa.func.lower(c).like(value, escape="\\") if like else c == value.upper())
+
+    def geo_asn(self, number: str, like: bool) -> set[str]:
+        """Captures holding an IP of this AS (a number; `like`: a LIKE pattern over the number)."""
+        a = ip_geo.c.asn
+        return self._geo_captures(sa.cast(a, sa.Text).like(number, escape="\\") if like else a == int(number))
+
+    def geo_range(self, value: str, like: bool) -> set[str]:
+        """Captures holding an IP of this special range (private, multicast, ...)."""
+        r = ip_geo.c.range
+        return self._geo_captures(r.like(value, escape="\\") if like else r == value.lower())
 
     # YARA
     def record_yara(self, scans: list[dict]) -> None:

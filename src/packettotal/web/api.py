@@ -174,6 +174,15 @@ class PivotCapture(BaseModel):
     labels: list[Label]
 
 
+class Geo(BaseModel):
+    country: str | None = Field(description="ISO 3166 alpha-2 code (offline data, ingest/geo.py)")
+    country_name: str | None
+    asn: int | None
+    as_org: str | None
+    range: str | None = Field(description="a special range (private, loopback, link-local, multicast, cgnat, "
+                                          "documentation, reserved): such an address is not looked up")
+
+
 class Ioc(BaseModel):
     value: str
     kind: str
@@ -183,6 +192,7 @@ class Ioc(BaseModel):
     captures: list[PivotCapture]
     co_occurring: list[dict[str, Any]]
     yara: list[dict[str, Any]] = Field(description="YARA scans of the carved files this value names (a hash)")
+    geo: Geo | None = Field(None, description="an IP's country and AS; null for other kinds or without the data")
 
 
 class BulkIn(BaseModel):

@@ -86,6 +86,7 @@ def capture_page(request: Request, ref: str):
         return render(request, "status.html", cap=cap, engines=service.engines())
     summary = cap["summary"] or {}
     return render(request, "summary.html", cap=cap, s=summary, **_console(service, cap), current="summary",
+                  geo=service.geo_of(t["ip"] for t in summary.get("top_talkers") or []),
                   timeline=charts.timeline(summary.get("timeline") or {}), chart=charts,
                   talkers=charts.shares([(t["ip"], t["bytes"]) for t in summary.get("top_talkers") or []]),
                   protocols=charts.shares(summary.get("protocols") or {}),
@@ -129,6 +130,8 @@ def tab_page(request: Request, ref: str, event_type: str,
     files = service.capture_files(cap["id"]) if event_type == "fileinfo" else []
     return render(request, "tab.html", status=400 if error else 200, cap=cap, **_console(service, cap),
                   current=event_type, tab=tab, rows=rows, total=total, page=page, size=size,
+                  geo=service.geo_of(v for r in rows for c, vs in zip(tab.columns, r["cells"], strict=True)
+                                     if c.ioc for v in vs),
                   pages=max(1, min(math.ceil(total / size), MAX_OFFSET // size)), q=q, sort=sort, order=order,
                   error=error,
                   sizes=PAGE_SIZES, rules=(cap["summary"] or {}).get("rules") or {},
