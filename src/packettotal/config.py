@@ -152,6 +152,12 @@ class Settings:
         "check": at_least(1)})
     yara_max_bytes: int = field(default=64 << 20, metadata={
         "help": "Largest carved file YARA scans (bytes); a larger one is marked not scanned", "check": at_least(1)})
+    intel_max_bytes: int = field(default=64 << 20, metadata={
+        "help": "Largest IOC feed imported (bytes): a file, an upload, or what a feed's URL sends",
+        "check": at_least(1)})
+    intel_fetch_timeout: float = field(default=30.0, metadata={
+        "help": "Seconds the fetch of an IOC feed from a URL may take to connect, or pause while reading",
+        "check": positive})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

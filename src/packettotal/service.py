@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -16,9 +17,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import config as config_mod
-from .errors import (AnalysisFailed, EngineError, Forbidden, NotFound, QueryError, RulesRefused, StorageFull,
-                     YaraError, disk_full)
-from .ingest import capfile, files as carved, hunts, pipeline, suricata, threats, validate, yarascan
+from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
+                     StorageFull, YaraError, disk_full)
+from .ingest import (capfile, files as carved, hunts, intel, observables, pipeline, suricata, threats, validate,
+                     yarascan)
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
@@ -59,7 +61,8 @@ class PacketTotal:
         self._reference_prefixes = threats.reference_prefixes()  # a rule's references as links
         self._capture_fields: dict[str, labels_mod.Lookup] = {  # query fields resolved in the database
             **{name: partial(self._db.labelled, kinds) for name, kinds in catalog.LABELS.items()},
-            "finding": self._db.with_finding, "hunt": self._db.hunted, "yara": self._db.yara_matched}
+            "finding": self._db.with_finding, "hunt": self._db.hunted, "yara": self._db.yara_matched,
+            "intel": self._db.with_intel}
         self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
@@ -230,6 +233,7 @@ class PacketTotal:
                                       f"the results could not be recorded: {_store_error(exc)}"))
         else:
             self._events.reveal(r["id"] for r in good)
+            self._match_intel([r["id"] for r in good])
         if lost:
             self._discard(lost)
         return ids
@@ -414,10 +418,12 @@ class PacketTotal:
             And((node, Captures(frozenset(ids)))), size=len(ids))} if ids else {}
         rows = self._db.captures_in(ids)
         labels = self._db.labels_of(ids)
+        intel = self._db.intel_feeds_of(ids)
         for g in page:
             row = rows.get(g["capture_id"], {})
             g.update(found_in=found.get(g["capture_id"], {}), name=row.get("name"),
-                     submitted_at=row.get("submitted_at"), labels=labels.get(g["capture_id"], []))
+                     submitted_at=row.get("submitted_at"), labels=labels.get(g["capture_id"], []),
+                     intel=intel.get(g["capture_id"], []))
         return SearchResult(len(out), sum(g["hits"] for g in out), page, truncated)
 
     def search_events(self, text: str, limit: int = 50, offset: int = 0):
@@ -443,7 +449,8 @@ class PacketTotal:
         """A pivot (query/correlate.py), with the YARA scans of the carved files it names (`yara`)."""
         found = correlate.pivot(self._db, self._events, value, co=co_occurring)
         scans = self._db.yara_of(self._db.file_hashes(value))
-        return found | {"yara": [{"sha256": sha, **scan} for sha, scan in sorted(scans.items())]}
+        return found | {"yara": [{"sha256": sha, **scan} for sha, scan in sorted(scans.items())],
+                        "intel": self.intel_for(value)}
 
     def bulk_ioc(self, values: list[str]) -> list[dict]:
         return correlate.bulk(self._db, values)
@@ -690,6 +697,65 @@ class PacketTotal:
                      for r in h["rules"] if str(r["sid"]) in h["by_sid"]]
             out.append({"id": h["id"], "name": h["name"], "alerts": h["alerts"], "rules": fired})
         return out
+
+    # IOC feeds (ingest/intel.py)
+    def _match_intel(self, ids: list[str]) -> None:
+        """New captures against the feeds, once they are done; a failure is logged (the next
+        import of a feed retro-hunts them)."""
+        try:
+            self._db.match_intel(ids)
+        except Exception as exc:
+            log.error("could not match %d captures against the IOC feeds: %s", len(ids), _store_error(exc))
+
+    def add_feed(self, source: str, name: str | None = None, fmt: str | None = None) -> dict:
+        """Import a feed from a file, or from an http(s) URL (fetched only then)."""
+        s = self.settings
+        data = intel.load(source, s.intel_max_bytes, s.intel_fetch_timeout)
+        return self.import_feed(data, name or intel.default_name(source), fmt, source)
+
+    def import_feed(self, data: bytes, name: str, fmt: str | None, origin: str) -> dict:
+        """A feed's indicators replace those of the feed `name`, and retro-hunt every stored
+        capture (raises IntelError, the feed unchanged then)."""
+        if len(data) > self.settings.intel_max_bytes:
+            raise IntelError(f"the feed is over the limit of {validate.human_size(self.settings.intel_max_bytes)} "
+                             "(setting intel_max_bytes)")
+        if fmt is not None and fmt not in intel.FORMATS:
+            raise IntelError(f"format must be one of {', '.join(intel.FORMATS)}, not {fmt[:20]!r}")
+        feed = intel.parse(data, fmt)
+        if not feed.indicators:
+            why = "; ".join(f"{n} {reason}" for reason, n in feed.skipped.items())
+            raise IntelError("the feed holds no indicator PacketTotal can match"
+                             + (f" (skipped: {why})" if why else ""))
+        rows = [dataclasses.asdict(i) for i in feed.indicators]
+        return self._db.replace_feed(intel.check_name(name), feed.format, origin[:2048], dict(feed.skipped), rows)
+
+    def list_feeds(self) -> list[dict]:
+        return self._db.list_feeds()
+
+    def remove_feed(self, name: str) -> None:
+        self._db.delete_feed(name)
+
+    def capture_intel(self, capture_id: str) -> list[dict]:
+        """A capture's indicators (the Intelligence tab): each with its feed, confidence,
+        description, whether it has expired, and where it was seen (field, count)."""
+        out: dict[int, dict] = {}
+        at = now()
+        for r in self._db.capture_intel(capture_id):
+            hit = out.get(r["id"])
+            if hit is None:
+                hit = out[r["id"]] = {k: r[k] for k in ("kind", "value", "feed", "source", "confidence",
+                                                        "description", "expires")}
+                hit |= {"expired": r["expires"] is not None and r["expires"] <= at, "count": 0, "fields": []}
+            hit["fields"].append({"field": r["field"], "count": r["count"]})
+            hit["count"] += r["count"]
+        return list(out.values())
+
+    def intel_for(self, value: str) -> list[dict]:
+        """The feeds' indicators a pasted value is (the pivot page's badges)."""
+        at = now()
+        return [{k: r[k] for k in ("feed", "kind", "value", "source", "confidence", "description", "expires")}
+                | {"expired": r["expires"] is not None and r["expires"] <= at}
+                for r in self._db.indicators_of(observables.lookup_forms(value))]
 
 
 @dataclass
