@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import logging
 import tempfile
 import threading
@@ -744,11 +745,24 @@ class PacketTotal:
             hit = out.get(r["id"])
             if hit is None:
                 hit = out[r["id"]] = {k: r[k] for k in ("kind", "value", "feed", "source", "confidence",
-                                                        "description", "expires")}
+                                                        "description", "expires", "imported_at")}
                 hit |= {"expired": r["expires"] is not None and r["expires"] <= at, "count": 0, "fields": []}
             hit["fields"].append({"field": r["field"], "count": r["count"]})
             hit["count"] += r["count"]
         return list(out.values())
+
+    def export_intel(self, ref: str, fmt: str) -> str:
+        """A capture's indicators and alerts as a STIX 2.1 bundle (fmt stix) or a MISP event (misp), JSON."""
+        cap = self.capture(ref)
+        if cap["status"] != "done":
+            raise NotFound(f"capture {cap['id'][:12]} is {cap['status']}: nothing to export yet")
+        from . import intel_export  # stix2 costs ~0.5 s to import: only when exporting
+        hits = self.capture_intel(cap["id"])
+        if fmt == "stix":
+            return intel_export.stix_bundle(cap, hits)
+        if fmt == "misp":
+            return json.dumps(intel_export.misp_event(cap, hits), indent=1)
+        raise QueryError(f"format must be stix or misp, not {fmt[:20]!r}")
 
     def intel_for(self, value: str) -> list[dict]:
         """The feeds' indicators a pasted value is (the pivot page's badges)."""

@@ -37,6 +37,7 @@ CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
     "finding": ("finding", "beacon"),  # ingest/findings.py
     "hunt": ("hunt", "1"),  # hunt:<id>: the captures holding hits of that hunt (ingest/hunts.py)
     "yara": ("YARA rule name", "EICAR*"),  # captures holding a carved file that matched it (ingest/yarascan.py)
+    "intel": ("IOC feed name", "abusech"),  # captures holding an indicator of that feed (ingest/intel.py)
 }
 
 
@@ -63,4 +64,6 @@ def catalogue() -> list[dict]:
                  "help": "captures a hunt's rules fired on (packettotal hunts)"})
     rows.append({"name": "yara", "type": "yara", "example": "yara:EICAR*",
                  "help": "captures holding a carved file that matched this YARA rule (setting yara_rules_dir)"})
+    rows.append({"name": "intel", "type": "intel", "example": "intel:abusech",
+                 "help": "captures holding an indicator of this IOC feed (intel:* any feed; packettotal intel)"})
     return rows

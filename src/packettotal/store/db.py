@@ -715,7 +715,7 @@ class Database:
         """A capture's hits: one row per indicator and field, with the indicator and its feed."""
         i, h, f = indicators.c, intel_hits.c, intel_feeds.c
         q = (sa.select(i.id, i.kind, i.value, i.source, i.confidence, i.description, i.expires,
-                       f.name.label("feed"), h.field, h.count)
+                       f.name.label("feed"), f.imported_at, h.field, h.count)
              .join(indicators, i.id == h.indicator_id).join(intel_feeds, f.id == i.feed_id)
              .where(h.capture_id == capture_id).order_by(f.name_lower, i.kind, i.value, h.field))
         return self._rows(q)
