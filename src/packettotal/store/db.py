@@ -697,11 +697,10 @@ class Database:
     def list_feeds(self) -> list[dict]:
         """Feeds by name, each with its indicators, those expired, and the captures holding one."""
         f, i, h = intel_feeds.c, indicators.c, intel_hits.c
-        mine = sa.select(i.id).where(i.feed_id == f.id)
         n = sa.select(sa.func.count()).where(i.feed_id == f.id).scalar_subquery()
         expired = sa.select(sa.func.count()).where(i.feed_id == f.id, i.expires <= now()).scalar_subquery()
-        hit = (sa.select(sa.func.count(sa.distinct(h.capture_id))).where(h.indicator_id.in_(mine))
-               .scalar_subquery())
+        hit = (sa.select(sa.func.count(sa.distinct(h.capture_id))).select_from(intel_hits)
+               .join(indicators, i.id == h.indicator_id).where(i.feed_id == f.id).scalar_subquery())
         return self._rows(sa.select(intel_feeds, n.label("indicators"), expired.label("expired"),
                                     hit.label("captures")).order_by(f.name_lower))
 
