@@ -180,6 +180,24 @@ def test_feed_formats_are_told_from_the_content_and_names_are_checked():
     assert intel.normalise("url", "HTTP://Evil.Example:80") == "http://evil.example/"
 
 
+def test_urls_and_file_hashes_match_in_the_form_observables_keep_them(pt, caps, feeds):
+    sha = "548f2d6f4d0d820c6c5ffbeffcbd7f0e73193e2932eefe542accc84762deec87"  # a file of cs-aurora.pcapng
+    row = pt.import_feed(f"value\nHTTP://FGA-Agency.com:80/VOEHSQ.php?h=ttfkjb668o38k1z\n{sha.upper()}\n".encode(),
+                         "urlhash", None, "u.csv")
+    assert row["indicators"] == 2
+    expected = holders(pt, ["http://fga-agency.com/VOEHSQ.php?h=ttfkjb668o38k1z", sha])
+    assert expected == {caps["cs-ek_to_cryptowall4.pcapng"], caps["cs-aurora.pcapng"]}
+    assert {g["capture_id"] for g in pt.search("intel:urlhash").groups} == expected
+    pt.remove_feed("urlhash")
+
+
+def test_hostile_json_is_refused_not_crashed():
+    with pytest.raises(IntelError, match="nested too deeply|not valid JSON"):
+        intel.parse(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(IntelError, match="neither a STIX"):
+        intel.parse(b"[" * 500 + b"]" * 500)
+
+
 def test_exports_parse_back_and_name_the_captures_alerts_and_indicators(pt, caps, feeds, tmp_path, home, rules_dir):
     cid = caps["cs-ek_to_cryptowall4.pcapng"]
     bundle = stix2.parse(pt.export_intel(cid, "stix"), allow_custom=False)

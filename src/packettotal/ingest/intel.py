@@ -147,6 +147,8 @@ def _json(data: bytes) -> object:
         raise IntelError("the feed is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise IntelError(f"the feed is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise IntelError("the feed's JSON is nested too deeply to read") from None
 
 
 def _csv(data: bytes) -> Feed:
@@ -290,18 +292,18 @@ def _equalities(node) -> Iterator[tuple[str, str]]:
 
 def _events(doc: object) -> list[dict] | None:
     """The MISP events of a document: {Event}, {response: [{Event}]}, a list of those, or a bare event."""
-    if isinstance(doc, list):
-        out = [e for d in doc for e in (_events(d) or [])]
-        return out if out else None
+    if isinstance(doc, dict) and isinstance(doc.get("response"), list):
+        doc = doc["response"]
+    out = [e for d in (doc if isinstance(doc, list) else [doc]) if (e := _event(d)) is not None]
+    return out or None
+
+
+def _event(doc: object) -> dict | None:
     if not isinstance(doc, dict):
         return None
     if isinstance(doc.get("Event"), dict):
-        return [doc["Event"]]
-    if isinstance(doc.get("response"), list):
-        return _events(doc["response"])
-    if isinstance(doc.get("Attribute"), list) and "info" in doc:
-        return [doc]
-    return None
+        return doc["Event"]
+    return doc if isinstance(doc.get("Attribute"), list) and "info" in doc else None
 
 
 def _misp(doc: object) -> Feed:
