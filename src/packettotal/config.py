@@ -156,7 +156,7 @@ class Settings:
         "help": "Largest IOC feed imported (bytes): a file, an upload, or what a feed's URL sends",
         "check": at_least(1)})
     intel_fetch_timeout: float = field(default=30.0, metadata={
-        "help": "Seconds the fetch of an IOC feed from a URL may take to connect, or pause while reading",
+        "help": "Seconds the fetch of an IOC feed from a URL may take (connecting, each pause, and in all)",
         "check": positive})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)

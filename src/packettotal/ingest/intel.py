@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -370,12 +371,15 @@ def _fetch(url: str, max_bytes: int, timeout: float) -> bytes:
     import httpx
 
     out = bytearray()
+    deadline = time.monotonic() + timeout
     try:
         with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as r:
             if r.status_code != 200:
                 raise IntelError(f"{url[:200]} answered HTTP {r.status_code}")
             for chunk in r.iter_bytes():
                 out += chunk
+                if time.monotonic() > deadline:
+                    raise IntelError(f"{url[:200]} took more than {timeout:g} s (setting intel_fetch_timeout)")
                 if len(out) > max_bytes:
                     raise IntelError(f"{url[:200]} sent more than {human_size(max_bytes)} "
                                      "(setting intel_max_bytes)")
