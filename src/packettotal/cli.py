@@ -315,14 +315,22 @@ def label(ctx: click.Context, ref: str, value: str | None, kind: str, note: str 
 
 @cli.command()
 @click.argument("ref")
-@click.option("--format", "fmt", type=click.Choice(["eve", "csv", "pcap"]), required=True)
+@click.option("--format", "fmt", type=click.Choice(["eve", "csv", "pcap", "stix", "misp"]), required=True)
 @click.option("--type", "event_type", help="Event type for CSV (default: every type, one table).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="File (default stdout).")
 @click.pass_context
 def export(ctx: click.Context, ref: str, fmt: str, event_type: str | None, output: Path | None) -> None:
-    """Export a capture: EVE NDJSON as stored, CSV of one event type, or the original capture."""
+    """Export a capture: EVE NDJSON as stored, CSV of one event type, the original capture, or its
+    indicators (IOC feeds' hits) and alerts as a STIX 2.1 bundle or a MISP event."""
     pt = _service(ctx)
     row = pt.capture(ref)
+    if fmt in ("stix", "misp"):
+        text = pt.export_intel(row["id"], fmt)
+        if output:
+            output.write_text(text)
+        else:
+            click.echo(text)
+        return
     if fmt == "pcap":
         with pt.open_capture(row["id"]) as src:
             if output:
@@ -693,3 +701,53 @@ def yara_scan(ctx: click.Context, as_json: bool) -> None:
         if found["error"]:
             click.echo(f"error   {found['error']}", err=True)
     ctx.exit(EXIT_FAILED if found["error"] else EXIT_OK)
+
+
+@cli.group()
+def intel() -> None:
+    """IOC feeds: indicators matched against every capture (`intel add`, `intel list`, `intel remove`)."""
+
+
+@intel.command("add")
+@click.argument("source")
+@click.option("--name", help="The feed's name, searched as intel:NAME (default: the file's name); a feed of "
+                             "that name has its indicators replaced.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "stix", "misp"]), help="Default: told from the content.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def intel_add(ctx: click.Context, source: str, name: str | None, fmt: str | None, as_json: bool) -> None:
+    """Import a feed from FILE_OR_URL (an http(s) URL is fetched, only then) and retro-hunt every stored
+    capture through its observables (no re-analysis)."""
+    row = _service(ctx).add_feed(source, name, fmt)
+    if as_json:
+        _json(row)
+        return
+    click.echo(f"{row['name']}: {row['indicators']} indicators ({row['expired']} expired) from {row['format']}, "
+               f"in {row['captures']} captures (search: intel:{row['name']})")
+    for why, n in row["skipped"].items():
+        click.echo(f"  skipped {n}: {why}")
+
+
+@intel.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def intel_list(ctx: click.Context, as_json: bool) -> None:
+    """The feeds: indicators, expired, captures holding one."""
+    rows = _service(ctx).list_feeds()
+    if as_json:
+        _json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:24} {r['format']:5} {r['indicators']:7} indicators {r['expired']:6} expired "
+                   f"{r['captures']:6} captures  {r['origin']}")
+    if not rows:
+        click.echo("no feeds: `packettotal intel add FILE_OR_URL`")
+
+
+@intel.command("remove")
+@click.argument("name")
+@click.pass_context
+def intel_remove(ctx: click.Context, name: str) -> None:
+    """Remove a feed, its indicators and their hits."""
+    _service(ctx).remove_feed(name)
+    click.echo(f"feed {name} removed")

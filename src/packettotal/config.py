@@ -160,6 +160,12 @@ class Settings:
     geo_data_dir: Path | None = field(default_factory=_default_geo_dir, metadata={
         "help": "Folder of the offline address data (country and AS of IPs; scripts/setup-geo.sh installs it); "
                 "empty: no enrichment"})
+    intel_max_bytes: int = field(default=64 << 20, metadata={
+        "help": "Largest IOC feed imported (bytes): a file, an upload, or what a feed's URL sends",
+        "check": at_least(1)})
+    intel_fetch_timeout: float = field(default=30.0, metadata={
+        "help": "Seconds the fetch of an IOC feed from a URL may take (connecting, each pause, and in all)",
+        "check": positive})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

@@ -91,6 +91,13 @@ class YaraError(PacketTotalError):
     code = "yara"
 
 
+class IntelError(PacketTotalError):
+    """An IOC feed that cannot be imported (a bad line, named; an unreadable file or URL); the
+    feed's indicators stay as they were."""
+
+    code = "bad_feed"
+
+
 class IndexBusy(PacketTotalError):
     """Another process holds the event index's writer."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+import json
 import logging
 import tempfile
 import threading
@@ -16,9 +18,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import config as config_mod
-from .errors import (AnalysisFailed, EngineError, Forbidden, NotFound, QueryError, RulesRefused, StorageFull,
-                     YaraError, disk_full)
-from .ingest import capfile, files as carved, geo, hunts, pipeline, suricata, threats, validate, yarascan
+from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
+                     StorageFull, YaraError, disk_full)
+from .ingest import (capfile, files as carved, geo, hunts, intel, observables, pipeline, suricata, threats, validate,
+                     yarascan)
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
@@ -60,7 +63,8 @@ class PacketTotal:
         self._capture_fields: dict[str, labels_mod.Lookup] = {  # query fields resolved in the database
             **{name: partial(self._db.labelled, kinds) for name, kinds in catalog.LABELS.items()},
             "finding": self._db.with_finding, "hunt": self._db.hunted, "yara": self._db.yara_matched,
-            "geo.country": self._db.geo_country, "geo.range": self._geo_range, "asn": self._asn}
+            "geo.country": self._db.geo_country, "geo.range": self._geo_range, "asn": self._asn,
+            "intel": self._db.with_intel}
         self._geo = geo.Locator(s.geo_data_dir) if s.geo_data_dir else None  # country and AS of IPs
         self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
@@ -235,6 +239,7 @@ class PacketTotal:
         else:
             self._events.reveal(r["id"] for r in good)
             self._locate(good)
+            self._match_intel([r["id"] for r in good])
         if lost:
             self._discard(lost)
         return ids
@@ -419,10 +424,12 @@ class PacketTotal:
             And((node, Captures(frozenset(ids)))), size=len(ids))} if ids else {}
         rows = self._db.captures_in(ids)
         labels = self._db.labels_of(ids)
+        intel = self._db.intel_feeds_of(ids)
         for g in page:
             row = rows.get(g["capture_id"], {})
             g.update(found_in=found.get(g["capture_id"], {}), name=row.get("name"),
-                     submitted_at=row.get("submitted_at"), labels=labels.get(g["capture_id"], []))
+                     submitted_at=row.get("submitted_at"), labels=labels.get(g["capture_id"], []),
+                     intel=intel.get(g["capture_id"], []))
         return SearchResult(len(out), sum(g["hits"] for g in out), page, truncated)
 
     def search_events(self, text: str, limit: int = 50, offset: int = 0):
@@ -450,7 +457,8 @@ class PacketTotal:
         scans = self._db.yara_of(self._db.file_hashes(value))
         return found | {"yara": [{"sha256": sha, **scan} for sha, scan in sorted(scans.items())],
                         "geo": self._locate_one((found["matched"] or [value.strip()])[0])
-                        if found.get("kind") == "ip" else None}
+                        if found.get("kind") == "ip" else None,
+                        "intel": self.intel_for(value)}
 
     # addresses: country and AS (ingest/geo.py)
     def _locate(self, results: list[dict]) -> None:
@@ -730,6 +738,78 @@ class PacketTotal:
                      for r in h["rules"] if str(r["sid"]) in h["by_sid"]]
             out.append({"id": h["id"], "name": h["name"], "alerts": h["alerts"], "rules": fired})
         return out
+
+    # IOC feeds (ingest/intel.py)
+    def _match_intel(self, ids: list[str]) -> None:
+        """New captures against the feeds, once they are done; a failure is logged (the next
+        import of a feed retro-hunts them)."""
+        try:
+            self._db.match_intel(ids)
+        except Exception as exc:
+            log.error("could not match %d captures against the IOC feeds: %s", len(ids), _store_error(exc))
+
+    def add_feed(self, source: str, name: str | None = None, fmt: str | None = None) -> dict:
+        """Import a feed from a file, or from an http(s) URL (fetched only then)."""
+        s = self.settings
+        data = intel.load(source, s.intel_max_bytes, s.intel_fetch_timeout)
+        return self.import_feed(data, name or intel.default_name(source), fmt, source)
+
+    def import_feed(self, data: bytes, name: str, fmt: str | None, origin: str) -> dict:
+        """A feed's indicators replace those of the feed `name`, and retro-hunt every stored
+        capture (raises IntelError, the feed unchanged then)."""
+        if len(data) > self.settings.intel_max_bytes:
+            raise IntelError(f"the feed is over the limit of {validate.human_size(self.settings.intel_max_bytes)} "
+                             "(setting intel_max_bytes)")
+        if fmt is not None and fmt not in intel.FORMATS:
+            raise IntelError(f"format must be one of {', '.join(intel.FORMATS)}, not {fmt[:20]!r}")
+        feed = intel.parse(data, fmt)
+        if not feed.indicators:
+            why = "; ".join(f"{n} {reason}" for reason, n in feed.skipped.items())
+            raise IntelError("the feed holds no indicator PacketTotal can match"
+                             + (f" (skipped: {why})" if why else ""))
+        rows = [dataclasses.asdict(i) for i in feed.indicators]
+        return self._db.replace_feed(intel.check_name(name), feed.format, origin[:2048], dict(feed.skipped), rows)
+
+    def list_feeds(self) -> list[dict]:
+        return self._db.list_feeds()
+
+    def remove_feed(self, name: str) -> None:
+        self._db.delete_feed(name)
+
+    def capture_intel(self, capture_id: str) -> list[dict]:
+        """A capture's indicators (the Intelligence tab): each with its feed, confidence,
+        description, whether it has expired, and where it was seen (field, count)."""
+        out: dict[int, dict] = {}
+        at = now()
+        for r in self._db.capture_intel(capture_id):
+            hit = out.get(r["id"])
+            if hit is None:
+                hit = out[r["id"]] = {k: r[k] for k in ("kind", "value", "feed", "source", "confidence",
+                                                        "description", "expires", "imported_at")}
+                hit |= {"expired": r["expires"] is not None and r["expires"] <= at, "count": 0, "fields": []}
+            hit["fields"].append({"field": r["field"], "count": r["count"]})
+            hit["count"] += r["count"]
+        return list(out.values())
+
+    def export_intel(self, ref: str, fmt: str) -> str:
+        """A capture's indicators and alerts as a STIX 2.1 bundle (fmt stix) or a MISP event (misp), JSON."""
+        cap = self.capture(ref)
+        if cap["status"] != "done":
+            raise NotFound(f"capture {cap['id'][:12]} is {cap['status']}: nothing to export yet")
+        from . import intel_export  # stix2 costs ~0.5 s to import: only when exporting
+        hits = self.capture_intel(cap["id"])
+        if fmt == "stix":
+            return intel_export.stix_bundle(cap, hits)
+        if fmt == "misp":
+            return json.dumps(intel_export.misp_event(cap, hits), indent=1)
+        raise QueryError(f"format must be stix or misp, not {fmt[:20]!r}")
+
+    def intel_for(self, value: str) -> list[dict]:
+        """The feeds' indicators a pasted value is (the pivot page's badges)."""
+        at = now()
+        return [{k: r[k] for k in ("feed", "kind", "value", "source", "confidence", "description", "expires")}
+                | {"expired": r["expires"] is not None and r["expires"] <= at}
+                for r in self._db.indicators_of(observables.lookup_forms(value))]
 
 
 @dataclass

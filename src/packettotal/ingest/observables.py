@@ -42,6 +42,12 @@ def norm_hash(value: str) -> tuple[str, str] | None:
     return (kind, v) if kind and _HEX.match(v) else None
 
 
+def norm_email(value: str) -> str | None:
+    """`value` as one e-mail address (lower-cased), or None."""
+    m = _EMAIL.fullmatch(value.strip())
+    return m.group(0).lower() if m else None
+
+
 def _emails(value: str) -> Iterator[str]:
     for m in _EMAIL.finditer(value):
         yield m.group(0).lower()

@@ -40,6 +40,7 @@ CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
     "yara": ("YARA rule name", "EICAR*"),  # captures holding a carved file that matched it (ingest/yarascan.py)
     # captures holding an IP of that country, AS or special range (ingest/geo.py)
     "geo.country": ("country code", "RU"), "asn": ("AS number", "13335"), "geo.range": ("range name", "private"),
+    "intel": ("IOC feed name", "abusech"),  # captures holding an indicator of that feed (ingest/intel.py)
 }
 
 
@@ -72,4 +73,6 @@ def catalogue() -> list[dict]:
               "help": "captures holding an IP of this autonomous system (AS number)"},
              {"name": "geo.range", "type": "geo", "example": "geo.range:private",
               "help": "captures holding an IP of this special range: " + ", ".join(RANGES)}]
+    rows.append({"name": "intel", "type": "intel", "example": "intel:abusech",
+                 "help": "captures holding an indicator of this IOC feed (intel:* any feed; packettotal intel)"})
     return rows

@@ -181,6 +181,47 @@ ip_geo = sa.Table(
 )
 
 
+# IOC feeds (ingest/intel.py): a feed's indicators, replaced whole when it is imported again, and
+# the captures holding each (found through the observables: at import for every stored capture,
+# at ingest for a new one)
+intel_feeds = sa.Table(
+    "intel_feeds", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("name_lower", sa.String(64), nullable=False, unique=True),  # what intel:NAME compares
+    sa.Column("format", sa.String(8), nullable=False),                    # csv | stix | misp
+    sa.Column("origin", sa.Text, nullable=False),                          # the file's name or the URL
+    sa.Column("skipped", sa.JSON, nullable=False),                         # {why: how many} of the last import
+    sa.Column("imported_at", sa.DateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+indicators = sa.Table(
+    "indicators", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("feed_id", sa.Integer, sa.ForeignKey("intel_feeds.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),  # an observable kind (ingest/intel.py KINDS)
+    sa.Column("value", sa.Text, nullable=False),       # normalised as observables are
+    sa.Column("source", sa.Text),
+    sa.Column("confidence", sa.Integer),
+    sa.Column("description", sa.Text),
+    sa.Column("expires", sa.DateTime),                  # None: never; past: matches no new capture
+    sa.UniqueConstraint("feed_id", "kind", "value"),
+    sa.Index("ix_indicators_value", "value", "kind"),
+    sqlite_autoincrement=True,
+)
+
+intel_hits = sa.Table(
+    "intel_hits", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("indicator_id", sa.Integer, sa.ForeignKey("indicators.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("field", sa.String(64), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("capture_id", "indicator_id", "field"),
+    sa.Index("ix_intel_hits_indicator", "indicator_id"),
+)
+
+
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -687,6 +728,100 @@ class Database:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(captures.c.id).where(captures.c.status == "done")
                                      .order_by(captures.c.submitted_at)).scalars())
+
+
+    # IOC feeds
+    def replace_feed(self, name: str, fmt: str, origin: str, skipped: dict[str, int], rows: list[dict]) -> dict:
+        """Import a feed (rows: kind, value, source, confidence, description, expires), replacing the
+        indicators of a feed of that name (case-insensitive), then retro-hunt: every stored capture
+        holding one of its unexpired indicators gets its hits, in the same transaction."""
+        f = intel_feeds.c
+        values = {"name": name, "name_lower": name.lower(), "format": fmt, "origin": origin,
+                  "skipped": skipped, "imported_at": now()}
+        with self._write, self.engine.begin() as conn:
+            feed_id = conn.execute(sa.select(f.id).where(f.name_lower == name.lower())).scalar()
+            if feed_id is None:
+                key = conn.execute(sa.insert(intel_feeds).values(**values)).inserted_primary_key
+                assert key is not None  # a single-row insert always has its key
+                feed_id = key[0]
+            else:
+                conn.execute(sa.delete(indicators).where(indicators.c.feed_id == feed_id))  # their hits: cascade
+                conn.execute(sa.update(intel_feeds).where(f.id == feed_id).values(**values))
+            if rows:
+                conn.execute(sa.insert(indicators), [{**r, "feed_id": feed_id} for r in rows])
+            conn.execute(_hunt_intel(indicators.c.feed_id == feed_id))
+        return next(r for r in self.list_feeds() if r["id"] == feed_id)
+
+    def match_intel(self, capture_ids: Iterable[str]) -> None:
+        """Match analysed captures against every unexpired indicator (their earlier hits replaced)."""
+        with self._write, self.engine.begin() as conn:
+            for chunk in chunks(dict.fromkeys(capture_ids)):
+                conn.execute(sa.delete(intel_hits).where(intel_hits.c.capture_id.in_(chunk)))
+                conn.execute(_hunt_intel(observables.c.capture_id.in_(chunk)))
+
+    def list_feeds(self) -> list[dict]:
+        """Feeds by name, each with its indicators, those expired, and the captures holding one."""
+        f, i, h = intel_feeds.c, indicators.c, intel_hits.c
+        n = sa.select(sa.func.count()).where(i.feed_id == f.id).scalar_subquery()
+        expired = sa.select(sa.func.count()).where(i.feed_id == f.id, i.expires <= now()).scalar_subquery()
+        hit = (sa.select(sa.func.count(sa.distinct(h.capture_id))).select_from(intel_hits)
+               .join(indicators, i.id == h.indicator_id).where(i.feed_id == f.id).scalar_subquery())
+        return self._rows(sa.select(intel_feeds, n.label("indicators"), expired.label("expired"),
+                                    hit.label("captures")).order_by(f.name_lower))
+
+    def delete_feed(self, name: str) -> None:
+        with self._write, self.engine.begin() as conn:
+            gone = conn.execute(sa.delete(intel_feeds).where(intel_feeds.c.name_lower == name.lower())).rowcount
+        if not gone:
+            raise NotFound(f"no feed {name[:80]!r}")
+
+    def capture_intel(self, capture_id: str) -> list[dict]:
+        """A capture's hits: one row per indicator and field, with the indicator and its feed."""
+        i, h, f = indicators.c, intel_hits.c, intel_feeds.c
+        q = (sa.select(i.id, i.kind, i.value, i.source, i.confidence, i.description, i.expires,
+                       f.name.label("feed"), f.imported_at, h.field, h.count)
+             .join(indicators, i.id == h.indicator_id).join(intel_feeds, f.id == i.feed_id)
+             .where(h.capture_id == capture_id).order_by(f.name_lower, i.kind, i.value, h.field))
+        return self._rows(q)
+
+    def indicators_of(self, values: Iterable[str]) -> list[dict]:
+        """The indicators with one of these (normalised) values, with their feed's name."""
+        i, f = indicators.c, intel_feeds.c
+        return [r for chunk in chunks(dict.fromkeys(values)) for r in self._rows(
+            sa.select(indicators, f.name.label("feed")).join(intel_feeds, f.id == i.feed_id)
+            .where(i.value.in_(chunk)).order_by(f.name_lower, i.kind))]
+
+    def intel_feeds_of(self, capture_ids: Iterable[str]) -> dict[str, list[str]]:
+        """capture -> the names of the feeds it holds indicators of (captures without: absent)."""
+        i, h, f = indicators.c, intel_hits.c, intel_feeds.c
+        out: dict[str, list[str]] = {}
+        for chunk in chunks(dict.fromkeys(capture_ids)):
+            q = (sa.select(h.capture_id, f.name).distinct().join(indicators, i.id == h.indicator_id)
+                 .join(intel_feeds, f.id == i.feed_id).where(h.capture_id.in_(chunk)).order_by(f.name))
+            with self.engine.connect() as conn:
+                for cid, feed in conn.execute(q):
+                    out.setdefault(cid, []).append(feed)
+        return out
+
+    def with_intel(self, name: str, like: bool) -> set[str]:
+        """Captures holding an indicator of the feed `name` (case-insensitive), or of the feeds
+        whose name matches it as a LIKE pattern (lower-case, `\\` escaping)."""
+        i, h, f = indicators.c, intel_hits.c, intel_feeds.c
+        cond = f.name_lower.like(name, escape="\\") if like else f.name_lower == name.lower()
+        q = (sa.select(h.capture_id).distinct().join(indicators, i.id == h.indicator_id)
+             .join(intel_feeds, f.id == i.feed_id).where(cond))
+        with self.engine.connect() as conn:
+            return set(conn.execute(q).scalars())
+
+
+def _hunt_intel(where: sa.ColumnElement[bool]) -> sa.Insert:
+    """The hits of unexpired indicators in the observables, under `where` (one join on the
+    observables' value index)."""
+    i, o = indicators.c, observables.c
+    found = (sa.select(o.capture_id, i.id, o.field, o.count)
+             .select_from(indicators.join(observables, sa.and_(o.value == i.value, o.kind == i.kind)))
+             .where(where, sa.or_(i.expires.is_(None), i.expires > now())))
+    return sa.insert(intel_hits).from_select(["capture_id", "indicator_id", "field", "count"], found)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ..errors import NotFound, QueryError
+from ..ingest.intel import default_name as intel_default_name
 from ..query import fields as catalog
 from ..query.lucene import QUERY_BYTES
 from ..query.values import INT_MAX
@@ -193,6 +195,8 @@ class Ioc(BaseModel):
     co_occurring: list[dict[str, Any]]
     yara: list[dict[str, Any]] = Field(description="YARA scans of the carved files this value names (a hash)")
     geo: Geo | None = Field(None, description="an IP's country and AS; null for other kinds or without the data")
+    intel: list[dict[str, Any]] = Field(default_factory=list,
+                                        description="the IOC feeds' indicators this value is (feed, expired, ...)")
 
 
 class BulkIn(BaseModel):
@@ -214,6 +218,7 @@ class SearchGroup(BaseModel):
     hits: int
     found_in: dict[str, int]
     labels: list[Label]
+    intel: list[str] = Field(default_factory=list, description="the IOC feeds it holds indicators of")
 
 
 class SearchResult(BaseModel):
@@ -470,9 +475,11 @@ def download(request: Request, ref: Ref):
 
 
 @router.get("/captures/{ref}/export", responses={
-    200: {"content": {"application/x-ndjson": {}, "text/csv": {}, "application/zip": {}}}, **ERRORS},
-    response_class=FileResponse, summary="EVE NDJSON, CSV of one event type, or a zip of everything")
-async def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"] = "eve",
+    200: {"content": {"application/x-ndjson": {}, "text/csv": {}, "application/zip": {}, "application/json": {}}},
+    **ERRORS}, response_class=FileResponse,
+    summary="EVE NDJSON, CSV of one event type, a zip of everything, or its indicators and alerts as a STIX 2.1 "
+            "bundle or a MISP event")
+async def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip", "stix", "misp"] = "eve",
                  type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_\-]+$",
                                                    description="event type, for format=csv")] = None,
                  q: Annotated[str, Query(max_length=QUERY_BYTES, description="Lucene filter, for format=csv")] = ""):
@@ -481,6 +488,10 @@ async def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"
     cid = cap["id"]
     if cap["status"] != "done":
         raise NotFound(f"capture {cid[:12]} is {cap['status']}: nothing to export yet")
+    if format in ("stix", "misp"):
+        text = await run_in_threadpool(service.export_intel, cid, format)
+        return Response(text, media_type="application/json",
+                        headers={"content-disposition": f'attachment; filename="{cid[:16]}.{format}.json"'})
     if format == "eve":
         return StreamingResponse(downloads.eve_lines(service, cid), media_type="application/x-ndjson",
                                  headers={"content-disposition": f'attachment; filename="{cid}.eve.json"'})
@@ -663,3 +674,95 @@ def yara_status(request: Request):
              summary="Read the YARA rules again and re-scan every stored carved file with them, in the background")
 def yara_scan(request: Request):
     return _instance(request).rescan_yara()
+
+
+# IOC feeds (ingest/intel.py)
+FeedName = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+
+class NewFeed(BaseModel):
+    name: str = Field(min_length=1, max_length=64, description="the feed's name (searched as intel:NAME); a feed "
+                                                               "of that name has its indicators replaced")
+    format: Literal["csv", "stix", "misp"] | None = Field(default=None, description="default: told from the content")
+    content: str = Field(min_length=1, description="the feed itself: CSV text, a STIX 2.1 bundle or a MISP event "
+                                                   "(JSON as text)")
+
+
+class IntelFeed(BaseModel):
+    name: str
+    format: str
+    origin: str
+    indicators: int
+    expired: int
+    captures: int = Field(description="captures holding one of its indicators")
+    skipped: dict[str, int] = Field(description="what its last import left out, and why")
+    imported_at: str
+
+
+class IntelHit(BaseModel):
+    kind: str
+    value: str
+    feed: str
+    source: str | None
+    confidence: int | None
+    description: str | None
+    expires: str | None
+    expired: bool
+    count: int
+    fields: list[dict[str, Any]]
+
+
+FEED_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "CSV, STIX 2.1 bundle or MISP event JSON"}}}},
+    "application/json": {"schema": NewFeed.model_json_schema()}}}}
+
+
+def feed_json(row: dict) -> dict:
+    return {k: row[k] for k in ("name", "format", "origin", "indicators", "expired", "captures", "skipped")} | {
+        "imported_at": _iso(row["imported_at"])}
+
+
+@router.post("/intel", status_code=201, response_model=IntelFeed, openapi_extra=FEED_BODY,
+             responses={413: {"model": Error}, 415: {"model": Error}, **ERRORS},
+             summary="Import an IOC feed (an upload in a part named 'file', with ?name= and ?format=, or JSON): "
+                     "its indicators replace a same-named feed's and retro-hunt every stored capture")
+async def add_feed(request: Request,
+                   name: Annotated[str | None, Query(max_length=64, description="for an upload")] = None,
+                   format: Annotated[Literal["csv", "stix", "misp"] | None, Query(description="for an upload")] = None):
+    service = _instance(request).service
+    if request.headers.get("content-type", "").split(";")[0].strip() == "application/json":
+        try:
+            body = NewFeed.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        row = await run_in_threadpool(service.import_feed, body.content.encode(), body.name, body.format, "api")
+        return JSONResponse(feed_json(row), status_code=201)
+    received = await uploads.receive(request, service.settings.work_dir, service.settings.intel_max_bytes)
+    try:
+        data = await run_in_threadpool(received.path.read_bytes)
+    finally:
+        received.path.unlink(missing_ok=True)
+    origin = received.filename or "upload"
+    row = await run_in_threadpool(service.import_feed, data, name or intel_default_name(origin), format, origin)
+    return JSONResponse(feed_json(row), status_code=201)
+
+
+@router.get("/intel", response_model=list[IntelFeed], summary="The IOC feeds: indicators, expired, captures hit")
+def list_feeds(request: Request):
+    return [feed_json(r) for r in _instance(request).service.list_feeds()]
+
+
+@router.delete("/intel/{name}", status_code=204, responses=ERRORS,
+               summary="Remove an IOC feed, its indicators and their hits")
+def delete_feed(request: Request, name: FeedName):
+    _instance(request).service.remove_feed(name)
+    return Response(status_code=204)
+
+
+@router.get("/captures/{ref}/intel", response_model=list[IntelHit], responses=ERRORS,
+            summary="A capture's indicators of the IOC feeds: feed, confidence, description, expiry, where seen")
+def capture_intel(request: Request, ref: Ref):
+    service = _instance(request).service
+    return [{k: v for k, v in h.items() if k != "imported_at"} | {"expires": _iso(h["expires"])}
+            for h in service.capture_intel(service.capture(ref)["id"])]

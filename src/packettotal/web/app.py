@@ -15,7 +15,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config as config_mod, demo
-from ..errors import (Busy, Forbidden, NotFound, PacketTotalError, QueryError, QueryTimeout, RefusedCapture,
+from ..errors import (Busy, Forbidden, IntelError, NotFound, PacketTotalError, QueryError, QueryTimeout, RefusedCapture,
                       RulesRefused, YaraError)
 from ..instance import open_jobs
 from ..service import Submission
@@ -141,7 +141,7 @@ def _status(exc: PacketTotalError) -> int:
         return exc.status
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, (QueryError, RulesRefused)):
+    if isinstance(exc, (QueryError, RulesRefused, IntelError)):
         return 400
     if isinstance(exc, Forbidden):
         return 403

@@ -17,8 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from ..errors import QueryError, RefusedCapture, RulesRefused
+from ..errors import IntelError, QueryError, RefusedCapture, RulesRefused
 from ..ingest.hunts import MAX_RULES, MAX_RULES_BYTES
+from ..ingest.intel import default_name as intel_default_name
 from ..ingest.validate import human_size
 from ..query import correlate, fields as catalog
 from ..query.lucene import QUERY_BYTES
@@ -98,7 +99,8 @@ def _console(service, cap: dict) -> dict:
     """What every tab of the console shows around its content: the tabs and the labels."""
     return {"tabs": tabs.tabs_for(tabs.counts_of(cap["summary"] or {})),
             "labels": service.labels(cap["id"]), "hunts": service.capture_hunts(cap["id"]),
-            "label_kinds": catalog.LABEL_KINDS, "can_label": service.settings.labelling == "anyone"}
+            "label_kinds": catalog.LABEL_KINDS, "can_label": service.settings.labelling == "anyone",
+            "intel_count": len(service.capture_intel(cap["id"]))}
 
 
 @router.get("/captures/{ref}/tab/{event_type}", response_class=HTMLResponse)
@@ -213,6 +215,51 @@ def hunt_page(request: Request, hunt_id: Annotated[int, Path(ge=1, le=2 ** 31 - 
 def delete_hunt(request: Request, hunt_id: Annotated[int, Path(ge=1, le=2 ** 31 - 1)]):
     _instance(request).service.delete_hunt(hunt_id)
     return RedirectResponse("/hunts", status_code=303)
+
+
+# IOC feeds
+@router.get("/captures/{ref}/intel", response_class=HTMLResponse)
+def intel_tab(request: Request, ref: str):
+    service = _instance(request).service
+    cap = service.capture(ref)
+    if cap["status"] != "done":
+        return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
+    return render(request, "intel_tab.html", cap=cap, current="intel", hits=service.capture_intel(cap["id"]),
+                  **_console(service, cap))
+
+
+@router.get("/intel", response_class=HTMLResponse)
+def intel_page(request: Request):
+    return _intel(request, 200)
+
+
+def _intel(request: Request, status: int, refused: str | None = None, imported: dict | None = None) -> HTMLResponse:
+    service = _instance(request).service
+    return render(request, "intel.html", status=status, feeds=service.list_feeds(), refused=refused,
+                  imported=imported, max_bytes=min(service.settings.intel_max_bytes, service.settings.max_body_bytes))
+
+
+@router.post("/intel", response_class=HTMLResponse)
+async def add_feed(request: Request):
+    """The form: a feed file, an optional name and format; a refused feed comes back with the reason."""
+    form = await request.form(max_files=1, max_fields=3, max_part_size=4096)
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        return await run_in_threadpool(_intel, request, 400, "choose a feed file to import")
+    data = await upload.read()
+    fmt = str(form.get("format") or "") or None
+    name = str(form.get("name") or "").strip() or intel_default_name(upload.filename)
+    try:
+        row = await run_in_threadpool(_instance(request).service.import_feed, data, name, fmt, upload.filename)
+    except IntelError as exc:
+        return await run_in_threadpool(_intel, request, 400, exc.message)
+    return await run_in_threadpool(_intel, request, 200, None, row)
+
+
+@router.post("/intel/{name}/delete", response_class=HTMLResponse)
+def delete_feed(request: Request, name: Annotated[str, Path(min_length=1, max_length=64)]):
+    _instance(request).service.remove_feed(name)
+    return RedirectResponse("/intel", status_code=303)
 
 
 def _json_view(rec: dict) -> str:
