@@ -14,7 +14,7 @@ from scapy.layers.tls.record import TLS
 from scapy.utils import wrpcap
 
 from packettotal.demo import _certificate, _Clock, _tcp_session
-from packettotal.ingest.findings import Detectors, entropy, parent_domain
+from packettotal.ingest.findings import Detectors, entropy, parent_domain, random_looking
 from packettotal.service import PacketTotal
 
 from .conftest import PCAPS, analyse, settings
@@ -75,6 +75,21 @@ def tunnel_pkts(clock) -> list:
     return pkts
 
 
+def dga_pkts(clock) -> list:
+    eth, back = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:03"), Ether(src="02:00:00:00:00:03",
+                                                                              dst="02:00:00:00:00:01")
+    pkts = []
+    for i in range(12):  # random-looking names, none registered
+        name = f"{'qxzvkwtrpl'[i % 10:] + 'qxzvkwtrpl'[:i % 10]}{i:02d}.com"
+        q = eth / IP(src=CLIENT, dst="10.20.0.1") / UDP(sport=43000 + i, dport=53) / DNS(
+            id=i, rd=1, qd=DNSQR(qname=name))
+        r = back / IP(src="10.20.0.1", dst=CLIENT) / UDP(sport=53, dport=43000 + i) / DNS(
+            id=i, qr=1, rd=1, ra=1, rcode=3, qd=DNSQR(qname=name))
+        q.time, r.time = clock(), clock()
+        pkts += [q, r]
+    return pkts
+
+
 def long_pkts(clock) -> list:
     eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
     ser = Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
@@ -112,7 +127,7 @@ def tls_pkts(clock) -> list:
 
 
 BUILT = {"beacon": beacon_pkts, "upload_heavy": upload_pkts, "scan": scan_pkts, "dns_tunnel": tunnel_pkts,
-         "long_low_volume": long_pkts, "disguised_executable": disguised_pkts,
+         "dga": dga_pkts, "long_low_volume": long_pkts, "disguised_executable": disguised_pkts,
          "tls_self_signed": tls_pkts, "tls_expired": tls_pkts, "tls_bare_ip": tls_pkts}
 QUIET = ["cs-ek_to_cryptowall4.pcapng", "cs-http_dvwa_sqlinjection.pcapng", "sv-http-4files.pcap",
          "sv-dns-udp-txt.pcap", "cs-aurora.pcapng", "sv-smtp-starttls.pcap", "sv-ftp-multi-files.pcap",
@@ -149,7 +164,7 @@ def test_each_detector_fires_on_a_capture_built_for_it(pt, tmp_path, detector):
 
 def test_what_the_built_captures_say(pt, tmp_path):
     rows = {}
-    for name in ("beacon", "scan", "dns_tunnel", "disguised_executable"):
+    for name in ("beacon", "scan", "dns_tunnel", "dga", "disguised_executable"):
         path = tmp_path / f"{name}.pcap"
         wrpcap(str(path), BUILT[name](_Clock()))
         rows[name] = {f["name"]: f for f in analyse(pt, path)["summary"]["findings"]}
@@ -159,6 +174,8 @@ def test_what_the_built_captures_say(pt, tmp_path):
     assert rows["scan"]["scan"]["key"] == "10.20.0.66 -> 10.20.0.200"
     assert "tried 60 ports of 10.20.0.200" in rows["scan"]["scan"]["why"]
     assert rows["dns_tunnel"]["dns_tunnel"]["key"] == "tunnel-example.com"
+    assert rows["dga"]["dga"]["key"] == CLIENT and "12 random-looking domains" in rows["dga"]["dga"]["why"]
+    assert "12 of them NXDOMAIN" in rows["dga"]["dga"]["why"]
     exe = rows["disguised_executable"]["disguised_executable"]
     assert exe["severity"] == "high" and "served as image/gif but is PE32 executable" in exe["why"]
 
@@ -198,6 +215,8 @@ def test_findings_and_their_evidence_are_bounded_and_pure():
     assert d.result() == []
     assert all(len(g) <= 10_000 for det in d.detectors for g in [getattr(det, "groups", {})])
     assert parent_domain("a.b.evil.co.uk") == "evil.co.uk" and parent_domain("x.y.example.com") == "example.com"
+    assert [random_looking(w) for w in ("kq3vz8wplx", "xjwqkrtzvm", "facebook", "windowsupdate", "googleapis")] == \
+        [True, True, False, False, False]
     assert entropy("aaaa") == 0 and entropy("abcd") == 2
 
 

@@ -347,6 +347,58 @@ class DnsTunnel(Detector):
 STARTTLS_PORTS = (21, 25, 110, 143, 587, 5222)  # mail, FTP and XMPP clients seldom send a server name
 
 
+def random_looking(label: str) -> bool:
+    """A domain label a generator could have made: long, few vowels or digits mixed in, and
+    high entropy (`kq3vz8wplx`, not `facebook` or `weather-today`)."""
+    if len(label) < 8 or "-" in label:
+        return False
+    vowels = sum(c in "aeiouy" for c in label) / len(label)
+    digits = sum(c.isdigit() for c in label)
+    return entropy(label) >= 3.0 and (vowels < 0.3 or 0 < digits < len(label) - 2)
+
+
+class Dga(Detector):
+    """Names a domain-generation algorithm would make: one client asking for MIN_DOMAINS or more
+    distinct random-looking domains (`random_looking` second-level label), most of them
+    answered NXDOMAIN: malware looking for its command server."""
+
+    name, severity, title = "dga", "medium", "Domain-generation-like lookups"
+    MIN_DOMAINS = 10
+    NXDOMAIN_SHARE = 0.5
+
+    def __init__(self) -> None:
+        self.asked: dict[str, set[str]] = defaultdict(set)  # client -> random-looking domains
+        self.missing: dict[str, set[str]] = defaultdict(set)  # client -> those answered NXDOMAIN
+        self.examples: dict[str, list[dict]] = defaultdict(list)
+
+    def add(self, rec: dict) -> None:
+        dns = rec.get("dns")
+        if rec.get("event_type") != "dns" or not isinstance(dns, dict) or not isinstance(dns.get("rrname"), str):
+            return
+        domain = parent_domain(dns["rrname"])
+        if not random_looking(domain.split(".")[0]):
+            return
+        client = str(rec.get("src_ip"))  # Suricata names the client first in answers too
+        if client not in self.asked and len(self.asked) >= MAX_KEYS:
+            return
+        if len(self.asked[client]) <= 4 * self.MIN_DOMAINS:
+            self.asked[client].add(domain)
+            if dns.get("type") == "answer" and dns.get("rcode") == "NXDOMAIN":
+                self.missing[client].add(domain)
+        if len(self.examples[client]) < MAX_EVIDENCE:
+            self.examples[client].append(_evidence(rec, rrname=dns["rrname"], rcode=dns.get("rcode") or ""))
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for client, domains in self.asked.items():
+            missing = len(self.missing.get(client, ()))
+            if len(domains) >= self.MIN_DOMAINS and missing >= self.NXDOMAIN_SHARE * len(domains):
+                out.append(self.found(cut(client), f"{client} looked up {len(domains)} random-looking domains "
+                                      f"({', '.join(sorted(domains)[:3])}, ...), {missing} of them NXDOMAIN",
+                                      self.examples[client]))
+        return out
+
+
 class TlsOdd(Detector):
     """TLS worth a look: a self-signed certificate (subject = issuer), one expired (or not yet
     valid) when it was seen, or a session to a public address with no server name (SNI)."""
@@ -435,10 +487,10 @@ class DisguisedExecutable(Detector):
         return out
 
 
-DETECTORS: tuple[type[Detector], ...] = (Beacon, UploadHeavy, LongLowVolume, Scan, DnsTunnel, TlsOdd,
+DETECTORS: tuple[type[Detector], ...] = (Beacon, UploadHeavy, LongLowVolume, Scan, DnsTunnel, Dga, TlsOdd,
                                          DisguisedExecutable)
-NAMES = ("beacon", "upload_heavy", "long_low_volume", "scan", "dns_tunnel", "tls_self_signed", "tls_expired",
-         "tls_bare_ip", "disguised_executable")  # what `finding:` takes
+NAMES = ("beacon", "upload_heavy", "long_low_volume", "scan", "dns_tunnel", "dga", "tls_self_signed",
+         "tls_expired", "tls_bare_ip", "disguised_executable")  # what `finding:` takes
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
 
 
