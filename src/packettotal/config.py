@@ -152,6 +152,10 @@ class Settings:
         "check": at_least(1)})
     yara_max_bytes: int = field(default=64 << 20, metadata={
         "help": "Largest carved file YARA scans (bytes); a larger one is marked not scanned", "check": at_least(1)})
+    ndpi: str = field(default="auto", metadata={
+        "help": "nDPI (ndpiReader, Debian's libndpi-bin) as a second engine beside Suricata: each flow's "
+                "application, category and risks. auto: when ndpiReader is installed; on: always (a capture "
+                "without it gets a warning); off: never", "check": one_of("auto", "on", "off")})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

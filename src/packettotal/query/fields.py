@@ -37,7 +37,12 @@ CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
     "finding": ("finding", "beacon"),  # ingest/findings.py
     "hunt": ("hunt", "1"),  # hunt:<id>: the captures holding hits of that hunt (ingest/hunts.py)
     "yara": ("YARA rule name", "EICAR*"),  # captures holding a carved file that matched it (ingest/yarascan.py)
+    # nDPI (ingest/ndpi.py): captures holding a flow nDPI saw so
+    "ndpi.app": ("nDPI application", "TLS.Telegram"),
+    "ndpi.category": ("nDPI category", "Chat"),
+    "ndpi.risk": ("nDPI risk", "self_signed_certificate"),
 }
+NDPI_FIELDS = {"ndpi.app": "app", "ndpi.category": "category", "ndpi.risk": "risks"}  # -> ndpi_flows column
 
 
 def resolve(name: str) -> tuple[Field, ...] | None:
@@ -63,4 +68,6 @@ def catalogue() -> list[dict]:
                  "help": "captures a hunt's rules fired on (packettotal hunts)"})
     rows.append({"name": "yara", "type": "yara", "example": "yara:EICAR*",
                  "help": "captures holding a carved file that matched this YARA rule (setting yara_rules_dir)"})
+    rows += [{"name": n, "type": "ndpi", "example": f"{n}:{CAPTURE_FIELDS[n][1]}",
+              "help": f"captures holding a flow of this {CAPTURE_FIELDS[n][0]} (setting ndpi)"} for n in NDPI_FIELDS]
     return rows
