@@ -349,8 +349,11 @@ class PacketTotal:
     def ndpi_overview(self, capture_id: str) -> dict:
         return self._db.ndpi_overview(capture_id)
 
-    def ndpi_flows(self, capture_id: str) -> list[dict]:
-        return self._db.ndpi_flows_of(capture_id)
+    def ndpi_of(self, capture_id: str, records: list[dict]) -> list[dict | None]:
+        """nDPI's flow for each of these Suricata flow records (five-tuple, nearest start), or None."""
+        ports = {p for r in records for p in (r.get("src_port"), r.get("dest_port")) if isinstance(p, int)}
+        flows = ndpi.by_tuple(self._db.ndpi_flows_of(capture_id, ports | {0}))
+        return [ndpi.nearest(flows, r) for r in records]
 
     def _keep_file(self, cid: str, rec: dict, filestore: Path, rows: dict[str, dict]) -> None:
         sha = str((rec.get("fileinfo") or {}).get("sha256", "")).lower()

@@ -249,8 +249,16 @@ def observables(capture_id: str, flows: list[dict]) -> list[dict]:
             for (kind, value), (n, first, last) in seen.items()]
 
 
-def nearest(flows: list[dict], rec: dict) -> dict | None:
-    """The nDPI flow of a Suricata flow record: same five-tuple, either direction, nearest start."""
+def by_tuple(flows: list[dict]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for f in flows:
+        out.setdefault(_key(f["proto"], (f["src_ip"], f["src_port"]), (f["dest_ip"], f["dest_port"])), []).append(f)
+    return out
+
+
+def nearest(flows: dict[tuple, list[dict]], rec: dict) -> dict | None:
+    """The nDPI flow of a Suricata flow record (`flows`: by_tuple's): same five-tuple, either
+    direction, nearest start."""
     try:
         key = _key(_PROTOS.get(str(rec.get("proto", "")).upper(), 0),
                    (str(rec.get("src_ip")), int(rec.get("src_port") or 0)),
@@ -259,9 +267,7 @@ def nearest(flows: list[dict], rec: dict) -> dict | None:
         return None
     start = _epoch((rec.get("flow") or {}).get("start"))
     best, gap = None, float("inf")
-    for f in flows:
-        if _key(f["proto"], (f["src_ip"], f["src_port"]), (f["dest_ip"], f["dest_port"])) != key:
-            continue
+    for f in flows.get(key, ()):
         d = abs(f["first_seen"] - start) if start is not None else 0.0
         if d < gap:
             best, gap = f, d

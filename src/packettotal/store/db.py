@@ -653,9 +653,11 @@ class Database:
         for part in chunks(rows, 5000):
             conn.execute(sa.insert(ndpi_flows), part)
 
-    def ndpi_flows_of(self, capture_id: str) -> list[dict]:
-        return self._rows(sa.select(ndpi_flows).where(ndpi_flows.c.capture_id == capture_id)
-                          .order_by(ndpi_flows.c.first_seen))
+    def ndpi_flows_of(self, capture_id: str, ports: Iterable[int]) -> list[dict]:
+        """A capture's nDPI flows between these ports (those of the connections on one page)."""
+        n, ports = ndpi_flows.c, sorted(set(ports))[:IN_CHUNK]
+        return self._rows(sa.select(ndpi_flows).where(n.capture_id == capture_id, n.src_port.in_(ports),
+                                                      n.dest_port.in_(ports)).order_by(n.first_seen))
 
     def ndpi_overview(self, capture_id: str, apps: int = 10, risky: int = 20) -> dict:
         """The Summary's nDPI section: flows, the top applications, the riskiest flows."""
