@@ -11,7 +11,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
 
-packages=(suricata suricata-update libmagic1 python3-venv)
+# libndpi-bin: ndpiReader, the second engine (nDPI 4.2 in both Debian 12 and 13's main; setting ndpi)
+packages=(suricata suricata-update libmagic1 python3-venv libndpi-bin)
 case "$profile" in
   run) ;;
   test) packages+=(chromium) ;;

@@ -21,6 +21,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -89,9 +90,9 @@ def version(binary: str = BINARY) -> str | None:
 class Run:
     """ndpiReader over one capture, started at once; `result()` waits for it (bounded)."""
 
-    def __init__(self, binary: str, pcap: Path, work_dir: Path, run_as: RunAs | None,
-                 timeout: float = TIMEOUT, max_output: int = MAX_OUTPUT, max_flows: int = MAX_FLOWS):
-        self.timeout, self.max_flows = timeout, max_flows
+    def __init__(self, binary: str, pcap: Path, work_dir: Path, run_as: RunAs | None):
+        self.timeout, self.max_flows, self.max_output = TIMEOUT, MAX_FLOWS, MAX_OUTPUT  # read now: tests lower them
+        max_output = self.max_output
         self.started = time.monotonic()
         if run_as is None:
             work_dir.mkdir(parents=True, exist_ok=True)
@@ -142,7 +143,7 @@ class Run:
         error = None
         if rc < 0:
             error = f"ndpiReader was killed (signal {-rc})" + (
-                f": its output passed {MAX_OUTPUT >> 20} MiB" if -rc == 25 else "")
+                f": its output passed {self.max_output:,} bytes" if -rc == signal.SIGXFSZ else "")
         elif rc != 0:
             error = f"ndpiReader exited with code {rc}"
         complaint = next((line.strip() for line in text[:65536].splitlines()[:40]
@@ -152,8 +153,8 @@ class Run:
         return Result(flows, error, round(seconds, 3), dropped)
 
 
-def start(binary: str, pcap: Path, work_dir: Path, run_as: RunAs | None = None, **limits) -> Run:
-    return Run(binary, pcap, work_dir, run_as, **limits)
+def start(binary: str, pcap: Path, work_dir: Path, run_as: RunAs | None = None) -> Run:
+    return Run(binary, pcap, work_dir, run_as)
 
 
 def _shown(line: str, limit: int = 300) -> str:
@@ -213,7 +214,8 @@ def pair(starts: Iterator[dict], listed: Iterator[dict], max_flows: int) -> tupl
     by_key: dict[tuple, list[dict]] = {}
     for flow in listed:
         by_key.setdefault(flow["key"], []).append(flow)
-    out, dropped = [], 0
+    out: list[dict] = []
+    dropped = 0
     for s in starts:
         found = by_key.get(_key(s["proto"], (s["src_ip"], s["src_port"]), (s["dest_ip"], s["dest_port"])))
         if not found:

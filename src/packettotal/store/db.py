@@ -655,7 +655,7 @@ class Database:
 
     def ndpi_flows_of(self, capture_id: str, ports: Iterable[int]) -> list[dict]:
         """A capture's nDPI flows between these ports (those of the connections on one page)."""
-        n, ports = ndpi_flows.c, sorted(set(ports))[:IN_CHUNK]
+        n, ports = ndpi_flows.c, sorted(set(ports))  # a page's: at most 1,001
         return self._rows(sa.select(ndpi_flows).where(n.capture_id == capture_id, n.src_port.in_(ports),
                                                       n.dest_port.in_(ports)).order_by(n.first_seen))
 
