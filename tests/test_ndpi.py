@@ -28,7 +28,7 @@ from .web import analysed, client
 
 pytestmark = pytest.mark.skipif(not ndpi.available(), reason="ndpiReader (libndpi-bin) is not installed")
 CAPTURES = ("sv-tls-cert-chain.pcap", "cs-ratinfected.pcapng", "sv-dns-udp-txt.pcap", "cs-http_espn.pcapng",
-            "sv-tls-pre1970-cert.pcap")
+            "sv-tls-pre1970-cert.pcap", "sv-tls-ipv6-communityid.pcap")
 FORGED_UA = "<script>alert(1)</script>][Risk: ** SQL Injection **** Totally Evil **][Risk Score: 10][cat: Fake/1]"
 
 
@@ -73,6 +73,20 @@ def test_apps_categories_and_risks_of_real_captures(pt, caps):
     assert {"tls_expired_certificate", "obsolete_tls_version_1_1_or_older"} <= set(old)
 
 
+def test_joined_to_suricatas_flows(pt, caps):
+    """Every Suricata flow record of these captures finds its nDPI flow (IPv6 too: Suricata writes
+    addresses long, nDPI short), and the nearest start wins among flows of one five-tuple."""
+    for name in ("sv-tls-cert-chain.pcap", "sv-tls-ipv6-communityid.pcap", "cs-ratinfected.pcapng"):
+        cap = caps[name]
+        records = [e["event"] for e in pt.tab_events(cap, "flow", "", limit=100).events]
+        seen = pt.ndpi_of(cap["id"], records)
+        assert records and all(seen), name
+        assert len({id(s) for s in seen}) == len(records)  # one nDPI flow each
+    v6 = {s["app"] for s in pt.ndpi_of(caps["sv-tls-ipv6-communityid.pcap"]["id"], [
+        e["event"] for e in pt.tab_events(caps["sv-tls-ipv6-communityid.pcap"], "flow", "").events])}
+    assert v6 == {"TLS.Google", "TLS.DoH_DoT"}
+
+
 def test_searchable_as_capture_fields(pt, caps):
     assert found(pt, "ndpi.risk:self_signed_certificate") == {"sv-tls-cert-chain.pcap"}
     assert found(pt, "ndpi.risk:self_signed*") == {"sv-tls-cert-chain.pcap"}
@@ -82,6 +96,7 @@ def test_searchable_as_capture_fields(pt, caps):
     assert found(pt, "ndpi.category:Chat") == {"sv-dns-udp-txt.pcap"}
     assert found(pt, "ndpi.app:Unknown AND dest_port:4433") == {"cs-ratinfected.pcapng"}
     assert found(pt, "ndpi.app:HTTP") == {"cs-http_espn.pcapng"}
+    assert found(pt, "ndpi.app:TLS.*") == {"sv-tls-ipv6-communityid.pcap"}
     assert found(pt, "ndpi.risk:*") == {"sv-tls-cert-chain.pcap", "sv-tls-pre1970-cert.pcap"}
     assert found(pt, "ndpi.app:TLS.Telegram") == set()
 

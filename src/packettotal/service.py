@@ -328,6 +328,8 @@ class PacketTotal:
         except EngineError as exc:
             warnings.append(f"nDPI: {exc.message}")
             return None
+        if self._ndpi_version is None:
+            self._ndpi_version = ndpi.version(ndpi.BINARY, account) or "?"
         return ndpi.start(ndpi.BINARY, pcap, self.settings.work_dir, account)
 
     def _ndpi_finish(self, cid: str, second: ndpi.Run | None, summary: dict, obs: list[dict],
@@ -340,8 +342,6 @@ class PacketTotal:
             warnings.append(f"nDPI: {result.error}")
         if result.dropped:
             warnings.append(f"nDPI: {result.dropped:,} flows past the first {ndpi.MAX_FLOWS:,} were not kept")
-        if self._ndpi_version is None:
-            self._ndpi_version = ndpi.version() or "?"
         summary["ndpi"] = {"version": self._ndpi_version, "flows": len(result.flows), "seconds": result.seconds}
         obs += ndpi.observables(cid, result.flows)
         return result.flows

@@ -77,10 +77,13 @@ def available(binary: str = BINARY) -> bool:
     return shutil.which(binary) is not None
 
 
-def version(binary: str = BINARY) -> str | None:
-    """`4.2.0`, from the first line of ndpiReader's help (it has no version option)."""
+def version(binary: str = BINARY, run_as: RunAs | None = None) -> str | None:
+    """`4.2.0`, from the first line of ndpiReader's help (it has no version option). Run as the
+    unprivileged account too: ndpiReader opens files of its own in /tmp (ses_result.csv, ...)."""
     try:
-        out = subprocess.run([binary, "-h"], capture_output=True, timeout=10, check=False).stdout
+        out = subprocess.run([binary, "-h"], capture_output=True, timeout=10, check=False, cwd="/",
+                             user=run_as.uid if run_as else None, group=run_as.gid if run_as else None,
+                             extra_groups=[] if run_as else None).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     m = re.search(rb"nDPI ([0-9][0-9.]*)", out[:200])
