@@ -225,3 +225,22 @@ def test_pages_show_ndpi_escaped(tmp_path):
         assert cell and cell[0].startswith("HTTP · Web") and "Fake" not in cell[0] and "evil" not in cell[0]
         assert "<script>alert(1)</script>" not in page
         assert ">sql_injection</a>" in cell[0] and "totally" not in cell[0].lower()
+
+
+def test_spares_started_ahead(tmp_path):
+    """A capture goes to an ndpiReader started ahead; a spare that died meanwhile is never used;
+    closing stops the spares and removes their folders."""
+    spares = ndpi.Spares(ndpi.BINARY, tmp_path, None, keep=1)
+    first = spares.run(PCAPS / "sv-dns-udp-txt.pcap")  # none ready yet: a new one, and a spare
+    assert {f["app"] for f in first.result().flows} == {"DNS.Signal", "DNS.Google"}
+    spare = spares._idle[0]
+    assert spare.alive()
+    second = spares.run(PCAPS / "sv-dns-udp-txt.pcap")
+    assert second is spare and len(spares._idle) == 1
+    assert len(second.result().flows) == 2
+    os.kill(spares._idle[0].proc.pid, signal.SIGKILL)
+    spares._idle[0].proc.wait()
+    third = spares.run(PCAPS / "cs-ratinfected.pcapng")
+    assert third.result().error is None and len(spares._idle) == 1
+    spares.close()
+    assert spares._idle == [] and not list(tmp_path.iterdir())

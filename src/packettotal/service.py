@@ -62,6 +62,7 @@ class PacketTotal:
             "finding": self._db.with_finding, "hunt": self._db.hunted, "yara": self._db.yara_matched,
             **{name: partial(self._db.ndpi_matched, column) for name, column in catalog.NDPI_FIELDS.items()}}
         self._ndpi_version: str | None = None  # asked once, on first use
+        self._ndpi_spares: ndpi.Spares | None = None  # ndpiReaders started ahead, made on first use
         self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
@@ -111,6 +112,8 @@ class PacketTotal:
     def close(self) -> None:
         if self._made_pool is not None:
             self._made_pool.close()
+        if self._ndpi_spares is not None:
+            self._ndpi_spares.close()
         self._events.close()
         self._db.close()
 
@@ -328,9 +331,11 @@ class PacketTotal:
         except EngineError as exc:
             warnings.append(f"nDPI: {exc.message}")
             return None
-        if self._ndpi_version is None:
-            self._ndpi_version = ndpi.version(ndpi.BINARY, account) or "?"
-        return ndpi.start(ndpi.BINARY, pcap, self.settings.work_dir, account)
+        with self._pool_lock:
+            if self._ndpi_spares is None:
+                self._ndpi_version = ndpi.version(ndpi.BINARY, account) or "?"
+                self._ndpi_spares = ndpi.Spares(ndpi.BINARY, self.settings.work_dir, account, self.settings.engines)
+        return self._ndpi_spares.run(pcap)
 
     def _ndpi_finish(self, cid: str, second: ndpi.Run | None, summary: dict, obs: list[dict],
                      warnings: list[str]) -> list[dict]:

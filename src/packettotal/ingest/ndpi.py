@@ -2,7 +2,7 @@
 protocol, its category and nDPI's flow risks. This module owns the binary: discovery, argv, the
 unprivileged account, limits and parsing. It runs beside Suricata on the same capture:
 
-    run = ndpi.start(binary, pcap, work_dir, run_as)   # before the daemon reads the capture
+    run = spares.run(pcap)                             # before the daemon reads the capture
     ...                                                # Suricata analyses it meanwhile
     result = run.result()                              # flows, or why there are none
 
@@ -16,21 +16,24 @@ from nDPI's own list (RISKS): a capture can add a false risk name to its own flo
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .observables import norm_ip
-from .suricata import RunAs
+from .suricata import RunAs, _die_with_parent
 
 BINARY = "ndpiReader"
 TIMEOUT = 300.0            # seconds one capture may take
@@ -91,9 +94,10 @@ def version(binary: str = BINARY, run_as: RunAs | None = None) -> str | None:
 
 
 class Run:
-    """ndpiReader over one capture, started at once; `result()` waits for it (bounded)."""
+    """One ndpiReader process, started at once and waiting for a capture on standard input (it
+    initialises nDPI meanwhile); `feed(pcap)` gives it one, `result()` waits for it (bounded)."""
 
-    def __init__(self, binary: str, pcap: Path, work_dir: Path, run_as: RunAs | None):
+    def __init__(self, binary: str, work_dir: Path, run_as: RunAs | None):
         self.timeout, self.max_flows, self.max_output = TIMEOUT, MAX_FLOWS, MAX_OUTPUT  # read now: tests lower them
         max_output = self.max_output
         self.started = time.monotonic()
@@ -106,19 +110,32 @@ class Run:
         self.csv, self.listing = self.dir / "flows.csv", self.dir / "flows.txt"
         argv = [binary, "-i", "-", "-v", "2", "-C", str(self.csv)]
 
-        def limits() -> None:
+        def child() -> None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (max_output, max_output))
+            _die_with_parent()
 
         self.proc: subprocess.Popen | None = None
         self.failure: str | None = None
+        self._feeder: threading.Thread | None = None
         try:
-            with open(pcap, "rb") as stdin, open(self.listing, "wb") as stdout:
+            with open(self.listing, "wb") as stdout:
                 self.proc = subprocess.Popen(
-                    argv, stdin=stdin, stdout=stdout, stderr=subprocess.STDOUT, cwd=self.dir, preexec_fn=limits,
-                    user=run_as.uid if run_as else None, group=run_as.gid if run_as else None,
+                    argv, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.STDOUT, cwd=self.dir,
+                    preexec_fn=child, user=run_as.uid if run_as else None, group=run_as.gid if run_as else None,
                     extra_groups=[] if run_as else None)
         except OSError as exc:
             self.failure = f"could not start {binary}: {exc.strerror or exc}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def feed(self, pcap: Path) -> Run:
+        """Give it the capture (copied into its standard input by a thread); its time runs from now."""
+        self.started = time.monotonic()
+        if self.proc is not None:
+            self._feeder = threading.Thread(target=_copy, args=(pcap, self.proc), daemon=True, name="ndpi-feed")
+            self._feeder.start()
+        return self
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -130,6 +147,8 @@ class Run:
             return self._result()
         finally:
             self.kill()
+            if self._feeder is not None:
+                self._feeder.join(1.0)  # it ends when the pipe breaks (a capture that never ends: later)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _result(self) -> Result:
@@ -156,8 +175,70 @@ class Run:
         return Result(flows, error, round(seconds, 3), dropped)
 
 
+def _copy(pcap: Path, proc: subprocess.Popen) -> None:
+    """The capture into the child's standard input, then its end; a child that stops reading
+    (done, dead, killed) ends the copy."""
+    assert proc.stdin is not None
+    try:
+        with open(pcap, "rb") as src:
+            info = os.fstat(src.fileno())
+            if not stat.S_ISREG(info.st_mode):  # a FIFO: copied in Python
+                shutil.copyfileobj(src, proc.stdin)
+                return
+            sent = 0
+            while sent < info.st_size:  # in the kernel
+                n = os.sendfile(proc.stdin.fileno(), src.fileno(), sent, info.st_size - sent)
+                if n == 0:
+                    break
+                sent += n
+    except OSError:  # a broken pipe: the child stopped reading
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+
+
+class Spares:
+    """ndpiReader processes started ahead, each past its first initialisation of nDPI and
+    waiting for a capture: a capture then costs about half of a cold run. `keep` are kept idle
+    (one per worker); each taken is replaced at once, from the taking (long-lived) thread."""
+
+    def __init__(self, binary: str, work_dir: Path, run_as: RunAs | None, keep: int):
+        self.binary, self.work_dir, self.run_as, self.keep = binary, work_dir, run_as, keep
+        self._idle: list[Run] = []
+        self._lock = threading.Lock()
+
+    def run(self, pcap: Path) -> Run:
+        """A run of ndpiReader over this capture, started (a spare's, or a new one)."""
+        with self._lock:
+            ready = [r for r in self._idle if r.alive()]
+            dead = [r for r in self._idle if not r.alive()]
+            self._idle = ready[1:]
+        for r in dead:  # its thread ended, or it was killed: never used
+            r.result()
+        run = ready[0] if ready else Run(self.binary, self.work_dir, self.run_as)
+        run.feed(pcap)
+        spare = Run(self.binary, self.work_dir, self.run_as)
+        with self._lock:
+            keep = len(self._idle) < self.keep
+            if keep:
+                self._idle.append(spare)
+        if not keep:
+            spare.kill()
+            spare.result()
+        return run
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for r in idle:
+            r.kill()
+            r.result()
+
+
 def start(binary: str, pcap: Path, work_dir: Path, run_as: RunAs | None = None) -> Run:
-    return Run(binary, pcap, work_dir, run_as)
+    """A cold run over one capture."""
+    return Run(binary, work_dir, run_as).feed(pcap)
 
 
 def _shown(line: str, limit: int = 300) -> str:
