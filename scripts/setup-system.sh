@@ -11,7 +11,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
 
-packages=(suricata suricata-update libmagic1 python3-venv)
+# libndpi-bin: ndpiReader, the second engine (nDPI 4.2 in both Debian 12 and 13's main; setting ndpi)
+packages=(suricata suricata-update libmagic1 python3-venv libndpi-bin)
 # npm installs the offline address data (scripts/setup-geo.sh); a machine whose Node.js brings
 # its own npm keeps it (Debian's npm package would conflict with it)
 command -v npm >/dev/null || packages+=(npm)

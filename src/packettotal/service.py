@@ -20,8 +20,8 @@ from typing import BinaryIO
 from . import config as config_mod
 from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
                      StorageFull, YaraError, disk_full)
-from .ingest import (capfile, files as carved, geo, hunts, intel, observables, pipeline, suricata, threats, validate,
-                     yarascan)
+from .ingest import (capfile, files as carved, geo, hunts, intel, ndpi, observables, pipeline, suricata, threats,
+                     validate, yarascan)
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
@@ -64,8 +64,11 @@ class PacketTotal:
             **{name: partial(self._db.labelled, kinds) for name, kinds in catalog.LABELS.items()},
             "finding": self._db.with_finding, "hunt": self._db.hunted, "yara": self._db.yara_matched,
             "geo.country": self._db.geo_country, "geo.range": self._geo_range, "asn": self._asn,
-            "intel": self._db.with_intel}
+            "intel": self._db.with_intel,
+            **{name: partial(self._db.ndpi_matched, column) for name, column in catalog.NDPI_FIELDS.items()}}
         self._geo = geo.Locator(s.geo_data_dir) if s.geo_data_dir else None  # country and AS of IPs
+        self._ndpi_version: str | None = None  # asked once, on first use
+        self._ndpi_spares: ndpi.Spares | None = None  # ndpiReaders started ahead, made on first use
         self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
@@ -115,6 +118,8 @@ class PacketTotal:
     def close(self) -> None:
         if self._made_pool is not None:
             self._made_pool.close()
+        if self._ndpi_spares is not None:
+            self._ndpi_spares.close()
         self._events.close()
         self._db.close()
         if self._geo is not None:
@@ -195,12 +200,21 @@ class PacketTotal:
         # stored before upload_warnings was kept: its warnings, each once)
         warnings = list((row["summary"] or {}).get("upload_warnings", row["warnings"] or []))
         pcap = self._blobs.path("captures", row["id"])
-        with self._pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
-            assert engine.loaded is not None  # lent by the pool: its generation's rules
-            summary, obs, files_, documents = self._index(row, run, engine.loaded, warnings)
+        second = self._ndpi_start(pcap, warnings)  # beside Suricata, on the same file
+        try:
+            with self._pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
+                assert engine.loaded is not None  # lent by the pool: its generation's rules
+                summary, obs, files_, documents = self._index(row, run, engine.loaded, warnings)
+        except BaseException:
+            if second is not None:
+                second.kill()
+                second.result()
+            raise
+        flows = self._ndpi_finish(row["id"], second, summary, obs, warnings)
         self._scan_files([f["sha256"] for f in files_ if f["stored"]], skip_current=True)
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
-                "summary": summary, "warnings": list(dict.fromkeys(warnings)), "finished_at": now()}
+                "summary": summary, "warnings": list(dict.fromkeys(warnings)), "finished_at": now(),
+                "ndpi": flows}
         with self._pending_lock:
             self._pending.append(_Indexed(done, documents))
         if not defer_commit:
@@ -313,6 +327,48 @@ class PacketTotal:
                                 "seconds": round(run.seconds, 3), "rules": loaded.rule_count,
                                 "ruleset": loaded.ruleset}}
         return summary, outcome.observables, list(file_rows.values()), stored
+
+    # nDPI, the second engine (ingest/ndpi.py): its failure is a warning, never a failed capture
+    def _ndpi_start(self, pcap: Path, warnings: list[str]) -> ndpi.Run | None:
+        mode = self.settings.ndpi
+        if mode == "off" or (mode == "auto" and not ndpi.available()):
+            return None
+        if not ndpi.available():
+            warnings.append(f"nDPI: {ndpi.BINARY} is not installed (Debian's libndpi-bin; setting ndpi)")
+            return None
+        try:
+            account = suricata.run_as(self.settings)  # it parses the capture too: never as root
+        except EngineError as exc:
+            warnings.append(f"nDPI: {exc.message}")
+            return None
+        with self._pool_lock:
+            if self._ndpi_spares is None:
+                self._ndpi_version = ndpi.version(ndpi.BINARY, account) or "?"
+                self._ndpi_spares = ndpi.Spares(ndpi.BINARY, self.settings.work_dir, account, self.settings.engines)
+        return self._ndpi_spares.run(pcap)
+
+    def _ndpi_finish(self, cid: str, second: ndpi.Run | None, summary: dict, obs: list[dict],
+                     warnings: list[str]) -> list[dict]:
+        """nDPI's flows for the ndpi_flows table; its apps and risks join the observables."""
+        if second is None:
+            return []
+        result = second.result()
+        if result.error:
+            warnings.append(f"nDPI: {result.error}")
+        if result.dropped:
+            warnings.append(f"nDPI: {result.dropped:,} flows past the first {ndpi.MAX_FLOWS:,} were not kept")
+        summary["ndpi"] = {"version": self._ndpi_version, "flows": len(result.flows), "seconds": result.seconds}
+        obs += ndpi.observables(cid, result.flows)
+        return result.flows
+
+    def ndpi_overview(self, capture_id: str) -> dict:
+        return self._db.ndpi_overview(capture_id)
+
+    def ndpi_of(self, capture_id: str, records: list[dict]) -> list[dict | None]:
+        """nDPI's flow for each of these Suricata flow records (five-tuple, nearest start), or None."""
+        ports = {p for r in records for p in (r.get("src_port"), r.get("dest_port")) if isinstance(p, int)}
+        flows = ndpi.by_tuple(self._db.ndpi_flows_of(capture_id, ports | {0}))
+        return [ndpi.nearest(flows, r) for r in records]
 
     def _keep_file(self, cid: str, rec: dict, filestore: Path, rows: dict[str, dict]) -> None:
         sha = str((rec.get("fileinfo") or {}).get("sha256", "")).lower()

@@ -41,7 +41,12 @@ CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
     # captures holding an IP of that country, AS or special range (ingest/geo.py)
     "geo.country": ("country code", "RU"), "asn": ("AS number", "13335"), "geo.range": ("range name", "private"),
     "intel": ("IOC feed name", "abusech"),  # captures holding an indicator of that feed (ingest/intel.py)
+    # nDPI (ingest/ndpi.py): captures holding a flow nDPI saw so
+    "ndpi.app": ("nDPI application", "TLS.Telegram"),
+    "ndpi.category": ("nDPI category", "Chat"),
+    "ndpi.risk": ("nDPI risk", "self_signed_certificate"),
 }
+NDPI_FIELDS = {"ndpi.app": "app", "ndpi.category": "category", "ndpi.risk": "risks"}  # -> ndpi_flows column
 
 
 def resolve(name: str) -> tuple[Field, ...] | None:
@@ -75,4 +80,6 @@ def catalogue() -> list[dict]:
               "help": "captures holding an IP of this special range: " + ", ".join(RANGES)}]
     rows.append({"name": "intel", "type": "intel", "example": "intel:abusech",
                  "help": "captures holding an indicator of this IOC feed (intel:* any feed; packettotal intel)"})
+    rows += [{"name": n, "type": "ndpi", "example": f"{n}:{CAPTURE_FIELDS[n][1]}",
+              "help": f"captures holding a flow of this {CAPTURE_FIELDS[n][0]} (setting ndpi)"} for n in NDPI_FIELDS]
     return rows

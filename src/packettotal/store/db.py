@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -221,6 +222,25 @@ intel_hits = sa.Table(
     sa.Index("ix_intel_hits_indicator", "indicator_id"),
 )
 
+# nDPI's view of each flow (ingest/ndpi.py), written with the capture; joined to Suricata's flow
+# records by five-tuple (either direction) and nearest start when shown
+ndpi_flows = sa.Table(
+    "ndpi_flows", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("src_ip", sa.String(45), nullable=False),
+    sa.Column("src_port", sa.Integer, nullable=False),
+    sa.Column("dest_ip", sa.String(45), nullable=False),
+    sa.Column("dest_port", sa.Integer, nullable=False),
+    sa.Column("proto", sa.Integer, nullable=False),       # IP protocol number
+    sa.Column("first_seen", sa.Float, nullable=False),    # epoch seconds
+    sa.Column("app", sa.String(64), nullable=False),      # TLS.Telegram, DNS, Unknown
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("risks", sa.JSON, nullable=False),          # search names (ingest/ndpi.py risk_name)
+    sa.Column("risk_score", sa.Integer, nullable=False),
+    sa.Index("ix_ndpi_flows_capture", "capture_id"),
+    sa.Index("ix_ndpi_flows_app", "app"),
+)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -363,8 +383,9 @@ class Database:
                 self._count_values(conn, ids, +1)
             if carved:
                 conn.execute(sa.insert(files), carved)
+            self._replace_ndpi(conn, results)
             for r in results:
-                values = {k: v for k, v in r.items() if k not in ("id", "observables", "files")}
+                values = {k: v for k, v in r.items() if k not in ("id", "observables", "files", "ndpi")}
                 conn.execute(sa.update(captures).where(captures.c.id == r["id"]).values(**values))
 
     def _count_values(self, conn, capture_ids: list[str], sign: int) -> None:
@@ -729,6 +750,53 @@ class Database:
             return list(conn.execute(sa.select(captures.c.id).where(captures.c.status == "done")
                                      .order_by(captures.c.submitted_at)).scalars())
 
+    # nDPI (ingest/ndpi.py)
+    def _replace_ndpi(self, conn, results: list[dict]) -> None:
+        """A capture's nDPI flows, replaced by those of its new analysis (`ndpi` absent: kept)."""
+        given = [r for r in results if "ndpi" in r]
+        conn.execute(sa.delete(ndpi_flows).where(ndpi_flows.c.capture_id.in_([r["id"] for r in given])))
+        rows = [{"capture_id": r["id"], **f} for r in given for f in r["ndpi"]]
+        for part in chunks(rows, 5000):
+            conn.execute(sa.insert(ndpi_flows), part)
+
+    def ndpi_flows_of(self, capture_id: str, ports: Iterable[int]) -> list[dict]:
+        """A capture's nDPI flows between these ports (those of the connections on one page)."""
+        n, ports = ndpi_flows.c, sorted(set(ports))  # a page's: at most 1,001
+        return self._rows(sa.select(ndpi_flows).where(n.capture_id == capture_id, n.src_port.in_(ports),
+                                                      n.dest_port.in_(ports)).order_by(n.first_seen))
+
+    def ndpi_overview(self, capture_id: str, apps: int = 10, risky: int = 20) -> dict:
+        """The Summary's nDPI section: flows, the top applications, the riskiest flows."""
+        n = ndpi_flows.c
+        mine = n.capture_id == capture_id
+        count = sa.func.count().label("flows")
+        with self.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+            top = [dict(r._mapping) for r in conn.execute(
+                sa.select(n.app, n.category, count).where(mine).group_by(n.app, n.category)
+                .order_by(count.desc(), n.app).limit(apps))]
+        flows = self._rows(sa.select(ndpi_flows).where(mine, n.risk_score > 0)
+                           .order_by(n.risk_score.desc(), n.first_seen).limit(risky))
+        with_risks = 0 if not flows else self._count(sa.select(sa.func.count()).where(mine, n.risk_score > 0))
+        return {"flows": total, "apps": top, "risky": flows, "with_risks": with_risks}
+
+    def _count(self, stmt) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def ndpi_matched(self, column: str, value: str, like: bool) -> set[str]:
+        """Captures holding a flow whose nDPI app, category or (column "risks") risk is `value`
+        (case-insensitive), or matches it as a LIKE pattern."""
+        n = ndpi_flows.c
+        if column != "risks":
+            col = sa.func.lower(n[column])
+            cond = col.like(value, escape="\\") if like else col == value.lower()
+            with self.engine.connect() as conn:
+                return set(conn.execute(sa.select(n.capture_id).distinct().where(cond)).scalars())
+        wanted = _like_regex(value) if like else re.compile(re.escape(value.lower()))
+        q = sa.select(n.capture_id, n.risks).where(n.risk_score > 0)
+        with self.engine.connect() as conn:
+            return {cid for cid, risks in conn.execute(q) if any(wanted.fullmatch(r) for r in risks or [])}
 
     # IOC feeds
     def replace_feed(self, name: str, fmt: str, origin: str, skipped: dict[str, int], rows: list[dict]) -> dict:
@@ -831,3 +899,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _like_regex(pattern: str) -> re.Pattern[str]:
+    """A LIKE pattern (`%`, `_`, `\\` escapes) as a regular expression."""
+    out, escaped = [], False
+    for ch in pattern:
+        if escaped:
+            out.append(re.escape(ch))
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        else:
+            out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+    return re.compile("".join(out), re.S)

@@ -91,7 +91,7 @@ def capture_page(request: Request, ref: str):
                   timeline=charts.timeline(summary.get("timeline") or {}), chart=charts,
                   talkers=charts.shares([(t["ip"], t["bytes"]) for t in summary.get("top_talkers") or []]),
                   protocols=charts.shares(summary.get("protocols") or {}),
-                  indicators=service.top_indicators(cap["id"]),
+                  indicators=service.top_indicators(cap["id"]), ndpi=service.ndpi_overview(cap["id"]),
                   files=service.capture_files(cap["id"]))
 
 
@@ -128,6 +128,9 @@ def tab_page(request: Request, ref: str, event_type: str,
     total = result.total if result else 0
     rows = [{"seq": e["seq"], "event": e["event"], "cells": [tabs.cell(e["event"], c) for c in tab.columns],
              "json": _json_view(e["event"])} for e in (result.events if result else [])]
+    if event_type == "flow":  # nDPI's view of each connection (ingest/ndpi.py)
+        for r, seen in zip(rows, service.ndpi_of(cap["id"], [r["event"] for r in rows]), strict=True):
+            r["ndpi"] = seen
     base = {"q": q, "size": size}
     files = service.capture_files(cap["id"]) if event_type == "fileinfo" else []
     return render(request, "tab.html", status=400 if error else 200, cap=cap, **_console(service, cap),

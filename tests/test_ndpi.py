@@ -1,0 +1,246 @@
+"""nDPI as a second engine, for real: Debian's ndpiReader (nDPI 4.2.0) beside real Suricata on the
+dev captures. What nDPI 4.2.0 reported for them in a run here (ingest/ndpi.py's names):
+- sv-tls-cert-chain.pcap: 5 TLS flows (category Web), 4 with self_signed_certificate, all 5 with
+  missing_sni_tls_extension (score 150 / 50); 2 MDNS flows
+- cs-ratinfected.pcapng: the RAT's 8 TCP flows to port 4433, all Unknown, no risk
+- sv-dns-udp-txt.pcap: DNS.Signal (category Chat) and DNS.Google
+- cs-http_espn.pcapng: 25 HTTP and 14 DNS flows, no risk
+- sv-tls-pre1970-cert.pcap: TLS with tls_expired_certificate, obsolete_tls_version_1_1_or_older
+- dpkt-truncated_dns_2.pcap (cut in a packet header): no flow, "Error while reading pcap file"
+"""
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from scapy.all import IP, TCP, Ether, wrpcap
+
+from packettotal.ingest import ndpi
+from packettotal.service import PacketTotal
+from packettotal.store import db
+
+from .conftest import PCAPS, analyse, settings
+from .web import analysed, client
+
+pytestmark = pytest.mark.skipif(not ndpi.available(), reason="ndpiReader (libndpi-bin) is not installed")
+CAPTURES = ("sv-tls-cert-chain.pcap", "cs-ratinfected.pcapng", "sv-dns-udp-txt.pcap", "cs-http_espn.pcapng",
+            "sv-tls-pre1970-cert.pcap", "sv-tls-ipv6-communityid.pcap")
+FORGED_UA = "<script>alert(1)</script>][Risk: ** SQL Injection **** Totally Evil **][Risk Score: 10][cat: Fake/1]"
+
+
+@pytest.fixture(scope="module")
+def pt(tmp_path_factory):
+    service = PacketTotal(settings(tmp_path_factory.mktemp("ndpi-home")))
+    yield service
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def caps(pt) -> dict[str, dict]:
+    return {name: analyse(pt, PCAPS / name) for name in CAPTURES}
+
+
+def flows_of(pt: PacketTotal, cap: dict) -> list[dict]:
+    t = db.ndpi_flows
+    return pt._db._rows(sa.select(t).where(t.c.capture_id == cap["id"]).order_by(t.c.first_seen))
+
+
+def found(pt: PacketTotal, query: str) -> set[str]:
+    return {g["name"] for g in pt.search(query).groups}
+
+
+def test_apps_categories_and_risks_of_real_captures(pt, caps):
+    for cap in caps.values():
+        assert cap["status"] == "done" and not [w for w in cap["warnings"] if w.startswith("nDPI")], cap
+        assert cap["summary"]["ndpi"]["version"].startswith("4.")
+    tls = flows_of(pt, caps["sv-tls-cert-chain.pcap"])
+    assert sorted(f["app"] for f in tls) == ["MDNS", "MDNS", "TLS", "TLS", "TLS", "TLS", "TLS"]
+    assert sum("self_signed_certificate" in f["risks"] for f in tls) == 4
+    assert sum("missing_sni_tls_extension" in f["risks"] for f in tls) == 5
+    assert {f["category"] for f in tls if f["app"] == "TLS"} == {"Web"}
+    assert max(f["risk_score"] for f in tls) == 150
+    rat = flows_of(pt, caps["cs-ratinfected.pcapng"])
+    assert len(rat) == 8 and {(f["app"], f["dest_port"], tuple(f["risks"])) for f in rat} == {("Unknown", 4433, ())}
+    dns = {f["app"]: f["category"] for f in flows_of(pt, caps["sv-dns-udp-txt.pcap"])}
+    assert dns == {"DNS.Signal": "Chat", "DNS.Google": "Web"}
+    espn = [f["app"] for f in flows_of(pt, caps["cs-http_espn.pcapng"])]
+    assert (espn.count("HTTP"), espn.count("DNS")) == (25, 14)
+    old = flows_of(pt, caps["sv-tls-pre1970-cert.pcap"])[0]["risks"]
+    assert {"tls_expired_certificate", "obsolete_tls_version_1_1_or_older"} <= set(old)
+
+
+def test_joined_to_suricatas_flows(pt, caps):
+    """Every Suricata flow record of these captures finds its nDPI flow (IPv6 too: Suricata writes
+    addresses long, nDPI short), and the nearest start wins among flows of one five-tuple."""
+    for name in ("sv-tls-cert-chain.pcap", "sv-tls-ipv6-communityid.pcap", "cs-ratinfected.pcapng"):
+        cap = caps[name]
+        records = [e["event"] for e in pt.tab_events(cap, "flow", "", limit=100).events]
+        seen = pt.ndpi_of(cap["id"], records)
+        assert records and all(seen), name
+        assert len({id(s) for s in seen}) == len(records)  # one nDPI flow each
+    v6 = {s["app"] for s in pt.ndpi_of(caps["sv-tls-ipv6-communityid.pcap"]["id"], [
+        e["event"] for e in pt.tab_events(caps["sv-tls-ipv6-communityid.pcap"], "flow", "").events])}
+    assert v6 == {"TLS.Google", "TLS.DoH_DoT"}
+
+
+def test_searchable_as_capture_fields(pt, caps):
+    assert found(pt, "ndpi.risk:self_signed_certificate") == {"sv-tls-cert-chain.pcap"}
+    assert found(pt, "ndpi.risk:self_signed*") == {"sv-tls-cert-chain.pcap"}
+    assert found(pt, "ndpi.risk:tls_expired_certificate") == {"sv-tls-pre1970-cert.pcap"}
+    assert found(pt, "ndpi.app:DNS.Signal") == {"sv-dns-udp-txt.pcap"}
+    assert found(pt, "ndpi.app:dns.signal") == {"sv-dns-udp-txt.pcap"}  # case-insensitive
+    assert found(pt, "ndpi.category:Chat") == {"sv-dns-udp-txt.pcap"}
+    assert found(pt, "ndpi.app:Unknown AND dest_port:4433") == {"cs-ratinfected.pcapng"}
+    assert found(pt, "ndpi.app:HTTP") == {"cs-http_espn.pcapng"}
+    assert found(pt, "ndpi.app:TLS.*") == {"sv-tls-ipv6-communityid.pcap"}
+    assert found(pt, "ndpi.risk:*") == {"sv-tls-cert-chain.pcap", "sv-tls-pre1970-cert.pcap"}
+    assert found(pt, "ndpi.app:TLS.Telegram") == set()
+
+
+def test_pivots_count_apps_and_risks(pt, caps):
+    cert = caps["sv-tls-cert-chain.pcap"]["id"]
+    assert pt._db.value_counts(["self_signed_certificate", "DNS.Signal", "TLS"]) == {
+        "self_signed_certificate": 1, "DNS.Signal": 1, "TLS": 2}
+    pivot = pt.ioc("self_signed_certificate")
+    assert pivot["kind"] == "ndpi_risk" and [c["capture_id"] for c in pivot["captures"]] == [cert]
+    assert pivot["captures"][0]["count"] == 4  # flows with the risk
+    assert "Unknown" not in pt._db.value_counts(["Unknown"])  # nDPI's "no idea" is no indicator
+
+
+def test_reanalysis_replaces_the_flows(pt, caps):
+    cap = caps["sv-dns-udp-txt.pcap"]
+    before = flows_of(pt, cap)
+    again = pt.analyse(cap["id"])
+    assert again["status"] == "done"
+    assert flows_of(pt, again) == before and len(before) == 2
+    assert pt._db.value_counts(["DNS.Signal"]) == {"DNS.Signal": 1}
+
+
+def test_a_corrupt_capture_gets_a_warning_not_a_failure(pt):
+    cap = analyse(pt, PCAPS / "dpkt-truncated_dns_2.pcap")
+    assert cap["status"] == "done"
+    assert any(w.startswith("nDPI: Error while reading pcap file: 'truncated dump file")
+               for w in cap["warnings"]), cap["warnings"]
+    assert cap["summary"]["ndpi"]["flows"] == 0
+
+
+def test_a_killed_ndpi_is_reported(tmp_path):
+    run = ndpi.start(ndpi.BINARY, PCAPS / "cs-http_espn.pcapng", tmp_path)
+    assert run.proc is not None
+    os.kill(run.proc.pid, signal.SIGKILL)
+    result = run.result()
+    assert result.flows == [] and result.error == "ndpiReader was killed (signal 9)"
+    assert not list(tmp_path.iterdir())  # its folder is gone
+
+
+def test_bounds_output_and_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(ndpi, "MAX_OUTPUT", 2048)
+    result = ndpi.start(ndpi.BINARY, PCAPS / "sv-ftp-data-190k.pcap", tmp_path).result()
+    assert result.error == "ndpiReader was killed (signal 25): its output passed 2,048 bytes"
+    monkeypatch.setattr(ndpi, "MAX_OUTPUT", 256 << 20)
+    monkeypatch.setattr(ndpi, "MAX_FLOWS", 10)
+    result = ndpi.start(ndpi.BINARY, PCAPS / "sv-ftp-data-190k.pcap", tmp_path).result()
+    assert (len(result.flows), result.dropped, result.error) == (10, 149, None)
+
+
+def test_past_its_time_limit_it_is_stopped(tmp_path, monkeypatch):
+    """A capture nDPI is still reading at its time limit (a FIFO that never ends)."""
+    monkeypatch.setattr(ndpi, "TIMEOUT", 0.5)
+    fifo = tmp_path / "endless.pcap"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # keeps the FIFO open: the reader never sees its end
+    try:
+        os.write(writer, (PCAPS / "sv-dns-udp-txt.pcap").read_bytes()[:24])
+        t = time.monotonic()
+        result = ndpi.start(ndpi.BINARY, fifo, tmp_path / "work").result()
+        assert 0.5 <= time.monotonic() - t < 5
+    finally:
+        os.close(writer)
+    assert result.error == "stopped after 0.5 s" and result.flows == []
+
+
+def test_a_killed_ndpi_leaves_the_capture_done_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setattr(ndpi, "MAX_OUTPUT", 2048)  # its listing passes it: the kernel kills it
+    service = PacketTotal(settings(tmp_path / "home"))
+    try:
+        cap = analyse(service, PCAPS / "sv-ftp-data-190k.pcap")
+    finally:
+        service.close()
+    assert cap["status"] == "done" and cap["summary"]["events"] > 100
+    assert "nDPI: ndpiReader was killed (signal 25): its output passed 2,048 bytes" in cap["warnings"]
+    assert cap["summary"]["ndpi"]["flows"] == 0
+
+
+def test_setting_off(tmp_path):
+    service = PacketTotal(settings(tmp_path, ndpi="off"))
+    try:
+        cap = analyse(service, PCAPS / "sv-dns-udp-txt.pcap")
+        assert cap["status"] == "done" and "ndpi" not in cap["summary"]
+        assert service._db.ndpi_overview(cap["id"])["flows"] == 0
+        assert service.search("ndpi.app:DNS.Signal").groups == []
+    finally:
+        service.close()
+
+
+def forged_http(path: Path) -> Path:
+    """One HTTP exchange whose User-Agent imitates ndpiReader's listing: a forged category, a
+    known risk, an unknown one and markup."""
+    req = (f"GET /index.html HTTP/1.1\r\nHost: evil.example.com\r\nUser-Agent: {FORGED_UA}\r\n\r\n").encode()
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/html\r\n\r\nok"
+    c, s, seq, ack = "10.0.0.1", "10.0.0.2", 1000, 5000
+    pk = [Ether() / IP(src=c, dst=s) / TCP(sport=40000, dport=80, flags="S", seq=seq),
+          Ether() / IP(src=s, dst=c) / TCP(sport=80, dport=40000, flags="SA", seq=ack, ack=seq + 1),
+          Ether() / IP(src=c, dst=s) / TCP(sport=40000, dport=80, flags="A", seq=seq + 1, ack=ack + 1),
+          Ether() / IP(src=c, dst=s) / TCP(sport=40000, dport=80, flags="PA", seq=seq + 1, ack=ack + 1) / req,
+          Ether() / IP(src=s, dst=c) / TCP(sport=80, dport=40000, flags="PA", seq=ack + 1,
+                                           ack=seq + 1 + len(req)) / resp]
+    for i, p in enumerate(pk):
+        p.time = 1_700_000_000 + i * 0.01
+    wrpcap(str(path), pk)
+    return path
+
+
+def test_pages_show_ndpi_escaped(tmp_path):
+    with client(tmp_path / "home") as c:
+        cert = analysed(c, PCAPS / "sv-tls-cert-chain.pcap")
+        forged = analysed(c, forged_http(tmp_path / "forged.pcap"))
+        page = c.get(f"/captures/{cert['id']}/tab/flow").text
+        cells = re.findall(r'<td class="ndpi">(.*?)</td>', page, re.S)
+        assert "<th>nDPI</th>" in page and len(cells) == 7
+        assert sum("TLS · Web" in x and ">self_signed_certificate</a>" in x for x in cells) == 4
+        summary = c.get(f"/captures/{cert['id']}").text
+        assert 'id="ndpi"' in summary and ">TLS</a></td><td>Web</td><td class=\"n\">5</td>" in summary
+        section = summary[summary.index('id="ndpi"'):summary.index("<h2>Indicators</h2>")]
+        assert section.count(">self_signed_certificate</a>") == 4  # the riskiest flows
+        assert '<a class="ioc" href="/ioc/self_signed_certificate">' in summary  # an indicator too
+
+        page = c.get(f"/captures/{forged['id']}/tab/flow").text
+        cell = re.findall(r'<td class="ndpi">(.*?)</td>', page, re.S)
+        # the listing's fixed start is nDPI's: HTTP/Web, not the forged category; only nDPI's own
+        # risk names are taken (the forged known one is added to this flow, the unknown one is not)
+        assert cell and cell[0].startswith("HTTP · Web") and "Fake" not in cell[0] and "evil" not in cell[0]
+        assert "<script>alert(1)</script>" not in page
+        assert ">sql_injection</a>" in cell[0] and "totally" not in cell[0].lower()
+
+
+def test_spares_started_ahead(tmp_path):
+    """A capture goes to an ndpiReader started ahead; a spare that died meanwhile is never used;
+    closing stops the spares and removes their folders."""
+    spares = ndpi.Spares(ndpi.BINARY, tmp_path, None, keep=1)
+    first = spares.run(PCAPS / "sv-dns-udp-txt.pcap")  # none ready yet: a new one, and a spare
+    assert {f["app"] for f in first.result().flows} == {"DNS.Signal", "DNS.Google"}
+    spare = spares._idle[0]
+    assert spare.alive()
+    second = spares.run(PCAPS / "sv-dns-udp-txt.pcap")
+    assert second is spare and len(spares._idle) == 1
+    assert len(second.result().flows) == 2
+    os.kill(spares._idle[0].proc.pid, signal.SIGKILL)
+    spares._idle[0].proc.wait()
+    third = spares.run(PCAPS / "cs-ratinfected.pcapng")
+    assert third.result().error is None and len(spares._idle) == 1
+    spares.close()
+    assert spares._idle == [] and not list(tmp_path.iterdir())
