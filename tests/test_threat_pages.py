@@ -1,6 +1,8 @@
 """Malicious activity apart from protocol events, on a real instance with real Suricata: pages and
 API for real captures, with and without a threat ruleset of the test's own."""
 
+import csv
+import io
 import re
 
 import pytest
@@ -61,6 +63,25 @@ def test_decoder_events_are_strange_not_malicious(plain):
     assert "0 events" in none
     nav = re.findall(r'data-tab="(\w+)">([^<]+)(?:<span class="count">([\d,]+))?', malicious)
     assert ("alert", "Malicious activity", "") in nav and ("anomaly", "Strange activity ", "41") in nav
+
+
+def test_each_tabs_csv_holds_what_the_tab_lists(plain):
+    """The Malicious activity tab's CSV link has no protocol-event alert; Strange activity's has them."""
+    row = analysed(plain, MAIL)
+    cid = row["id"]
+    malicious = plain.get(f"/captures/{cid}/tab/alert").text
+    link = re.search(r'href="(/api/v1/captures/[0-9a-f]+/export\?format=csv&amp;tab=alert)"', malicious)
+    assert link, "the Malicious activity tab links its own CSV"
+    rows = list(csv.DictReader(io.StringIO(plain.get(link.group(1).replace("&amp;", "&")).text)))
+    assert rows == []  # no threat alerts: no decoder event either
+    strange = plain.get(f"/api/v1/captures/{cid}/export", params={"format": "csv", "tab": "anomaly"}).text
+    rows = list(csv.DictReader(io.StringIO(strange)))
+    assert len(rows) == 41 and sum(r["event_type"] == "alert" for r in rows) == 20
+    filtered = plain.get(f"/api/v1/captures/{cid}/export",
+                         params={"format": "csv", "tab": "anomaly", "q": "alert.signature_id:2200002"}).text
+    assert len(list(csv.DictReader(io.StringIO(filtered)))) == 19
+    raw = plain.get(f"/api/v1/captures/{cid}/export", params={"format": "csv", "type": "alert"}).text
+    assert len(list(csv.DictReader(io.StringIO(raw)))) == 20  # type= stays Suricata's records of that type
 
 
 def test_malicious_tab_present_without_alerts(plain):

@@ -434,6 +434,14 @@ class PacketTotal:
         node = self.parse(text) if text.strip() else None
         return self._events.export(capture_id, event_type, node)
 
+    def export_tab(self, cap: dict, tab: str, text: str = "") -> Iterator[dict]:
+        """What a console tab lists (`tab_events`), all of it, in capture order: the Malicious
+        activity tab's CSV holds the threat alerts only, Strange activity's the protocol-event ones."""
+        event_type, scope = _tab_scope(tab, cap["summary"] or {})
+        node = self.parse(text) if text.strip() else None
+        node = scope if node is None else node if scope is None else And((node, scope))
+        return self._events.export(cap["id"], event_type, node)
+
     def capture_events(self, capture_id: str, event_type: str | None = None, text: str = "",
                        limit: int = 50, offset: int = 0, sort: str | None = None,
                        descending: bool = False, after: int | None = None):

@@ -482,7 +482,11 @@ def download(request: Request, ref: Ref):
 async def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip", "stix", "misp"] = "eve",
                  type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_\-]+$",
                                                    description="event type, for format=csv")] = None,
-                 q: Annotated[str, Query(max_length=QUERY_BYTES, description="Lucene filter, for format=csv")] = ""):
+                 q: Annotated[str, Query(max_length=QUERY_BYTES, description="Lucene filter, for format=csv")] = "",
+                 tab: Annotated[Literal["alert", "anomaly"] | None, Query(
+                     description="for format=csv, instead of type: what a console tab lists: alert (Malicious "
+                                 "activity: threat alerts only), anomaly (Strange activity: anomalies and "
+                                 "protocol-event alerts)")] = None):
     service = _instance(request).service
     cap = await run_in_threadpool(service.capture, ref)
     cid = cap["id"]
@@ -495,6 +499,9 @@ async def export(request: Request, ref: Ref, format: Literal["eve", "csv", "zip"
     if format == "eve":
         return StreamingResponse(downloads.eve_lines(service, cid), media_type="application/x-ndjson",
                                  headers={"content-disposition": f'attachment; filename="{cid}.eve.json"'})
+    if format == "csv" and tab is not None:
+        return await built(request, partial(downloads.tab_csv, service, cap, tab, q), "text/csv",
+                           f"{cid[:16]}-{tab}.csv")
     if format == "csv":
         counts = (cap["summary"] or {}).get("counts") or {}
         if type is None or type not in counts:

@@ -15,7 +15,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -103,8 +103,17 @@ def eve_lines(service: PacketTotal, capture_id: str) -> Iterator[bytes]:
 
 
 def csv_file(service: PacketTotal, capture_id: str, event_type: str, query: str = "") -> Path:
+    return _csv(service, lambda: service.export_events(capture_id, event_type, query))
+
+
+def tab_csv(service: PacketTotal, cap: dict, tab: str, query: str = "") -> Path:
+    """The CSV of a console tab: what it lists (Malicious activity: the threat alerts only)."""
+    return _csv(service, lambda: service.export_tab(cap, tab, query))
+
+
+def _csv(service: PacketTotal, records: Callable[[], Iterable[dict]]) -> Path:
     with building(service, ".csv") as dest, open(dest, "w", newline="", encoding="utf-8") as out:
-        export.write_csv(lambda: service.export_events(capture_id, event_type, query), out)
+        export.write_csv(records, out)
     return dest
 
 
