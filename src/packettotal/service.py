@@ -358,7 +358,12 @@ class PacketTotal:
         if result.dropped:
             warnings.append(f"nDPI: {result.dropped:,} flows past the first {ndpi.MAX_FLOWS:,} were not kept")
         summary["ndpi"] = {"version": self._ndpi_version, "flows": len(result.flows), "seconds": result.seconds}
-        obs += ndpi.observables(cid, result.flows)
+        found = ndpi.observables(cid, result.flows)
+        room = max(0, self.settings.max_observables_per_capture - len(obs))  # the capture's bound holds them too
+        if len(found) > room:
+            warnings.append(f"nDPI: {len(found) - room:,} of its {len(found):,} apps and risks were not recorded as "
+                            "observables (setting max_observables_per_capture)")
+        obs += found[:room]
         return result.flows
 
     def ndpi_overview(self, capture_id: str) -> dict:
