@@ -17,11 +17,11 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from . import config as config_mod
+from . import config as config_mod, flows as flows_mod
 from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
                      StorageFull, YaraError, disk_full)
-from .ingest import (capfile, files as carved, geo, hunts, intel, ndpi, observables, pipeline, suricata, threats,
-                     validate, yarascan)
+from .ingest import (capfile, files as carved, flowpackets, geo, hunts, intel, ndpi, observables, pipeline, suricata,
+                     threats, validate, yarascan)
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
@@ -211,6 +211,7 @@ class PacketTotal:
                 second.result()
             raise
         flows = self._ndpi_finish(row["id"], second, summary, obs, warnings)
+        self.flow_index(row["id"])
         self._scan_files([f["sha256"] for f in files_ if f["stored"]], skip_current=True)
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
                 "summary": summary, "warnings": list(dict.fromkeys(warnings)), "finished_at": now(),
@@ -427,6 +428,42 @@ class PacketTotal:
     def open_capture(self, capture_id: str) -> BinaryIO:
         """The stored capture, opened for reading (raises NotFound)."""
         return self._blobs.open("captures", capture_id)
+
+    def flow_index(self, capture_id: str) -> Path:
+        """The capture's packet offsets by flow (ingest/flowpackets.py): built at analysis, or now
+        for a capture analysed before there was one. By content, like the capture."""
+        index = self._blobs.path("flowindex", capture_id)
+        if not index.exists():
+            tmp = self.settings.work_dir / f"flowindex-{capture_id}-{threading.get_ident()}.sqlite"
+            self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+            tmp.unlink(missing_ok=True)
+            flowpackets.build_index(self.capture_path(capture_id), tmp)
+            self._blobs.put_move("flowindex", capture_id, tmp)
+        return index
+
+    def flow(self, ref: str, flow: str) -> flows_mod.Flow:
+        """Every record of one flow of a capture (`flow`: its flow_id or community id; raises
+        QueryError for anything else, NotFound when the capture has no such flow)."""
+        cid = self.capture(ref)["id"]
+        page = self.capture_events(cid, None, flows_mod.query_for(flow), limit=flows_mod.MAX_EVENTS)
+        return flows_mod.assemble(cid, flow, page)
+
+    def flow_pcap(self, flow: flows_mod.Flow) -> Iterator[bytes]:
+        """The flow's packets as a capture of the stored capture's own format and link types."""
+        start, end = flow.window
+        key = flow.key
+        if key is None:
+            raise NotFound(f"flow {flow.ref[:80]} has no five-tuple to find its packets by")
+        return flowpackets.cut(self.capture_path(flow.capture_id), self.flow_index(flow.capture_id), key, start, end)
+
+    def flow_packets(self, flow: flows_mod.Flow, offset: int = 0, limit: int = flows_mod.PACKETS_PAGE,
+                     layers: bool = False) -> dict:
+        return flows_mod.packet_lines(flow, self.capture_path(flow.capture_id), self.flow_index(flow.capture_id),
+                                      offset, limit, layers)
+
+    def flow_payload(self, flow: flows_mod.Flow, offset: int = 0, limit: int = flows_mod.PAYLOAD_PAGE) -> dict:
+        return flows_mod.payload(flow, self.capture_path(flow.capture_id), self.flow_index(flow.capture_id),
+                                 offset, limit)
 
     def export_events(self, capture_id: str, event_type: str | None = None, text: str = "") -> Iterator[dict]:
         """A capture's events as stored, in capture order, optionally filtered by a query (parsed
