@@ -189,3 +189,12 @@ def test_cli_flow(tmp_path):
         shown["to_client"]["packets"]
     bad = run(home, "flow", cid, "x'y", check=None)
     assert bad.returncode != 0 and "neither a flow_id" in bad.stderr.decode()
+
+
+def test_ipv6_flow_cut_holds_its_packets(site):
+    row = analysed(site, PCAPS / "sv-tls-ipv6-communityid.pcap")
+    rec = first(site, row["id"], "flow", "proto:TCP")
+    assert ":" in rec["src_ip"]
+    data = site.get(f"/api/v1/captures/{row['id']}/flows/{rec['flow_id']}/pcap").content
+    f = rec["flow"]
+    assert len(list(dpkt.pcap.Reader(io.BytesIO(data)))) == f["pkts_toserver"] + f["pkts_toclient"]

@@ -201,6 +201,8 @@ class PacketTotal:
         warnings = list((row["summary"] or {}).get("upload_warnings", row["warnings"] or []))
         pcap = self._blobs.path("captures", row["id"])
         second = self._ndpi_start(pcap, warnings)  # beside Suricata, on the same file
+        offsets = threading.Thread(target=self._index_flows, args=(row["id"],), name="flow-index")
+        offsets.start()  # beside Suricata too: the packet offsets by flow (ingest/flowpackets.py)
         try:
             with self._pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
                 assert engine.loaded is not None  # lent by the pool: its generation's rules
@@ -210,8 +212,9 @@ class PacketTotal:
                 second.kill()
                 second.result()
             raise
+        finally:
+            offsets.join()
         flows = self._ndpi_finish(row["id"], second, summary, obs, warnings)
-        self.flow_index(row["id"])
         self._scan_files([f["sha256"] for f in files_ if f["stored"]], skip_current=True)
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
                 "summary": summary, "warnings": list(dict.fromkeys(warnings)), "finished_at": now(),
@@ -440,6 +443,12 @@ class PacketTotal:
             flowpackets.build_index(self.capture_path(capture_id), tmp)
             self._blobs.put_move("flowindex", capture_id, tmp)
         return index
+
+    def _index_flows(self, capture_id: str) -> None:
+        try:
+            self.flow_index(capture_id)
+        except Exception:  # its flows' packets are indexed on first use instead
+            log.warning("capture %s: could not index its packets by flow\n%s", capture_id, traceback.format_exc())
 
     def flow(self, ref: str, flow: str) -> flows_mod.Flow:
         """Every record of one flow of a capture (`flow`: its flow_id or community id; raises

@@ -86,11 +86,24 @@ def ip_layer(linktype: int, data: bytes) -> dpkt.ip.IP | dpkt.ip6.IP6 | None:
 def ends_of(ip: dpkt.ip.IP | dpkt.ip6.IP6) -> tuple[int, str, int, str, int]:
     """proto, source, source port, destination, destination port (ports 0 where there are none)."""
     l4 = ip.data
-    proto = ip.p if isinstance(ip, dpkt.ip.IP) else ip.nxt
+    proto = _proto(ip)
     sport = dport = 0
     if isinstance(l4, dpkt.tcp.TCP | dpkt.udp.UDP):
         sport, dport = l4.sport, l4.dport
     return proto, _addr(ip.src), sport, _addr(ip.dst), dport
+
+
+def _proto(ip: dpkt.ip.IP | dpkt.ip6.IP6) -> int:
+    """The transport protocol: for IPv6, past its extension headers."""
+    return getattr(ip, "p", None) or ip.nxt
+
+
+def _raw_key(ip: dpkt.ip.IP | dpkt.ip6.IP6) -> tuple:
+    """flow_key's order (family, address, port) on the raw addresses: both directions alike."""
+    l4 = ip.data
+    sport, dport = (l4.sport, l4.dport) if isinstance(l4, dpkt.tcp.TCP | dpkt.udp.UDP) else (0, 0)
+    a, b = (len(ip.src), ip.src, sport), (len(ip.dst), ip.dst, dport)
+    return (_proto(ip), *(sorted((a, b))))
 
 
 def _addr(raw: bytes) -> str:
@@ -165,6 +178,7 @@ def _ticks(m: mmap.mmap, off: int, end: int, order: str) -> float:
 def build_index(capture: Path, dest: Path) -> int:
     """Write the index of `capture` to `dest` (a new SQLite file); the number of flows in it."""
     flows: dict[str, array] = {}
+    by_raw: dict[tuple, array] = {}  # the same lists by the packet's own bytes: flow_key once a flow
     headers = array("Q")
     for p in walk(capture):
         if isinstance(p, tuple):
@@ -173,8 +187,10 @@ def build_index(capture: Path, dest: Path) -> int:
         ip = ip_layer(p.linktype, p.data)
         if ip is None:
             continue
-        proto, src, sport, dst, dport = ends_of(ip)
-        flows.setdefault(flow_key(proto, src, sport, dst, dport), array("Q")).append(p.offset)
+        raw = _raw_key(ip)
+        if (offs := by_raw.get(raw)) is None:
+            offs = by_raw[raw] = flows.setdefault(flow_key(*ends_of(ip)), array("Q"))
+        offs.append(p.offset)
     db = sqlite3.connect(dest)
     try:
         with db:

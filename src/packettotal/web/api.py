@@ -519,8 +519,7 @@ def get_flow_payload(request: Request, ref: Ref, flow: FlowRef,
 def get_flow_pcap(request: Request, ref: Ref, flow: FlowRef):
     f = _flow(request, ref, flow)
     chunks = _instance(request).service.flow_pcap(f)
-    ext = "pcapng" if (f.capture_id and _instance(request).service.capture(f.capture_id)["summary"] or {}).get(
-        "format") == "pcapng" else "pcap"
+    ext = ((_instance(request).service.capture(f.capture_id)["summary"] or {}).get("format") or "pcap")
     name = f"{f.capture_id[:16]}-flow-{flow.replace('/', '_').replace('+', '-').replace(':', '_')}.{ext}"
     return StreamingResponse(chunks, media_type="application/vnd.tcpdump.pcap",
                              headers={"content-disposition": f'attachment; filename="{name}"'})
