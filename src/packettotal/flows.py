@@ -132,7 +132,10 @@ def _layers(linktype: int, data: bytes) -> str:
     cls: Any = conf.l2types.get(linktype)
     if cls is None:
         return f"link type {linktype}: not decoded"
-    text = cls(data).show(dump=True) or ""
+    try:
+        text = cls(data).show(dump=True) or ""
+    except Exception as exc:  # scapy on a malformed packet: the line above still stands
+        return f"not decoded: {type(exc).__name__}"
     return text if len(text) <= MAX_LAYERS else text[:MAX_LAYERS] + "\n… (cut)"
 
 
