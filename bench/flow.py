@@ -90,7 +90,8 @@ def main() -> None:
         chosen = {"largest flow": sizes[-1], "median flow": multi[len(multi) // 2]}
         print(f"{'flow':<14} {'packets':>8} {'cut ms':>9} {'page ms':>9} {'scan ms':>9} {'scan/cut':>9}")
         for label, (count, key) in chosen.items():
-            cut_s, cut_bytes = timed(lambda k=key: b"".join(flowpackets.cut(capture, index, k)), args.rounds)
+            cut_s, cut_bytes = timed(lambda k=key: b"".join(flowpackets.cut(capture, index, [(k, None, None)])),
+                                     args.rounds)
             page_s, _ = timed(lambda k=key: flows.packet_lines(flow_of(k), capture, index), args.rounds)
             scan_s, scan_bytes = timed(lambda k=key: scan(capture, k), max(1, args.rounds // 2))
             kept = sum(1 for _ in (dpkt.pcapng.Reader if capture.suffix == ".pcapng" else dpkt.pcap.Reader)(

@@ -198,3 +198,21 @@ def test_ipv6_flow_cut_holds_its_packets(site):
     data = site.get(f"/api/v1/captures/{row['id']}/flows/{rec['flow_id']}/pcap").content
     f = rec["flow"]
     assert len(list(dpkt.pcap.Reader(io.BytesIO(data)))) == f["pkts_toserver"] + f["pkts_toclient"]
+
+
+def test_pcap_of_a_tabs_flows(site):
+    row = analysed(site, PCAPS / "dpkt-http.pcap")
+    base = f"/api/v1/captures/{row['id']}/flows.pcap"
+    every = site.get(base, params={"type": "flow"})
+    whole = sum(1 for _ in dpkt.pcap.Reader(open(PCAPS / "dpkt-http.pcap", "rb")))
+    assert every.headers["x-flows"] == "3" and every.headers["x-flows-truncated"] == "false"
+    assert sum(1 for _ in dpkt.pcap.Reader(io.BytesIO(every.content))) == whole
+    http = service_of(site).capture_events(row["id"], "http", limit=100).events
+    one = http[0]["event"]
+    some = site.get(base, params={"type": "http", "q": f"dest_port:{one['dest_port']} AND src_port:{one['src_port']}"})
+    assert some.headers["x-flows"] == "1"
+    alone = site.get(f"/api/v1/captures/{row['id']}/flows/{one['flow_id']}/pcap").content
+    assert some.content == alone  # the same packets, in file order, under the same header
+    bad = site.get(base, params={"q": "dest_port:[1 TO"})
+    assert bad.status_code == 400 and bad.json()["error"] == "bad_query"
+    assert 'id="flows-pcap"' in site.get(f"/captures/{row['id']}/tab/http").text

@@ -20,6 +20,7 @@ MAX_EVENTS = 1000   # records of one flow listed
 PACKETS_PAGE = 100  # packet lines per page (at most)
 PAYLOAD_PAGE = 16_384  # payload bytes of one direction per page (at most)
 MAX_LAYERS = 8_000  # characters of one packet's decoded layers
+MAX_CUT_FLOWS = 1000  # flows of one filtered pcap
 WINDOW = 1.0  # seconds either side of the flow record's start and end whose packets belong to it
 _TCP_FLAGS = "FSRPAUEC"
 

@@ -459,11 +459,27 @@ class PacketTotal:
 
     def flow_pcap(self, flow: flows_mod.Flow) -> Iterator[bytes]:
         """The flow's packets as a capture of the stored capture's own format and link types."""
-        start, end = flow.window
         key = flow.key
         if key is None:
             raise NotFound(f"flow {flow.ref[:80]} has no five-tuple to find its packets by")
-        return flowpackets.cut(self.capture_path(flow.capture_id), self.flow_index(flow.capture_id), key, start, end)
+        return flowpackets.cut(self.capture_path(flow.capture_id), self.flow_index(flow.capture_id),
+                               [(key, *flow.window)])
+
+    def flows_pcap(self, cap: dict, tab: str | None, text: str) -> tuple[int, bool, Iterator[bytes]]:
+        """The packets of the flows of a tab's (or all) events matching a query, as one capture:
+        (flows, whether more than MAX_CUT_FLOWS matched, the pieces). Raises QueryError."""
+        event_type, scope = _tab_scope(tab, cap["summary"] or {}) if tab else (None, None)
+        node = self.parse(text) if text.strip() else None
+        node = scope if node is None else node if scope is None else And((node, scope))
+        keys: dict[str, None] = {}
+        for rec in self._events.export(cap["id"], event_type, node):
+            if (key := flowpackets.key_of_record(rec)) is not None:
+                keys[key] = None
+                if len(keys) > flows_mod.MAX_CUT_FLOWS:
+                    break
+        chosen = list(keys)[:flows_mod.MAX_CUT_FLOWS]
+        return len(chosen), len(keys) > len(chosen), flowpackets.cut(
+            self.capture_path(cap["id"]), self.flow_index(cap["id"]), [(k, None, None) for k in chosen])
 
     def flow_packets(self, flow: flows_mod.Flow, offset: int = 0, limit: int = flows_mod.PACKETS_PAGE,
                      layers: bool = False) -> dict:

@@ -267,17 +267,17 @@ def _epb(m: mmap.mmap, off: int, sections: dict[int, tuple[str, list[tuple[int, 
     return Packet(off, blen, ((hi << 32) | lo) / ticks, linktype, m[off + 28:off + 28 + caplen])
 
 
-def cut(capture: Path, index: Path, key: str, start: float | None = None,
-        end: float | None = None) -> Iterator[bytes]:
-    """The flow as a capture file of the capture's own format, in pieces."""
+def cut(capture: Path, index: Path, flows: list[tuple[str, float | None, float | None]]) -> Iterator[bytes]:
+    """The packets of these flows (key, start, end: as `read_packets`), each once and in file order,
+    as a capture file of the capture's own format, in pieces."""
+    chosen = sorted({(p.offset, p.size) for key, start, end in flows
+                     for p in read_packets(capture, index, key, start, end)})
     with open(capture, "rb") as f:
         head = f.read(24)
-        kind = capture_format(head)
-        pcap = kind == "pcap"
-        headers = [] if pcap else _header_blocks(index)
-        if pcap:
+        if capture_format(head) == "pcap":
             yield head
-        chosen = [(p.offset, p.size) for p in read_packets(capture, index, key, start, end)]
-        for off, size in sorted(chosen + headers) if not pcap else chosen:
+        else:
+            chosen = sorted(chosen + _header_blocks(index))
+        for off, size in chosen:
             f.seek(off)
             yield f.read(size)

@@ -525,6 +525,25 @@ def get_flow_pcap(request: Request, ref: Ref, flow: FlowRef):
                              headers={"content-disposition": f'attachment; filename="{name}"'})
 
 
+@router.get("/captures/{ref}/flows.pcap", responses={200: {"content": {"application/vnd.tcpdump.pcap": {}}},
+                                                     **ERRORS}, response_class=FileResponse,
+            summary=f"The packets of the flows of the events matching a filter (at most {flows.MAX_CUT_FLOWS:,} "
+                    "flows), as one capture of the capture's own format")
+def get_flows_pcap(request: Request, ref: Ref,
+                   type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_\-]+$",
+                                                     description="a console tab's event type")] = None,
+                   q: Annotated[str, Query(max_length=QUERY_BYTES, description="Lucene filter")] = ""):
+    service = _instance(request).service
+    cap = service.capture(ref)
+    if cap["status"] != "done":
+        raise NotFound(f"capture {cap['id'][:12]} is {cap['status']}: it has no flows yet")
+    count, more, chunks = service.flows_pcap(cap, type, q)
+    ext = (cap["summary"] or {}).get("format") or "pcap"
+    return StreamingResponse(chunks, media_type="application/vnd.tcpdump.pcap", headers={
+        "content-disposition": f'attachment; filename="{cap["id"][:16]}-flows.{ext}"',
+        "x-flows": str(count), "x-flows-truncated": "true" if more else "false"})
+
+
 @router.get("/captures/{ref}/export", responses={
     200: {"content": {"application/x-ndjson": {}, "text/csv": {}, "application/zip": {}, "application/json": {}}},
     **ERRORS}, response_class=FileResponse,
