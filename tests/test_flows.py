@@ -152,6 +152,17 @@ def test_bad_and_unknown_flows(site):
     assert r.status_code == 422 and "flow" in r.text
     r = site.get(f"/api/v1/captures/{row['id']}/flows/12345")
     assert r.status_code == 404 and "no flow 12345" in r.json()["detail"]
+    r = site.get(f"/api/v1/captures/{row['id']}/flows/99999999999999999999")  # past int64
+    assert r.status_code in (400, 404) and r.json()["detail"], r.text
+    page = site.get(f"/captures/{row['id']}/flows/12345")
+    assert page.status_code == 404 and "no flow 12345" in page.text
+
+
+def test_search_events_link_their_flows(site):
+    row = analysed(site, PCAPS / "sv-dns-udp-txt.pcap")
+    rec = first(site, row["id"], "dns")
+    html = site.get("/search", params={"q": f"flow_id:{rec['flow_id']}", "view": "events"}).text
+    assert f'href="/captures/{row["id"]}/flows/{rec["flow_id"]}"' in html
 
 
 def test_index_is_built_at_analysis(site):
