@@ -440,8 +440,11 @@ class PacketTotal:
             tmp = self.settings.work_dir / f"flowindex-{capture_id}-{threading.get_ident()}.sqlite"
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
             tmp.unlink(missing_ok=True)
-            flowpackets.build_index(self.capture_path(capture_id), tmp)
-            self._blobs.put_move("flowindex", capture_id, tmp)
+            try:
+                flowpackets.build_index(self.capture_path(capture_id), tmp)
+                self._blobs.put_move("flowindex", capture_id, tmp)
+            finally:
+                tmp.unlink(missing_ok=True)
         return index
 
     def _index_flows(self, capture_id: str) -> None:
