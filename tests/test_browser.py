@@ -153,6 +153,17 @@ def test_hostile_capture_renders_as_text(page, server, tmp_path):
     for key in ("user_agent", "host", "filename", "dns", "sni"):
         assert HOSTILE[key] in shown, key
     assert "<svg onload=alert(8)>.pcap" in shown
+    # the HTTP flow's page: its payload (the hostile request as it went) and packets, as text
+    page.goto(f"{server}/captures/{cid}/tab/http")
+    flow = page.locator("a.flow-link").first.get_attribute("href")
+    payload = ""
+    for view in ("payload", "packets", "records"):
+        page.goto(f"{server}{flow}?view={view}")
+        page.locator("details").evaluate_all("els => els.forEach(e => e.open = true)")
+        payload += page.locator("main").inner_text()
+        assert page.evaluate("() => window.__pwned") is None
+    assert page.dialogs == []
+    assert f"GET {HOSTILE['uri']} HTTP/1.1" in payload and HOSTILE["user_agent"] in payload
 
 
 def _uploaded(server: str, path: Path) -> str:

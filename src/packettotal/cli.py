@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import orjson
 
-from . import config as config_mod, export as export_mod
+from . import config as config_mod, export as export_mod, flows as flows_mod
 from .errors import ConfigError, PacketTotalError, QueryError, RefusedCapture, RulesRefused
 from .query import fields as catalog
 
@@ -345,6 +345,59 @@ def export(ctx: click.Context, ref: str, fmt: str, event_type: str | None, outpu
     else:
         with (open(output, "w", newline="") if output else _stdout_text()) as out:
             export_mod.write_csv(lambda: pt.export_events(row["id"], event_type), out)
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("flow")
+@click.option("--packets", "show_packets", is_flag=True, help="List its packets (--offset, --limit).")
+@click.option("--payload", "show_payload", is_flag=True, help="Print each direction's payload as text (--hex: as hex).")
+@click.option("--hex", "as_hex", is_flag=True)
+@click.option("--pcap", "cut", is_flag=True, help="Write a capture of just this flow (-o FILE).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--offset", default=0, help="First packet (--packets) or payload byte (--payload).")
+@click.option("--limit", default=None, type=int, help=f"Packets (at most {flows_mod.PACKETS_PAGE}) or payload "
+              f"bytes (at most {flows_mod.PAYLOAD_PAGE:,}).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def flow(ctx: click.Context, ref: str, flow: str, show_packets: bool, show_payload: bool, as_hex: bool, cut: bool,
+         output: Path | None, offset: int, limit: int | None, as_json: bool) -> None:
+    """One flow of a capture (FLOW: its flow_id or community id): its records, packets, payload or pcap."""
+    pt = _service(ctx)
+    f = pt.flow(ref, flow)
+    if cut:
+        if output is None:
+            raise click.UsageError("--pcap needs -o FILE")
+        with open(output, "wb") as out:
+            for chunk in pt.flow_pcap(f):
+                out.write(chunk)
+        click.echo(f"wrote {output}")
+    elif show_packets:
+        page = pt.flow_packets(f, offset, min(limit or flows_mod.PACKETS_PAGE, flows_mod.PACKETS_PAGE))
+        if as_json:
+            _json(page)
+            return
+        click.echo(f"{page['total']} packets; {offset + 1}-{offset + len(page['packets'])}:")
+        for p in page["packets"]:
+            click.echo(f"{p['n']:>6} {p['time']} {p['direction']:<9} {p['flags']:<4} {p['length']:>6} {p['summary']}")
+    elif show_payload:
+        data = pt.flow_payload(f, offset, min(limit or flows_mod.PAYLOAD_PAGE, flows_mod.PAYLOAD_PAGE))
+        if as_json:
+            _json(data)
+            return
+        for side, d in data["directions"].items():
+            click.echo(f"== {side}: {d['bytes']:,} bytes, {d['length']:,} from {d['offset']:,}")
+            click.echo(d["hex"] if as_hex else d["text"])
+    elif as_json:
+        _json({**f.summary(), "records": f.events})
+    else:
+        s = f.summary()
+        click.echo(f"{s['proto']} {s['src_ip']}:{s['src_port']} -> {s['dest_ip']}:{s['dest_port']} "
+                   f"{s['app_proto'] or ''} {s['duration']} s; to server {s['to_server']['packets']} packets "
+                   f"{s['to_server']['bytes']} bytes, to client {s['to_client']['packets']} packets "
+                   f"{s['to_client']['bytes']} bytes")
+        for e in f.events:
+            click.echo(orjson.dumps(e).decode())
 
 
 class _NoClose:

@@ -17,11 +17,11 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from . import config as config_mod
+from . import config as config_mod, flows as flows_mod
 from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
                      StorageFull, YaraError, disk_full)
-from .ingest import (capfile, files as carved, geo, hunts, intel, ndpi, observables, pipeline, suricata, threats,
-                     validate, yarascan)
+from .ingest import (capfile, files as carved, flowpackets, geo, hunts, intel, ndpi, observables, pipeline, suricata,
+                     threats, validate, yarascan)
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
@@ -201,6 +201,8 @@ class PacketTotal:
         warnings = list((row["summary"] or {}).get("upload_warnings", row["warnings"] or []))
         pcap = self._blobs.path("captures", row["id"])
         second = self._ndpi_start(pcap, warnings)  # beside Suricata, on the same file
+        offsets = threading.Thread(target=self._index_flows, args=(row["id"],), name="flow-index")
+        offsets.start()  # beside Suricata too: the packet offsets by flow (ingest/flowpackets.py)
         try:
             with self._pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
                 assert engine.loaded is not None  # lent by the pool: its generation's rules
@@ -210,6 +212,8 @@ class PacketTotal:
                 second.kill()
                 second.result()
             raise
+        finally:
+            offsets.join()
         flows = self._ndpi_finish(row["id"], second, summary, obs, warnings)
         self._scan_files([f["sha256"] for f in files_ if f["stored"]], skip_current=True)
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
@@ -432,6 +436,67 @@ class PacketTotal:
     def open_capture(self, capture_id: str) -> BinaryIO:
         """The stored capture, opened for reading (raises NotFound)."""
         return self._blobs.open("captures", capture_id)
+
+    def flow_index(self, capture_id: str) -> Path:
+        """The capture's packet offsets by flow (ingest/flowpackets.py): built at analysis, or now
+        for a capture analysed before there was one. By content, like the capture."""
+        index = self._blobs.path("flowindex", capture_id)
+        if not index.exists():
+            tmp = self.settings.work_dir / f"flowindex-{capture_id}-{threading.get_ident()}.sqlite"
+            self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+            tmp.unlink(missing_ok=True)
+            try:
+                flowpackets.build_index(self.capture_path(capture_id), tmp)
+                self._blobs.put_move("flowindex", capture_id, tmp)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return index
+
+    def _index_flows(self, capture_id: str) -> None:
+        try:
+            self.flow_index(capture_id)
+        except Exception:  # its flows' packets are indexed on first use instead
+            log.warning("capture %s: could not index its packets by flow\n%s", capture_id, traceback.format_exc())
+
+    def flow(self, ref: str, flow: str) -> flows_mod.Flow:
+        """Every record of one flow of a capture (`flow`: its flow_id or community id; raises
+        QueryError for anything else, NotFound when the capture has no such flow)."""
+        cid = self.capture(ref)["id"]
+        page = self.capture_events(cid, None, flows_mod.query_for(flow), limit=flows_mod.MAX_EVENTS)
+        return flows_mod.assemble(cid, flow, page)
+
+    def flow_pcap(self, flow: flows_mod.Flow) -> Iterator[bytes]:
+        """The flow's packets as a capture of the stored capture's own format and link types."""
+        key = flow.key
+        if key is None:
+            raise NotFound(f"flow {flow.ref[:80]} has no five-tuple to find its packets by")
+        return flowpackets.cut(self.capture_path(flow.capture_id), self.flow_index(flow.capture_id),
+                               [(key, *flow.window)])
+
+    def flows_pcap(self, cap: dict, tab: str | None, text: str) -> tuple[int, bool, Iterator[bytes]]:
+        """The packets of the flows of a tab's (or all) events matching a query, as one capture:
+        (flows, whether more than MAX_CUT_FLOWS matched, the pieces). Raises QueryError."""
+        event_type, scope = _tab_scope(tab, cap["summary"] or {}) if tab else (None, None)
+        node = self.parse(text) if text.strip() else None
+        node = scope if node is None else node if scope is None else And((node, scope))
+        keys: dict[str, None] = {}
+        for rec in self._events.export(cap["id"], event_type, node):
+            if (key := flowpackets.key_of_record(rec)) is not None:
+                keys[key] = None
+                if len(keys) > flows_mod.MAX_CUT_FLOWS:
+                    break
+        chosen = list(keys)[:flows_mod.MAX_CUT_FLOWS]
+        return len(chosen), len(keys) > len(chosen), flowpackets.cut(
+            self.capture_path(cap["id"]), self.flow_index(cap["id"]), [(k, None, None) for k in chosen])
+
+    def flow_packets(self, flow: flows_mod.Flow, offset: int = 0, limit: int = flows_mod.PACKETS_PAGE,
+                     layers: bool = False) -> dict:
+        return flows_mod.packet_lines(flow, self.capture_path(flow.capture_id), self.flow_index(flow.capture_id),
+                                      offset, limit, layers)
+
+    def flow_payload(self, flow: flows_mod.Flow, offset: int = 0, limit: int = flows_mod.PAYLOAD_PAGE) -> dict:
+        return flows_mod.payload(flow, self.capture_path(flow.capture_id), self.flow_index(flow.capture_id),
+                                 offset, limit)
 
     def export_events(self, capture_id: str, event_type: str | None = None, text: str = "") -> Iterator[dict]:
         """A capture's events as stored, in capture order, optionally filtered by a query (parsed

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from .. import flows
 from ..errors import NotFound, QueryError
 from ..ingest.intel import default_name as intel_default_name
 from ..query import fields as catalog
@@ -472,6 +473,75 @@ def download(request: Request, ref: Ref):
     cid = service.capture(ref)["id"]
     return FileResponse(service.capture_path(cid), media_type="application/vnd.tcpdump.pcap",
                         filename=f"{cid}.pcap")
+
+
+FlowRef = Annotated[str, PathParam(pattern=flows.FLOW_REF, description="the flow's flow_id, or its community id "
+                                   "(with - and _ for + and /, as in URL-safe base64, to keep it one path segment)")]
+
+
+def _flow(request: Request, ref: str, flow: str) -> flows.Flow:
+    service = _instance(request).service
+    cap = service.capture(ref)
+    if cap["status"] != "done":
+        raise NotFound(f"capture {cap['id'][:12]} is {cap['status']}: it has no flows yet")
+    return service.flow(cap["id"], flow)
+
+
+@router.get("/captures/{ref}/flows/{flow}", responses=ERRORS,
+            summary="One flow: its five-tuple, counters and every EVE record of it in time order")
+def get_flow(request: Request, ref: Ref, flow: FlowRef) -> dict:
+    f = _flow(request, ref, flow)
+    return {**f.summary(), "records": f.events}
+
+
+@router.get("/captures/{ref}/flows/{flow}/packets", responses=ERRORS,
+            summary="One page of a flow's packets: time, direction, TCP flags, length, summary")
+def get_flow_packets(request: Request, ref: Ref, flow: FlowRef,
+                     offset: Annotated[int, Query(ge=0, le=2 ** 40)] = 0,
+                     limit: Annotated[int, Query(ge=1, le=flows.PACKETS_PAGE)] = flows.PACKETS_PAGE,
+                     layers: Annotated[bool, Query(description="each packet's decoded layers too")] = False) -> dict:
+    f = _flow(request, ref, flow)
+    return _instance(request).service.flow_packets(f, offset, limit, layers)
+
+
+@router.get("/captures/{ref}/flows/{flow}/payload", responses=ERRORS,
+            summary="A flow's payload of each direction from an offset, as text and hex (TCP in sequence order)")
+def get_flow_payload(request: Request, ref: Ref, flow: FlowRef,
+                     offset: Annotated[int, Query(ge=0, le=2 ** 40)] = 0,
+                     limit: Annotated[int, Query(ge=1, le=flows.PAYLOAD_PAGE)] = flows.PAYLOAD_PAGE) -> dict:
+    f = _flow(request, ref, flow)
+    return _instance(request).service.flow_payload(f, offset, limit)
+
+
+@router.get("/captures/{ref}/flows/{flow}/pcap", responses={200: {"content": {"application/vnd.tcpdump.pcap": {}}},
+                                                           **ERRORS}, response_class=FileResponse,
+            summary="A capture of just this flow, in the capture's own format (pcap or pcapng) and link type")
+def get_flow_pcap(request: Request, ref: Ref, flow: FlowRef):
+    f = _flow(request, ref, flow)
+    chunks = _instance(request).service.flow_pcap(f)
+    ext = ((_instance(request).service.capture(f.capture_id)["summary"] or {}).get("format") or "pcap")
+    name = f"{f.capture_id[:16]}-flow-{flow.replace('/', '_').replace('+', '-').replace(':', '_')}.{ext}"
+    return StreamingResponse(chunks, media_type="application/vnd.tcpdump.pcap",
+                             headers={"content-disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/captures/{ref}/flows.pcap", responses={200: {"content": {"application/vnd.tcpdump.pcap": {}}},
+                                                     **ERRORS}, response_class=FileResponse,
+            summary=f"The packets of the flows of the events matching a filter (at most {flows.MAX_CUT_FLOWS:,} "
+                    "flows), as one capture of the capture's own format")
+def get_flows_pcap(request: Request, ref: Ref,
+                   type: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9_\-]+$",
+                                                     description="a console tab's event type")] = None,
+                   q: Annotated[str, Query(max_length=QUERY_BYTES, description="Lucene filter")] = ""):
+    service = _instance(request).service
+    cap = service.capture(ref)
+    if cap["status"] != "done":
+        raise NotFound(f"capture {cap['id'][:12]} is {cap['status']}: it has no flows yet")
+    count, more, chunks = service.flows_pcap(cap, type, q)
+    ext = (cap["summary"] or {}).get("format") or "pcap"
+    return StreamingResponse(chunks, media_type="application/vnd.tcpdump.pcap", headers={
+        "content-disposition": f'attachment; filename="{cap["id"][:16]}-flows.{ext}"',
+        "x-flows": str(count), "x-flows-truncated": "true" if more else "false"})
 
 
 @router.get("/captures/{ref}/export", responses={

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from .. import flows
 from ..errors import IntelError, QueryError, RefusedCapture, RulesRefused
 from ..ingest.hunts import MAX_RULES, MAX_RULES_BYTES
 from ..ingest.intel import default_name as intel_default_name
@@ -145,6 +146,25 @@ def tab_page(request: Request, ref: str, event_type: str,
                   stored={f["sha256"] for f in files if f["stored"]}, files=files,
                   link=lambda **kw: "?" + urlencode({k: v for k, v in {**base, "sort": sort, "order": order,
                                                                        **kw}.items() if v not in (None, "")}))
+
+
+@router.get("/captures/{ref}/flows/{flow}", response_class=HTMLResponse)
+def flow_page(request: Request, ref: str, flow: Annotated[str, Path(pattern=flows.FLOW_REF)],
+              view: Annotated[str, Query(pattern="^(records|packets|payload)$")] = "records",
+              offset: Annotated[int, Query(ge=0, le=2 ** 40)] = 0):
+    """One connection: its five-tuple and counters, every record of it, its packets or payload."""
+    service = _instance(request).service
+    cap = service.capture(ref)
+    if cap["status"] != "done":
+        return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
+    f = service.flow(cap["id"], flow)
+    s = f.summary()
+    return render(request, "flow.html", cap=cap, **_console(service, cap), current="flow", ref=flow, s=s,
+                  events=f.events, json_view=_json_view, view=view, offset=offset,
+                  size=flows.PACKETS_PAGE, psize=flows.PAYLOAD_PAGE,
+                  geo=service.geo_of(v for v in (s["src_ip"], s["dest_ip"]) if v),
+                  packets=service.flow_packets(f, offset, layers=True) if view == "packets" else None,
+                  payload=service.flow_payload(f, offset) if view == "payload" else None)
 
 
 @router.get("/captures/{ref}/similar", response_class=HTMLResponse)
