@@ -6,17 +6,20 @@ the flows with more than two packets), side by side in one run, median of --roun
   cut        ingest/flowpackets.cut through the index (what GET .../flows/{flow}/pcap streams)
   packets    the first page of the flow's packets (flows.packet_lines: 100 lines)
   scan       a dpkt loop over the whole file keeping that five-tuple's packets, written as a pcap
-             (the stand-in for `tcpdump -r big.pcap -w out.pcap 'host A and host B and port P and port Q'`:
-             tcpdump and tshark are not installed here)
-Usage: python bench/flow.py [--capture PATH] [--rounds N]
+  tcpdump    `tcpdump -r FILE -w out.pcap 'tcp and host A and host B and port P and port Q'` over the
+             whole file, when tcpdump is installed (`scripts/setup-system.sh bench` installs it)
+Usage: python bench/flow.py [--capture PATH] [--rounds N]  (the big capture: --capture bench/out/big.pcap,
+made by ../shared/pcaps/make_big.sh)
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +63,21 @@ def scan(capture: Path, key: str) -> bytes:
     return out.getvalue()
 
 
+def bpf(key: str) -> str:
+    """The tcpdump filter of a five-tuple, either direction."""
+    proto, a, b = key.split()
+    (sip, sport), (dip, dport) = a.rsplit("/", 1), b.rsplit("/", 1)
+    name = {6: "tcp", 17: "udp"}.get(int(proto), f"ip proto {proto}")
+    ports = f" and port {sport} and port {dport}" if name in ("tcp", "udp") else ""
+    return f"{name} and host {sip} and host {dip}{ports}"
+
+
+def tcpdump(capture: Path, key: str, out: Path) -> int:
+    subprocess.run(["tcpdump", "-r", str(capture), "-w", str(out), bpf(key)], check=True, capture_output=True)
+    with open(out, "rb") as f:
+        return sum(1 for _ in dpkt.pcap.Reader(f))
+
+
 def flow_of(key: str) -> flows.Flow:
     proto, a, b = key.split()
     (sip, sport), (dip, dport) = a.rsplit("/", 1), b.rsplit("/", 1)
@@ -88,7 +106,9 @@ def main() -> None:
               f"{index.stat().st_size / 2**10:.0f} KiB")
         multi = [s for s in sizes if s[0] > 2] or sizes
         chosen = {"largest flow": sizes[-1], "median flow": multi[len(multi) // 2]}
-        print(f"{'flow':<14} {'packets':>8} {'cut ms':>9} {'page ms':>9} {'scan ms':>9} {'scan/cut':>9}")
+        dump = shutil.which("tcpdump")
+        print(f"{'flow':<14} {'packets':>8} {'cut ms':>9} {'page ms':>9} {'scan ms':>9} {'scan/cut':>9}"
+              + (f" {'tcpdump ms':>11} {'tcpdump/cut':>12}" if dump else "  (no tcpdump)"))
         for label, (count, key) in chosen.items():
             cut_s, cut_bytes = timed(lambda k=key: b"".join(flowpackets.cut(capture, index, [(k, None, None)])),
                                      args.rounds)
@@ -97,8 +117,15 @@ def main() -> None:
             kept = sum(1 for _ in (dpkt.pcapng.Reader if capture.suffix == ".pcapng" else dpkt.pcap.Reader)(
                 io.BytesIO(cut_bytes)))  # type: ignore[arg-type]
             assert kept == count == sum(1 for _ in dpkt.pcap.Reader(io.BytesIO(scan_bytes))), (kept, count)
-            print(f"{label:<14} {count:>8,} {cut_s * 1e3:>9.2f} {page_s * 1e3:>9.2f} {scan_s * 1e3:>9.1f} "
-                  f"{scan_s / cut_s:>8.0f}x")
+            line = (f"{label:<14} {count:>8,} {cut_s * 1e3:>9.2f} {page_s * 1e3:>9.2f} {scan_s * 1e3:>9.1f} "
+                    f"{scan_s / cut_s:>8.0f}x")
+            if dump:
+                dump_s, dumped = timed(lambda k=key: tcpdump(capture, k, Path(tmp) / "tcpdump.pcap"),
+                                       max(1, args.rounds // 2))
+                line += f" {dump_s * 1e3:>11.1f} {dump_s / cut_s:>11.0f}x"
+                if dumped != count:
+                    line += f"  (tcpdump kept {dumped:,})"
+            print(line)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages PacketTotal needs. Idempotent: does nothing when all are present.
 # Usage: scripts/setup-system.sh [run|test|bench]
-#   test adds Debian's Chromium (browser tests); bench adds it and the tools make_big.sh needs
+#   test adds Debian's Chromium (browser tests); bench adds it, the tools make_big.sh needs and tcpdump (bench/flow.py)
 set -euo pipefail
 profile="${1:-run}"
 
@@ -19,7 +19,7 @@ command -v npm >/dev/null || packages+=(npm)
 case "$profile" in
   run) ;;
   test) packages+=(chromium) ;;
-  bench) packages+=(chromium tshark tcpreplay) ;;
+  bench) packages+=(chromium tshark tcpreplay tcpdump) ;;
   *) echo "usage: $0 [run|test|bench]" >&2; exit 2 ;;
 esac
 

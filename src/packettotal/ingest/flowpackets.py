@@ -270,14 +270,37 @@ def _epb(m: mmap.mmap, off: int, sections: dict[int, tuple[str, list[tuple[int, 
 def cut(capture: Path, index: Path, flows: list[tuple[str, float | None, float | None]]) -> Iterator[bytes]:
     """The packets of these flows (key, start, end: as `read_packets`), each once and in file order,
     as a capture file of the capture's own format, in pieces."""
-    chosen = sorted({(p.offset, p.size) for key, start, end in flows
-                     for p in read_packets(capture, index, key, start, end)})
-    with open(capture, "rb") as f:
-        head = f.read(24)
-        if capture_format(head) == "pcap":
-            yield head
+    with open(capture, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        if capture_format(m[:4]) == "pcap":  # records' headers read in place: no packet decoded or copied
+            order, divisor = PCAP_MAGICS[struct.unpack("<I", m[:4])[0]]
+            record = struct.Struct(order + "III").unpack_from
+            spans = []
+            for key, start, end in flows:  # each flow's offsets are in file order already
+                window = start is not None or end is not None
+                for off in offsets(index, key):
+                    sec, frac, incl = record(m, off)
+                    if window:
+                        ts = sec + frac / divisor
+                        if (start is not None and ts < start) or (end is not None and ts > end):
+                            continue
+                    spans.append((off, 16 + incl))
+            if len(flows) > 1:
+                spans = sorted(set(spans))
+            yield m[:24]
         else:
-            chosen = sorted(chosen + _header_blocks(index))
-        for off, size in chosen:
-            f.seek(off)
-            yield f.read(size)
+            spans = sorted({(p.offset, p.size) for key, start, end in flows
+                            for p in read_packets(capture, index, key, start, end)} | set(_header_blocks(index)))
+        yield from _coalesced(m, spans)
+
+
+def _coalesced(m: mmap.mmap, spans: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The bytes of these (offset, size) spans in order, adjacent ones read as one."""
+    begin = end = -1
+    for off, size in spans:
+        if off != end:
+            if end > begin:
+                yield m[begin:end]
+            begin = off
+        end = off + size
+    if end > begin:
+        yield m[begin:end]
