@@ -229,7 +229,7 @@ def _walk_pcapng(m: mmap.mmap, max_packets: int) -> CaptureInfo:
         if btype == 1 and blen >= 20:  # interface description
             linktype, _, snaplen = struct.unpack_from(order + "HHI", m, body)
             info.snaplen = snaplen if info.snaplen is None else info.snaplen
-            ifaces.append((linktype, _tsresol(m, body + 8, off + blen - 4, order)))
+            ifaces.append((linktype, tsresol(m, body + 8, off + blen - 4, order)))
         elif btype == 6 and blen >= 32:  # enhanced packet
             iface, hi, lo, caplen, origlen = struct.unpack_from(order + "IIIII", m, body)
             if caplen > blen - 32:
@@ -256,7 +256,7 @@ def _walk_pcapng(m: mmap.mmap, max_packets: int) -> CaptureInfo:
     return info
 
 
-def _tsresol(m: mmap.mmap, off: int, end: int, order: str) -> float:
+def tsresol(m: mmap.mmap, off: int, end: int, order: str) -> float:
     """Ticks per second from an interface's if_tsresol option (default microseconds)."""
     while off + 4 <= end:
         code, length = struct.unpack_from(order + "HH", m, off)

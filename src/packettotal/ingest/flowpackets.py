@@ -20,7 +20,7 @@ from pathlib import Path
 
 import dpkt
 
-from .capfile import MAX_RECORD, PCAP_MAGICS, PCAPNG_SHB, capture_format
+from .capfile import MAX_RECORD, PCAP_MAGICS, PCAPNG_SHB, capture_format, tsresol
 
 PROTOCOLS = {"TCP": 6, "UDP": 17, "ICMP": 1, "IPv6-ICMP": 58, "SCTP": 132, "GRE": 47}
 _HEADER_BLOCKS = (PCAPNG_SHB, 1)  # section header, interface description
@@ -153,7 +153,8 @@ def _walk_pcapng(m: mmap.mmap) -> Iterator[Packet | tuple[int, int]]:
         if btype in _HEADER_BLOCKS:
             yield off, blen
             if btype == 1 and blen >= 20:
-                ifaces.append((struct.unpack_from(order + "H", m, body)[0], _ticks(m, body + 8, off + blen - 4, order)))
+                linktype = struct.unpack_from(order + "H", m, body)[0]
+                ifaces.append((linktype, tsresol(m, body + 8, off + blen - 4, order)))
         elif btype == 6 and blen >= 32:
             iface, hi, lo, caplen, _ = struct.unpack_from(order + "IIIII", m, body)
             if caplen > blen - 32 or iface >= len(ifaces):
@@ -161,18 +162,6 @@ def _walk_pcapng(m: mmap.mmap) -> Iterator[Packet | tuple[int, int]]:
             linktype, ticks = ifaces[iface]
             yield Packet(off, blen, ((hi << 32) | lo) / ticks, linktype, m[body + 20:body + 20 + caplen])
         off += blen
-
-
-def _ticks(m: mmap.mmap, off: int, end: int, order: str) -> float:
-    while off + 4 <= end:
-        code, length = struct.unpack_from(order + "HH", m, off)
-        if code == 0:
-            break
-        if code == 9 and length >= 1:
-            v = m[off + 4]
-            return float(2 ** (v & 0x7F)) if v & 0x80 else float(10 ** v)
-        off += 4 + (length + 3) // 4 * 4
-    return 1e6
 
 
 def build_index(capture: Path, dest: Path) -> int:
@@ -255,7 +244,7 @@ def _interfaces(m: mmap.mmap, blocks: list[tuple[int, int]]) -> dict[int, tuple[
             sections[off] = (order, current)
         elif size >= 20:
             current.append((struct.unpack_from(order + "H", m, off + 8)[0],
-                            _ticks(m, off + 16, off + size - 4, order)))
+                            tsresol(m, off + 16, off + size - 4, order)))
     return sections
 
 
