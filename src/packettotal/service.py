@@ -507,10 +507,7 @@ class PacketTotal:
     def export_tab(self, cap: dict, tab: str, text: str = "") -> Iterator[dict]:
         """What a console tab lists (`tab_events`), all of it, in capture order: the Malicious
         activity tab's CSV holds the threat alerts only, Strange activity's the protocol-event ones."""
-        event_type, scope = _tab_scope(tab, cap["summary"] or {})
-        node = self.parse(text) if text.strip() else None
-        node = scope if node is None else node if scope is None else And((node, scope))
-        return self._events.export(cap["id"], event_type, node)
+        return self._events.export(cap["id"], *self._tab_query(cap, tab, text))
 
     def capture_events(self, capture_id: str, event_type: str | None = None, text: str = "",
                        limit: int = 50, offset: int = 0, sort: str | None = None,
@@ -524,11 +521,15 @@ class PacketTotal:
                    sort: str | None = None, descending: bool = False):
         """One page of a console tab (`tab`: its event type): as `capture_events`, except that the
         protocol-event rules' alerts are Strange activity (anomaly), not Malicious activity (alert)."""
-        event_type, scope = _tab_scope(tab, cap["summary"] or {})
-        node = self.parse(text) if text.strip() else None
-        node = scope if node is None else node if scope is None else And((node, scope))
+        event_type, node = self._tab_query(cap, tab, text)
         return self._events.events(cap["id"], event_type, node, limit=limit, offset=offset, sort=sort,
                                   descending=descending)
+
+    def _tab_query(self, cap: dict, tab: str, text: str):
+        """(event type, node): a tab's scope with its filter (parsed: raises QueryError)."""
+        event_type, scope = _tab_scope(tab, cap["summary"] or {})
+        node = self.parse(text) if text.strip() else None
+        return event_type, scope if node is None else node if scope is None else And((node, scope))
 
     def parse(self, text: str):
         """Query text -> node tree with label fields resolved (raises QueryError)."""
