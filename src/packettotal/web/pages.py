@@ -104,6 +104,12 @@ def _console(service, cap: dict) -> dict:
             "intel_count": len(service.capture_intel(cap["id"]))}
 
 
+def _analysed(service, ref: str) -> tuple[dict, RedirectResponse | None]:
+    """A capture, and where a page of its console sends the browser while it is not analysed yet."""
+    cap = service.capture(ref)
+    return cap, None if cap["status"] == "done" else RedirectResponse(f"/captures/{cap['id']}", status_code=303)
+
+
 @router.get("/captures/{ref}/tab/{event_type}", response_class=HTMLResponse)
 def tab_page(request: Request, ref: str, event_type: str,
              q: Annotated[str, Query(max_length=QUERY_BYTES)] = "",
@@ -112,9 +118,9 @@ def tab_page(request: Request, ref: str, event_type: str,
              page: Annotated[int, Query(ge=1, le=100_000)] = 1,
              size: Annotated[int, Query(ge=1, le=500)] = 50):
     service = _instance(request).service
-    cap = service.capture(ref)
-    if cap["status"] != "done":
-        return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
+    cap, wait = _analysed(service, ref)
+    if wait:
+        return wait
     counts = tabs.counts_of(cap["summary"] or {})
     if (not counts.get(event_type) and event_type not in tabs.ALWAYS) or event_type in tabs.HIDDEN:
         return error_page(request, 404, f"this capture has no {event_type[:40]!r} events")
@@ -154,9 +160,9 @@ def flow_page(request: Request, ref: str, flow: Annotated[str, Path(pattern=flow
               offset: Annotated[int, Query(ge=0, le=2 ** 40)] = 0):
     """One connection: its five-tuple and counters, every record of it, its packets or payload."""
     service = _instance(request).service
-    cap = service.capture(ref)
-    if cap["status"] != "done":
-        return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
+    cap, wait = _analysed(service, ref)
+    if wait:
+        return wait
     f = service.flow(cap["id"], flow)
     s = f.summary()
     return render(request, "flow.html", cap=cap, **_console(service, cap), current="flow", ref=flow, s=s,
@@ -170,9 +176,9 @@ def flow_page(request: Request, ref: str, flow: Annotated[str, Path(pattern=flow
 @router.get("/captures/{ref}/similar", response_class=HTMLResponse)
 def similar_page(request: Request, ref: str):
     service = _instance(request).service
-    cap = service.capture(ref)
-    if cap["status"] != "done":
-        return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
+    cap, wait = _analysed(service, ref)
+    if wait:
+        return wait
     return render(request, "similar.html", cap=cap, current="similar", similar=service.similar(cap["id"], 25),
                   **_console(service, cap))
 
@@ -244,9 +250,9 @@ def delete_hunt(request: Request, hunt_id: Annotated[int, Path(ge=1, le=2 ** 31 
 @router.get("/captures/{ref}/intel", response_class=HTMLResponse)
 def intel_tab(request: Request, ref: str):
     service = _instance(request).service
-    cap = service.capture(ref)
-    if cap["status"] != "done":
-        return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
+    cap, wait = _analysed(service, ref)
+    if wait:
+        return wait
     return render(request, "intel_tab.html", cap=cap, current="intel", hits=service.capture_intel(cap["id"]),
                   **_console(service, cap))
 
