@@ -9,7 +9,7 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -644,16 +644,20 @@ def hunt(ctx: click.Context, rules_file: Path, query: str | None, name: str | No
         raise RulesRefused(f"{rules_file.name} is not UTF-8 text (byte {exc.start})") from None
     pt = _service(ctx)
     row = pt.new_hunt(text, query, name)
-    from rich.progress import Progress
-
-    with Progress(disable=as_json, transient=True) as progress:
-        task = progress.add_task(f"hunt {row['id']}", total=None)
-        found = pt.run_hunt(row["id"], progress=lambda n, total: progress.update(task, completed=n, total=total))
+    found = _with_progress(f"hunt {row['id']}", as_json, lambda report: pt.run_hunt(row["id"], progress=report))
     if as_json:
         _json(pt.hunt(row["id"], limit=100_000))
     else:
         _print_hunt(found)
     ctx.exit(EXIT_OK if found["status"] == "done" else EXIT_FAILED)
+
+
+def _with_progress(label: str, quiet: bool, work: Callable[[Callable[[int, int | None], None]], dict]) -> dict:
+    """`work(report)` under a progress bar (none when `quiet`); `report(done, total)` moves it."""
+    from rich.progress import Progress
+    with Progress(disable=quiet, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        return work(lambda done, total: progress.update(task, completed=done, total=total))
 
 
 def _print_hunt(h: dict) -> None:
@@ -741,10 +745,7 @@ def yara_scan(ctx: click.Context, as_json: bool) -> None:
     """Scan every stored carved file again with the current rules, replacing their old matches
     (no re-analysis). Exit 1: the rules folder was refused (the last good rules were used)."""
     pt = _service(ctx)
-    from rich.progress import Progress
-    with Progress(disable=as_json, transient=True) as progress:
-        task = progress.add_task("scanning", total=None)
-        found = pt.yara_rescan(progress=lambda done, total: progress.update(task, completed=done, total=total))
+    found = _with_progress("scanning", as_json, lambda report: pt.yara_rescan(progress=report))
     if as_json:
         _json(found)
     else:
