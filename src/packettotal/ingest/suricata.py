@@ -32,10 +32,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..errors import AnalysisFailed, EngineError
 from ..store.blobs import open_regular
+
+if TYPE_CHECKING:
+    from .rules import Ruleset  # rules.py imports this module: checks rulesets with its Suricata
 
 DEBIAN_RULE_FILES = (
     "app-layer-events.rules", "decoder-events.rules", "dhcp-events.rules", "dns-events.rules",
@@ -678,10 +682,8 @@ class Loaded:
         return len(self.rules)
 
 
-def rules_mark(settings: Settings) -> tuple:
+def rules_mark(settings: Settings, ruleset: Ruleset | None) -> tuple:
     """Cheap to read: changes when the installed ruleset or a file of user_rules_dir does."""
-    from .rules import installed  # rules.py checks rulesets with this module's Suricata
-    ruleset = installed(settings)
     files = sorted(settings.user_rules_dir.glob("*.rules")) if settings.user_rules_dir else []
     stats = [(p.name, st.st_mtime_ns, st.st_size) for p in files if (st := _stat(p)) is not None]
     return (ruleset.version if ruleset else None, *stats)
@@ -739,14 +741,15 @@ class EnginePool:
         self._numbers = itertools.count(1)
         self._refused_mark: tuple | None = None
 
-    def _make(self, number: int, mark: tuple | None = None) -> _Generation:
-        """Write a generation's rules and config (its daemons are not started)."""
+    def _make(self, number: int) -> _Generation:
+        """Write a generation's rules and config (its daemons are not started); its mark is that
+        of the ruleset it read."""
         from .rules import installed
         folder = self.base / f"rules-{number}"
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o711)
-        mark = rules_mark(self.settings) if mark is None else mark
         ruleset = installed(self.settings)
+        mark = rules_mark(self.settings, ruleset)
         rules_file = folder / "packettotal-combined.rules"
         rules = build_rules(self.settings, rules_file, ruleset.path if ruleset else None)
         config_path = folder / "suricata.yaml"
@@ -844,12 +847,13 @@ class EnginePool:
             threading.Thread(target=self._watch, args=(every,), name="engines-rules", daemon=True).start()
 
     def _watch(self, every: float) -> None:
+        from .rules import installed
         while not self._closed.wait(every):
             mark = None
             try:
-                mark = rules_mark(self.settings)
+                mark = rules_mark(self.settings, installed(self.settings))
                 if mark not in (self.loaded.mark, self._refused_mark):
-                    self.reload(mark)
+                    self.reload()
             except Exception as exc:  # a bad ruleset record, a full disk: the old daemons serve on
                 self._refuse(mark, None, [bounded(getattr(exc, "message", None) or str(exc))])
 
@@ -861,7 +865,7 @@ class EnginePool:
         self._refused = {"ruleset": loaded and loaded.ruleset, "rules": loaded and loaded.rule_count,
                          "at": time.time(), "errors": errors}
 
-    def reload(self, mark: tuple | None = None) -> bool:
+    def reload(self) -> bool:
         """Make daemons with the rules installed now ready beside the serving ones, then swap.
         False (and the old ones serve on) when Suricata refuses the rules (`status()` says why)
         or another reload is under way. The daemons die with the calling thread: call it from
@@ -869,14 +873,14 @@ class EnginePool:
         if not self._reloading.acquire(blocking=False):
             return False
         try:
-            return self._reload(rules_mark(self.settings) if mark is None else mark)
+            return self._reload()
         finally:
             self._reloading.release()
 
-    def _reload(self, mark: tuple) -> bool:
+    def _reload(self) -> bool:
         old = self._serving()
         t0 = time.monotonic()
-        gen = self._make(next(self._numbers), mark)
+        gen = self._make(next(self._numbers))
         with self._lock:
             self._generations.append(gen)  # close() stops its daemons too
         self._loading = {"ruleset": gen.loaded.ruleset, "rules": gen.loaded.rule_count, "since": time.time()}
@@ -891,7 +895,7 @@ class EnginePool:
                 rules = str(gen.loaded.config_path.with_name("packettotal-combined.rules"))
                 errors = [bounded(m.replace(rules, "the merged rules")) for e in gen.engines
                           for level, m in _log_lines(e.log_path, 0) if level == "Error"]
-                self._refuse(mark, gen.loaded, errors[:MAX_OUTPUT_LINES] or [exc.message])
+                self._refuse(gen.loaded.mark, gen.loaded, errors[:MAX_OUTPUT_LINES] or [exc.message])
             gen.retired = len(gen.engines)
             for e in gen.engines:
                 e.stop("its rules were refused", logging.DEBUG)
