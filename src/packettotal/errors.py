@@ -109,14 +109,17 @@ class QueryError(PacketTotalError):
 
     code = "bad_query"
 
-    def __init__(self, message: str, *, position: int | None = None, expected: str | None = None):
+    def __init__(self, message: str, *, position: int | None = None, expected: str | None = None,
+                 field: str | None = None, suggestions: list[str] | None = None):
         super().__init__(message)
         self.position = position
         self.expected = expected
+        self.field = field  # an unknown field the query names, and the known ones nearest to it
+        self.suggestions = suggestions
 
     def as_dict(self) -> dict:
         return {"error": self.code, "detail": self.message, "position": self.position,
-                "expected": self.expected}
+                "expected": self.expected, **({} if self.field is None else {"suggestions": self.suggestions or []})}
 
 
 class NotFound(PacketTotalError):

@@ -22,7 +22,7 @@ from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFoun
                      StorageFull, YaraError, disk_full)
 from .ingest import (capfile, files as carved, flowpackets, geo, hunts, intel, ndpi, observables, pipeline, suricata,
                      threats, validate, yarascan)
-from .query import correlate, fields as catalog, labels as labels_mod, lucene
+from .query import correlate, fields as catalog, indicators, labels as labels_mod, lucene, pivotsearch, suggest
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
 from .store.db import Database, now
@@ -535,12 +535,30 @@ class PacketTotal:
         """Query text -> node tree with label fields resolved (raises QueryError)."""
         return labels_mod.resolve(lucene.parse(text), self._capture_fields)
 
+    def indicator(self, text: str) -> indicators.Indicator | None:
+        """`text` as one lone indicator (refanged; query/indicators.py), None for a query."""
+        return indicators.classify(text, indicators.public_suffixes())
+
     def search(self, text: str, limit: int = 50, offset: int = 0, sort: str = "hits") -> SearchResult:
         """Events matching a query, grouped by capture: hits and event types per capture, with the
-        capture's name, date and labels. sort: hits (most matching events first), newest, oldest."""
+        capture's name, date and labels. sort: hits (most matching events first), newest, oldest.
+        A lone indicator is answered by its pivot (`pivot` says which)."""
+        if (found := self.indicator(text)) is not None:
+            return self._pivot_search(found, limit, offset, sort)
         node = self.parse(text)
         with self._events.one_budget():
-            return self._search(node, limit, offset, sort)
+            result = self._search(node, limit, offset, sort)
+        _known_fields(text, node, result.total_captures == 0)
+        return result
+
+    def _pivot_search(self, found: indicators.Indicator, limit: int, offset: int, sort: str) -> SearchResult:
+        pivot = correlate.pivot(self._db, self._events, found.value, co=False)
+        out = pivotsearch.groups(pivot, sort)
+        page = out[offset:offset + limit]
+        intel = self._db.intel_feeds_of(g["capture_id"] for g in page)
+        for g in page:
+            g["intel"] = intel.get(g["capture_id"], [])
+        return SearchResult(pivot["total_captures"], sum(g["hits"] for g in out), page, pivot["truncated"], found)
 
     def _search(self, node, limit: int, offset: int, sort: str) -> SearchResult:
         groups = self._events.hits_by_capture(node, size=MAX_GROUPS + 1)
@@ -569,7 +587,10 @@ class PacketTotal:
 
     def search_events(self, text: str, limit: int = 50, offset: int = 0):
         """The matching events themselves, best first, across all captures."""
-        return self._events.search(self.parse(text), limit, offset)
+        node = self.parse(text)
+        page = self._events.search(node, limit, offset)
+        _known_fields(text, node, page.total == 0)
+        return page
 
     def export_search(self, text: str, limit: int) -> Iterator[dict]:
         """The events matching a query, best first, at most `limit`, a page at a time (parsed now:
@@ -588,6 +609,7 @@ class PacketTotal:
 
     def ioc(self, value: str, co_occurring: bool = True) -> dict:
         """A pivot (query/correlate.py), with the YARA scans of the carved files it names (`yara`)."""
+        value = indicators.pivot_value(value)  # a defanged indicator: refanged
         found = correlate.pivot(self._db, self._events, value, co=co_occurring)
         scans = self._db.yara_of(self._db.file_hashes(value))
         return found | {"yara": [{"sha256": sha, **scan} for sha, scan in sorted(scans.items())],
@@ -629,7 +651,11 @@ class PacketTotal:
         return self._db.geo_range(value if like else geo.range_value(value), like)
 
     def bulk_ioc(self, values: list[str]) -> list[dict]:
-        return correlate.bulk(self._db, values)
+        """Each value refanged first; `input` is the value as typed."""
+        typed: dict[str, str] = {}
+        for v in values:
+            typed.setdefault(indicators.refang(v.strip()), v.strip())
+        return [r | {"input": typed[r["value"]]} for r in correlate.bulk(self._db, list(typed))]
 
     def similar(self, ref: str, limit: int = 20) -> list[dict]:
         cid = self.capture(ref)["id"]
@@ -976,6 +1002,17 @@ class SearchResult:
     total_hits: int
     groups: list[dict]
     truncated: bool  # more captures matched than MAX_GROUPS
+    pivot: indicators.Indicator | None = None  # the query was this lone indicator: groups are its pivot's
+
+
+def _known_fields(text: str, node, empty: bool) -> None:
+    """An empty answer to a query naming an unknown field is a QueryError naming the known fields
+    nearest to it (query/suggest.py), not a silent nothing."""
+    if empty and (unknown := suggest.first_unknown(node)) is not None:
+        name, near = unknown
+        at = text.find(name + ":")
+        raise QueryError(suggest.message(name, near), position=at if at >= 0 else None,
+                         expected="a field of the field list", field=name, suggestions=near)
 
 
 def capture_facts(info: capfile.CaptureInfo, description: str) -> dict:

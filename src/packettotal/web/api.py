@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,7 +23,7 @@ from ..ingest.intel import default_name as intel_default_name
 from ..query import fields as catalog
 from ..query.lucene import QUERY_BYTES
 from ..query.values import INT_MAX
-from . import downloads, uploads
+from . import bulkexport, downloads, uploads
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -206,6 +207,7 @@ class BulkIn(BaseModel):
 
 
 class BulkHit(BaseModel):
+    input: str = Field(description="the value as given (defanged ones are refanged into `value`)")
     value: str
     kind: str
     total_captures: int
@@ -222,12 +224,21 @@ class SearchGroup(BaseModel):
     intel: list[str] = Field(default_factory=list, description="the IOC feeds it holds indicators of")
 
 
+class Pivot(BaseModel):
+    value: str = Field(description="the indicator, refanged")
+    kind: str
+    defanged: bool
+    url: str = Field(description="its pivot: GET this for the whole of it")
+
+
 class SearchResult(BaseModel):
     total_captures: int
     total_hits: int
     truncated: bool
     groups: list[SearchGroup]
     next_cursor: str | None
+    pivot: Pivot | None = Field(None, description="set when q is one indicator alone: the groups are then the "
+                                                  "captures holding it (its pivot; hits: its occurrences)")
 
 
 class SearchEvent(BaseModel):
@@ -600,8 +611,11 @@ def search(request: Request, q: Q, limit: Limit = 50, cursor: Cursor = None,
     groups = [{**g, "submitted_at": _iso(g["submitted_at"]), "labels": [label_json(x) for x in g.get("labels", [])]}
               for g in result.groups]
     more = offset + len(groups) < result.total_captures
+    found = result.pivot
     return {"total_captures": result.total_captures, "total_hits": result.total_hits, "truncated": result.truncated,
-            "groups": groups, "next_cursor": _token("o", offset + limit) if more else None}
+            "groups": groups, "next_cursor": _token("o", offset + limit) if more else None,
+            "pivot": None if found is None else {"value": found.value, "kind": found.kind, "defanged": found.defanged,
+                                                 "url": "/api/v1/ioc/" + quote(found.value, safe="")}}
 
 
 @router.get("/search/events", response_model=SearchEvents, responses=ERRORS,
@@ -638,6 +652,13 @@ def ioc(request: Request, value: Annotated[str, PathParam(min_length=1, max_leng
              summary="Up to 1,000 indicators at once: the captures holding each")
 def ioc_bulk(request: Request, body: BulkIn):
     return _instance(request).service.bulk_ioc(body.values)
+
+
+@router.post("/ioc/bulk/export", response_class=Response, responses={
+    200: {"content": {"text/csv": {}, "application/json": {}}}, **ERRORS},
+    summary="Bulk results as a download: CSV (a row per indicator and capture) or JSON")
+def ioc_bulk_export(request: Request, body: BulkIn, format: Literal["csv", "json"] = "csv"):
+    return bulkexport.download(_instance(request).service.bulk_ioc(body.values), format)
 
 
 @router.get("/captures/{ref}/similar", response_model=list[SimilarCapture], responses=ERRORS,

@@ -4,7 +4,6 @@ and nothing from a capture is ever marked safe."""
 from __future__ import annotations
 
 import math
-import re
 from functools import partial
 from pathlib import Path as FilePath
 from typing import Annotated
@@ -22,10 +21,10 @@ from ..errors import IntelError, QueryError, RefusedCapture, RulesRefused
 from ..ingest.hunts import MAX_RULES, MAX_RULES_BYTES
 from ..ingest.intel import default_name as intel_default_name
 from ..ingest.validate import human_size
-from ..query import correlate, fields as catalog
+from ..query import correlate, fields as catalog, indicators
 from ..query.lucene import QUERY_BYTES
 from ..service import MAX_OFFSET, searchable
-from . import charts, tabs, uploads
+from . import bulkexport, charts, tabs, uploads
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZES = (25, 50, 100, 500)
@@ -308,17 +307,30 @@ def bulk_form(request: Request):
     return render(request, "bulk.html", results=None, text="", max_values=correlate.MAX_BULK)
 
 
-@router.post("/bulk", response_class=HTMLResponse)
-async def bulk_page(request: Request):
-    """Pasted indicators (one per line, or separated by commas/spaces) or an uploaded text file."""
+async def _bulk_values(request: Request) -> list[str]:
+    """Pasted indicators (separated by newlines, commas or semicolons; query/indicators.py), then
+    those of an uploaded text file."""
     form = await request.form(max_files=1, max_fields=4, max_part_size=1 << 20)
     text = str(form.get("values") or "")
     upload = form.get("file")
     if upload is not None and hasattr(upload, "read"):
         text += "\n" + (await upload.read(1 << 20)).decode("utf-8", "replace")
-    values = [v for v in re.split(r"[\s,;]+", text) if v][:correlate.MAX_BULK]
+    return indicators.split_bulk(text, correlate.MAX_BULK)
+
+
+@router.post("/bulk", response_class=HTMLResponse)
+async def bulk_page(request: Request):
+    values = await _bulk_values(request)
     results = await run_in_threadpool(_instance(request).service.bulk_ioc, values) if values else []
     return render(request, "bulk.html", results=results, text="\n".join(values), max_values=correlate.MAX_BULK)
+
+
+@router.post("/bulk/export")
+async def bulk_export(request: Request, format: Annotated[str, Query(pattern="^(csv|json)$")] = "csv"):
+    """The bulk results as CSV or JSON (the form on the results posts the values again)."""
+    values = await _bulk_values(request)
+    results = await run_in_threadpool(_instance(request).service.bulk_ioc, values) if values else []
+    return bulkexport.download(results, format)
 
 
 @router.get("/search", response_class=HTMLResponse)
@@ -327,6 +339,8 @@ def search_page(request: Request, q: Annotated[str, Query(max_length=QUERY_BYTES
                 view: Annotated[str, Query(pattern="^(captures|events)$")] = "captures",
                 page: Annotated[int, Query(ge=1, le=10_000)] = 1):
     service = _instance(request).service
+    if (found := service.indicator(q)) is not None:  # a lone indicator: its pivot
+        return RedirectResponse("/ioc/" + quote(found.value, safe=""), status_code=303)
     size = 50
     result = events = error = None
     if q.strip():
