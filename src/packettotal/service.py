@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import tempfile
 import threading
 import traceback
@@ -1010,8 +1011,8 @@ def _known_fields(text: str, node, empty: bool) -> None:
     nearest to it (query/suggest.py), not a silent nothing."""
     if empty and (unknown := suggest.first_unknown(node)) is not None:
         name, near = unknown
-        at = text.find(name + ":")
-        raise QueryError(suggest.message(name, near), position=at if at >= 0 else None,
+        at = re.search(rf"(?<![\w.]){re.escape(name)}\s*:", text)
+        raise QueryError(suggest.message(name, near), position=at.start() if at else None,
                          expected="a field of the field list", field=name, suggestions=near)
 
 
