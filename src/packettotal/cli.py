@@ -238,10 +238,14 @@ def search(ctx: click.Context, query: str, limit: int, sort: str, raw: bool, as_
                 click.echo(f"{e['capture'][:16]} {orjson.dumps(e['event']).decode()[:300]}")
         return
     result = pt.search(query, limit=limit, sort=sort)
+    found = result.pivot  # a lone indicator: its pivot's captures
     if as_json:
-        _json({"total_captures": result.total_captures, "total_hits": result.total_hits, "groups": result.groups})
+        _json({"total_captures": result.total_captures, "total_hits": result.total_hits, "groups": result.groups,
+               "pivot": None if found is None else dataclasses.asdict(found)})
         return
-    click.echo(f"{result.total_captures} captures, {result.total_hits} events")
+    if found is not None:
+        click.echo(f"{found.value} ({found.kind}{', refanged' if found.defanged else ''}): its pivot")
+    click.echo(f"{result.total_captures} captures, {result.total_hits} {'occurrences' if found else 'events'}")
     for g in result.groups:
         found = ", ".join(f"{k} {v}" for k, v in g["found_in"].items())
         tags = " ".join(f"[{lb['kind']}:{lb['value']}]" for lb in g.get("labels", []))
