@@ -171,6 +171,9 @@ def test_an_unknown_field_is_answered_with_the_nearest(web):
     page = c.get("/search", params={"q": "dns.rrnam:www.example.com"})
     assert page.status_code == 400 and "did you mean dns.rrname?" in page.text
     assert 'href="/search?q=dns.rrname%3Awww.example.com"' in page.text
+    for q in ("dns.rrnam:*.example.com", "flow.bytes_toservr:[1 TO *]"):  # the backend refuses these: named
+        r = c.get("/api/v1/search", params={"q": q})
+        assert r.status_code == 400 and r.json()["detail"].startswith(f"unknown field '{q.split(':')[0]}'"), r.text
     assert c.get("/api/v1/search", params={"q": "nosuchfield:x"}).json()["detail"] == \
         "unknown field 'nosuchfield'; see the field list (/fields)"
     # a bad query that is not about fields keeps its error shape, without suggestions

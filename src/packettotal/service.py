@@ -547,8 +547,12 @@ class PacketTotal:
         if (found := self.indicator(text)) is not None:
             return self._pivot_search(found, limit, offset, sort)
         node = self.parse(text)
-        with self._events.one_budget():
-            result = self._search(node, limit, offset, sort)
+        try:
+            with self._events.one_budget():
+                result = self._search(node, limit, offset, sort)
+        except QueryError:  # the backend refused it (a wildcard on an unknown field): say what is unknown
+            _known_fields(text, node, True)
+            raise
         _known_fields(text, node, result.total_captures == 0)
         return result
 
@@ -589,7 +593,11 @@ class PacketTotal:
     def search_events(self, text: str, limit: int = 50, offset: int = 0):
         """The matching events themselves, best first, across all captures."""
         node = self.parse(text)
-        page = self._events.search(node, limit, offset)
+        try:
+            page = self._events.search(node, limit, offset)
+        except QueryError:
+            _known_fields(text, node, True)
+            raise
         _known_fields(text, node, page.total == 0)
         return page
 
