@@ -196,3 +196,16 @@ def test_an_uncatalogued_eve_field_still_matches_exact_values(web):
     status = events[0]["event"]["http"]["status"]  # http.status is neither catalogued nor declared
     body = c.get("/api/v1/search", params={"q": f"http.status:{status}"}).json()
     assert http_id in [g["capture_id"] for g in body["groups"]]
+
+
+def test_the_cli_search_answers_a_lone_indicator_with_its_pivot(tmp_path):
+    from .test_cli import run
+    row = orjson.loads(run(tmp_path, "analyze", "--json", str(FILES), check=0).stdout)[0]
+    sha1 = next(f["sha1"] for f in orjson.loads(run(tmp_path, "show", row["id"], "--json", check=0).stdout)["files"]
+                if f["sha1"])
+    found = orjson.loads(run(tmp_path, "search", sha1.upper(), "--json", check=0).stdout)
+    assert found["pivot"] == {"value": sha1, "kind": "sha1", "defanged": False}
+    assert [g["capture_id"] for g in found["groups"]] == [row["id"]]
+    text = run(tmp_path, "search", "hxxp://nowhere[.]example/x", check=0).stdout.decode()
+    assert text.startswith("http://nowhere.example/x (url, refanged): its pivot\n0 captures")
+    assert run(tmp_path, "search", "dns.rrnam:x", check=2).stderr.decode().count("did you mean dns.rrname?") == 1
