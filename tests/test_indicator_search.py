@@ -94,7 +94,8 @@ def test_a_defanged_url_of_a_real_request_reaches_its_pivot(web):
     assert body["pivot"]["url"] == "/api/v1/ioc/" + quote(url, safe="")
     direct = c.get("/api/v1/ioc/" + quote(typed, safe="")).json()  # the pivot itself refangs too
     assert direct["value"] == url and http_id in [x["capture_id"] for x in direct["captures"]]
-    # before: "regex queries are not supported"; the page with the URL in quotes stays a search
+    # before: "regex queries are not supported"; the URL in quotes stays a search (the pivot links it)
+    assert f'id="as-text" href="/search?q={quote(chr(34) + url + chr(34), safe="")}"' in html
     assert c.get("/search", params={"q": f'"{url}"'}).status_code == 200
 
 
