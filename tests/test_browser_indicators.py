@@ -68,19 +68,22 @@ def test_bulk_results_download_as_csv_and_json(page, server, tmp_path):  # noqa:
     cid = _analysed(server, HTTP)
     url = next(u for u in _urls(server, cid) if "%" not in u)
     host = url.split("/")[2]
-    typed = [host.replace(".", "[.]"), _defang(url), "198.51.100[.]7"]
+    events = httpx.get(f"{server}/api/v1/captures/{cid}/events", params={"type": "http", "limit": 1}).json()
+    agent = events["events"][0]["event"]["http"]["http_user_agent"]
+    assert ";" in agent  # kept whole in double quotes, and posted again so to the export
+    typed = [host.replace(".", "[.]"), _defang(url), "198.51.100[.]7", agent]
     page.goto(server + "/bulk")
-    page.fill("textarea[name=values]", f"{typed[0]}; {typed[1]}\n{typed[2]},{host}")
+    page.fill("textarea[name=values]", f'{typed[0]}; {typed[1]}\n{typed[2]},{host};"{agent}"')
     with page.expect_navigation():
         page.click("form.bulk button")
-    assert "2 of 3 indicators found" in page.locator("h2").inner_text()
-    assert page.locator(f'#bulk-results a[href="/captures/{cid}"]').count() == 2
+    assert "3 of 4 indicators found" in page.locator("h2").inner_text()
+    assert page.locator(f'#bulk-results a[href="/captures/{cid}"]').count() == 3
     with page.expect_download() as d:
         page.click("#bulk-export button:has-text('CSV')")
     rows = list(csv.DictReader(io.StringIO(Path(d.value.path()).read_text())))
     assert [(r["input"], r["value"], r["capture_id"]) for r in rows] == [
-        (typed[0], host, cid), (typed[1], url, cid), (typed[2], "198.51.100.7", "")]
+        (typed[0], host, cid), (typed[1], url, cid), (typed[2], "198.51.100.7", ""), (agent, agent, cid)]
     with page.expect_download() as d:
         page.click("#bulk-export button:has-text('JSON')")
-    assert [r["value"] for r in orjson.loads(Path(d.value.path()).read_bytes())] == [host, url, "198.51.100.7"]
+    assert [r["value"] for r in orjson.loads(Path(d.value.path()).read_bytes())] == [host, url, "198.51.100.7", agent]
     assert page.dialogs == []

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from packettotal.query import fields as catalog, lucene, suggest
-from packettotal.query.indicators import MAX_INDICATOR, classify, kind_of, pivot_value, public_suffixes, refang, \
-    split_bulk
+from packettotal.query.indicators import MAX_INDICATOR, classify, join_bulk, kind_of, pivot_value, public_suffixes, \
+    refang, split_bulk
 
 TLDS = public_suffixes()
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -118,6 +118,8 @@ def test_bulk_splits_on_newlines_commas_and_semicolons_not_spaces():
                                       "here"]
     assert split_bulk(",".join(f"10.0.0.{i}" for i in range(200)), 50) == [f"10.0.0.{i}" for i in range(50)]
     assert split_bulk(" ,;\n\n", 10) == []
+    values = split_bulk(text, 1000)
+    assert split_bulk(join_bulk(values), 1000) == values  # what the results page posts again to export
 
 
 @pytest.mark.parametrize("name,near", [

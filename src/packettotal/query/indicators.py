@@ -112,6 +112,11 @@ def split_bulk(text: str, limit: int) -> list[str]:
     return list(out.values())
 
 
+def join_bulk(values: list[str]) -> str:
+    """Values one a line, so that split_bulk gives them back (quoted where they hold a separator)."""
+    return "\n".join(f'"{v}"' if "," in v or ";" in v else v for v in values)
+
+
 @functools.lru_cache(maxsize=4)
 def public_suffixes(path: Path = PUBLIC_SUFFIXES) -> frozenset[str] | None:
     """The top-level domains of a public suffix list (IDN ones in their xn-- form); None when the

@@ -322,7 +322,8 @@ async def _bulk_values(request: Request) -> list[str]:
 async def bulk_page(request: Request):
     values = await _bulk_values(request)
     results = await run_in_threadpool(_instance(request).service.bulk_ioc, values) if values else []
-    return render(request, "bulk.html", results=results, text="\n".join(values), max_values=correlate.MAX_BULK)
+    return render(request, "bulk.html", results=results, text=indicators.join_bulk(values),
+                  max_values=correlate.MAX_BULK)
 
 
 @router.post("/bulk/export")
