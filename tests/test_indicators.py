@@ -73,7 +73,8 @@ def test_lone_indicators_are_told_and_refanged(typed, value, kind, defanged):
     "mailto:user@example.com", "user@", "@example.com", "user@@example.com", "a@b", "<script>@x.com",
     "еvil.com",  # a Cyrillic е
     "evil.com\x00", "evil\u200b.com", "x" * (MAX_INDICATOR + 1), "a." * 1500 + "com", "", "   ", "*",
-    "t13d1516h2_8daaf6152771", "aa:bb:cc", CERT + ":00", "hxxp evil.com",
+    "t13d1516h2_8daaf6152771", "aa:bb:cc", CERT + ":00", "hxxp evil.com", "http.url:http://evil.com/x",
+    "ip:1.2.3.4", "01.02.03.04",
 ])
 def test_queries_and_odd_inputs_stay_queries(query):
     assert classify(query, TLDS) is None
