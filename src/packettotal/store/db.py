@@ -241,6 +241,16 @@ ndpi_flows = sa.Table(
     sa.Index("ix_ndpi_flows_app", "app"),
 )
 
+# the registered domains each capture held (ingest/rare.py), written with the capture: how many
+# earlier captures hold a domain, for the rare_domain finding
+capture_domains = sa.Table(
+    "capture_domains", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("domain", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("capture_id", "domain"),
+    sa.Index("ix_capture_domains_domain", "domain", "capture_id"),
+)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -384,8 +394,9 @@ class Database:
             if carved:
                 conn.execute(sa.insert(files), carved)
             self._replace_ndpi(conn, results)
+            self._replace_domains(conn, results)
             for r in results:
-                values = {k: v for k, v in r.items() if k not in ("id", "observables", "files", "ndpi")}
+                values = {k: v for k, v in r.items() if k not in ("id", "observables", "files", "ndpi", "domains")}
                 conn.execute(sa.update(captures).where(captures.c.id == r["id"]).values(**values))
 
     def _count_values(self, conn, capture_ids: list[str], sign: int) -> None:
@@ -797,6 +808,36 @@ class Database:
         q = sa.select(n.capture_id, n.risks).where(n.risk_score > 0)
         with self.engine.connect() as conn:
             return {cid for cid, risks in conn.execute(q) if any(wanted.fullmatch(r) for r in risks or [])}
+
+    # registered domains across captures (ingest/rare.py)
+    def _replace_domains(self, conn, results: list[dict]) -> None:
+        """A capture's registered domains, replaced by those of its new analysis (`domains` absent: kept)."""
+        given = [r for r in results if "domains" in r]
+        for chunk in chunks(r["id"] for r in given):
+            conn.execute(sa.delete(capture_domains).where(capture_domains.c.capture_id.in_(chunk)))
+        rows = [{"capture_id": r["id"], "domain": d} for r in given for d in r["domains"]]
+        for part in chunks(rows, 5000):
+            conn.execute(sa.insert(capture_domains), part)
+
+    def domain_history(self, capture_id: str, domains: Iterable[str], exclude: Iterable[str] = ()
+                       ) -> tuple[int, dict[str, int]]:
+        """Of the captures submitted before this one (by submitted_at, then id), `exclude` left
+        out: how many hold a registered domain, and how many hold each of `domains`."""
+        c, d = captures.c, capture_domains.c
+        held: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            at = conn.execute(sa.select(c.submitted_at).where(c.id == capture_id)).scalar()
+            if at is None:
+                raise NotFound(f"no capture {capture_id}")
+            earlier = sa.and_(sa.or_(c.submitted_at < at, sa.and_(c.submitted_at == at, c.id < capture_id)),
+                              c.id.not_in(list(dict.fromkeys(exclude))))
+            baseline = conn.execute(sa.select(sa.func.count()).select_from(captures).where(
+                earlier, sa.exists().where(d.capture_id == c.id))).scalar_one()
+            for chunk in chunks(dict.fromkeys(domains)):
+                held.update((domain, n) for domain, n in conn.execute(
+                    sa.select(d.domain, sa.func.count()).join(captures, c.id == d.capture_id)
+                    .where(d.domain.in_(chunk), earlier).group_by(d.domain)))
+        return int(baseline), held
 
     # IOC feeds
     def replace_feed(self, name: str, fmt: str, origin: str, skipped: dict[str, int], rows: list[dict]) -> dict:
