@@ -3,6 +3,7 @@ hand-made inputs, then the real service (real Suricata) over a few dev captures 
 test builds: quiet below the baseline, fires on a domain no earlier capture held, quiet on a
 second capture of that registered domain, searchable, and the same after a re-analysis."""
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from scapy.utils import wrpcap
 from packettotal.ingest import rare
 from packettotal.ingest.findings import MAX_EVIDENCE
 from packettotal.service import PacketTotal
+from packettotal.store.db import Database
 
 from .conftest import PCAPS, analyse, settings
 
@@ -57,11 +59,12 @@ def test_judge_names_only_rare_domains_once_the_baseline_is_there():
     assert f is not None and f.name == "rare_domain" and f.key == "example-new.net"
     assert [e["domain"] for e in f.evidence] == ["example-new.net"]
     assert f.evidence[0]["seen_as"] == NEW and f.evidence[0]["event_type"] == "dns"
-    assert f.why == f"1 registered domain held by none of the 20 captures with domains analysed before this one: {NEW}"
+    assert f.why == ("1 registered domain held by none of the 20 or more captures with domains analysed before "
+                     f"this one: {NEW}")
     two = rare.judge(seen, rare.History(20, held), min_baseline=20, rare_below=2)
     assert two is not None and [(e["domain"], e["earlier_captures"]) for e in two.evidence] == [
         ("example-new.net", 0), ("once-seen.com", 1)]
-    assert two.key == "example-new.net and 1 more" and "held by fewer than 2 of the 20" in two.why
+    assert two.key == "example-new.net and 1 more" and "held by fewer than 2 of the 20 or more" in two.why
     assert rare.judge(rare.domains_of([obs("www.google.com")]), rare.History(99, held), 20, 1) is None
 
 
@@ -83,11 +86,32 @@ def test_a_batch_is_judged_in_ingest_order_whatever_order_it_comes_in():
         out = rare.judge_batch(batch, 20, 1)
         assert out["b"] is None and out["c"] is None
         found = out["a"]
-        assert found is not None and found.key == "example-new.net" and "of the 20 captures" in found.why
+        assert found is not None and found.key == "example-new.net" and "of the 20 or more captures" in found.why
     # b's baseline counts a (it held domains): at 21 it is met only with a before it
     assert rare.judge_batch([b, a], 21, 1)["a"] is None
     assert rare.judge_batch([rare.Judged("n", ("2024-01-04", "n"), rare.domains_of([obs("x.other-new.org")]),
                                          rare.History(20, {})), b, a], 22, 1)["n"] is not None
+
+
+def test_the_store_counts_earlier_captures_only_and_only_as_far_as_needed(tmp_path):
+    db = Database.sqlite(tmp_path / "db.sqlite")
+    t0 = dt.datetime(2026, 1, 1)
+    ids = [f"{i:064x}" for i in range(6)]
+    for i, cid in enumerate(ids):  # the last two submitted at the same moment: by id then
+        db.insert_capture({"id": cid, "md5": cid[:32], "sha1": cid[:40], "name": f"c{i}", "size": 1, "status": "done",
+                           "warnings": [], "attempts": 0, "submitted_at": t0 + dt.timedelta(seconds=min(i, 4))})
+    held = {0: ["common.com", "a.com"], 1: ["common.com"], 2: [], 3: ["common.com", "b.com"], 4: ["c.com"], 5: []}
+    db.finish_captures([{"id": cid, "observables": [], "files": [], "status": "done", "domains": held[i]}
+                        for i, cid in enumerate(ids)])
+    assert db.domain_history(ids[5], ["common.com", "a.com", "b.com", "c.com", "new.com"], [], 99, 99) == (
+        4, {"common.com": 3, "a.com": 1, "b.com": 1, "c.com": 1})
+    assert db.domain_history(ids[4], ["common.com", "c.com"], [], 99, 99) == (3, {"common.com": 3})  # not itself
+    assert db.domain_history(ids[3], ["common.com", "b.com"], [], 99, 99) == (2, {"common.com": 2})  # not later ones
+    assert db.domain_history(ids[5], ["common.com", "a.com"], [ids[0], ids[1]], 99, 99) == (2, {"common.com": 1})
+    assert db.domain_history(ids[5], ["common.com", "a.com"], [], 2, 1) == (2, {"common.com": 1, "a.com": 1})
+    db.finish_captures([{"id": ids[0], "observables": [], "files": [], "status": "done", "domains": ["d.com"]}])
+    assert db.domain_history(ids[5], ["common.com", "a.com", "d.com"], [], 99, 99) == (4, {"common.com": 2, "d.com": 1})
+    db.close()
 
 
 def dns_capture(path: Path, names: list[str], t0: float) -> Path:
@@ -133,7 +157,8 @@ def test_new_domains_across_real_captures(pt, tmp_path):
     assert rare_of(early) is None
     # from the fourth on, a domain no earlier capture held is named: ethereal.com in a dev capture
     headers = rare_of(analyse(pt, PCAPS / "sv-http-all-headers.pcap"))
-    assert headers is not None and headers["key"] == "ethereal.com" and headers["evidence"][0]["field"] == "http.hostname"
+    assert headers is not None and headers["key"] == "ethereal.com"
+    assert headers["evidence"][0]["field"] == "http.hostname"
     assert rare_of(analyse(pt, PCAPS / "cs-cryptowall4_c2.pcapng")) is not None  # its C2 domain, new here
 
     # the built capture: the new name, one seen before, reverse DNS, an mDNS name, a single label
@@ -142,7 +167,8 @@ def test_new_domains_across_real_captures(pt, tmp_path):
     f = rare_of(new)
     assert f is not None and f["severity"] == "low" and f["title"] == "Domains new to this instance"
     assert f["key"] == "example-new.net"
-    assert f["why"] == f"1 registered domain held by none of the 5 captures with domains analysed before this one: {NEW}"
+    assert f["why"] == ("1 registered domain held by none of the 3 or more captures with domains analysed before "
+                        f"this one: {NEW}")
     assert [(e["domain"], e["seen_as"], e["event_type"], e["earlier_captures"]) for e in f["evidence"]] == [
         ("example-new.net", NEW, "dns", 0)]
     assert new["id"] in found_by(pt, "finding:rare_domain") and early["id"] not in found_by(pt, "finding:rare_domain")

@@ -272,8 +272,8 @@ class PacketTotal:
             r["domains"] = sorted(seen[r["id"]])
         try:
             order = self._db.submitted(seen)
-            batch = [rare.Judged(cid, (order[cid], cid), regs, rare.History(*self._db.domain_history(cid, regs, seen)))
-                     for cid, regs in seen.items()]
+            batch = [rare.Judged(cid, (order[cid], cid), regs, rare.History(*self._db.domain_history(
+                cid, regs, seen, s.rare_domain_baseline, s.rare_domain_below))) for cid, regs in seen.items()]
         except Exception as exc:
             log.warning("no rare_domain finding for %d captures: %s", len(results), _store_error(exc))
             return

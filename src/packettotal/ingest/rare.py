@@ -43,8 +43,8 @@ class Seen:
 
 @dataclass(frozen=True)
 class History:
-    baseline: int            # earlier captures holding any registered domain
-    held: Mapping[str, int]  # registered domain -> earlier captures holding it (absent: none)
+    baseline: int            # earlier captures holding any registered domain (the store counts to min_baseline)
+    held: Mapping[str, int]  # registered domain -> earlier captures holding it (absent: none; counted to rare_below)
 
 
 def registered_domain(name: str) -> str | None:
@@ -94,7 +94,7 @@ def judge(seen: Mapping[str, Seen], history: History, min_baseline: int, rare_be
     shown = ", ".join(cut(seen[reg].name) for _, _, reg in rare[:3]) + (", ..." if len(rare) > 3 else "")
     which = "none" if rare_below == 1 else f"fewer than {rare_below}"
     why = (f"{len(rare):,} registered domain{'s' if len(rare) != 1 else ''} held by {which} of the "
-           f"{history.baseline:,} captures with domains analysed before this one: {shown}")
+           f"{min_baseline:,} or more captures with domains analysed before this one: {shown}")
     key = cut(rare[0][2]) + (f" and {len(rare) - 1:,} more" if len(rare) > 1 else "")
     return Finding(NAME, SEVERITY, TITLE, why, key, tuple(evidence))
 

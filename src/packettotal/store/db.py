@@ -819,24 +819,32 @@ class Database:
         for part in chunks(rows, 5000):
             conn.execute(sa.insert(capture_domains), part)
 
-    def domain_history(self, capture_id: str, domains: Iterable[str], exclude: Iterable[str] = ()
-                       ) -> tuple[int, dict[str, int]]:
+    def domain_history(self, capture_id: str, domains: Iterable[str], exclude: Iterable[str],
+                       enough: int, rare_below: int) -> tuple[int, dict[str, int]]:
         """Of the captures submitted before this one (by submitted_at, then id), `exclude` left
-        out: how many hold a registered domain, and how many hold each of `domains`."""
-        c, d = captures.c, capture_domains.c
-        held: dict[str, int] = {}
+        out: how many hold a registered domain, counted up to `enough`, and how many hold each of
+        `domains`, counted up to `rare_below` (absent: none). Bounded so, the cost is that of
+        `enough` + `rare_below` index steps a domain, however many captures the instance holds."""
         with self.engine.connect() as conn:
-            at = conn.execute(sa.select(c.submitted_at).where(c.id == capture_id)).scalar()
+            at = conn.execute(sa.select(captures.c.submitted_at).where(captures.c.id == capture_id)).scalar()
             if at is None:
                 raise NotFound(f"no capture {capture_id}")
-            earlier = sa.and_(sa.or_(c.submitted_at < at, sa.and_(c.submitted_at == at, c.id < capture_id)),
-                              c.id.not_in(list(dict.fromkeys(exclude))))
-            baseline = conn.execute(sa.select(sa.func.count()).select_from(captures).where(
-                earlier, sa.exists().where(d.capture_id == c.id))).scalar_one()
-            for chunk in chunks(dict.fromkeys(domains)):
-                held.update((domain, n) for domain, n in conn.execute(
-                    sa.select(d.domain, sa.func.count()).join(captures, c.id == d.capture_id)
-                    .where(d.domain.in_(chunk), earlier).group_by(d.domain)))
+            binds: tuple[sa.BindParameter, ...] = (sa.bindparam("at", type_=sa.DateTime),
+                                                  sa.bindparam("ex", expanding=True))
+            params: dict[str, object] = {"at": at, "me": capture_id, "ex": list(dict.fromkeys(exclude)) or [""],
+                                         "enough": enough, "below": rare_below}
+            baseline = conn.execute(sa.text(
+                f"SELECT count(*) FROM (SELECT 1 FROM captures c WHERE {_EARLIER} AND EXISTS "
+                "(SELECT 1 FROM capture_domains d WHERE d.capture_id = c.id) LIMIT :enough)").bindparams(*binds),
+                params).scalar_one()
+            held: dict[str, int] = {}
+            for chunk in chunks(dict.fromkeys(domains), 200):  # SQLite: at most 500 terms a compound select
+                q = " UNION ALL ".join(
+                    f"SELECT :v{j}, (SELECT count(*) FROM (SELECT 1 FROM capture_domains d JOIN captures c ON "
+                    f"c.id = d.capture_id WHERE d.domain = :v{j} AND {_EARLIER} LIMIT :below))"
+                    for j in range(len(chunk)))
+                rows = conn.execute(sa.text(q).bindparams(*binds), params | {f"v{j}": v for j, v in enumerate(chunk)})
+                held.update((domain, n) for domain, n in rows if n)
         return int(baseline), held
 
     # IOC feeds
@@ -921,6 +929,10 @@ class Database:
              .join(intel_feeds, f.id == i.feed_id).where(cond))
         with self.engine.connect() as conn:
             return set(conn.execute(q).scalars())
+
+
+# a capture submitted before :me (at :at), ties by id, outside :ex: "earlier" for the rare_domain finding
+_EARLIER = "(c.submitted_at < :at OR (c.submitted_at = :at AND c.id < :me)) AND c.id NOT IN :ex"
 
 
 def _hunt_intel(where: sa.ColumnElement[bool]) -> sa.Insert:
