@@ -6,7 +6,7 @@
 2. The store's history query alone on a large synthetic instance (--captures captures holding
    --domains registered domains each, drawn so that a few are common and most are rare) for a
    capture of 50 and of 2,000 registered domains, against the dev captures' median analysis.
-Usage: python bench/rare.py [--captures 5000] [--domains 40] [--rounds 20]
+Usage: python bench/rare.py [--captures 5000] [--domains 40] [--rounds 20] [--baseline 20]
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import small_captures  # noqa: E402
 
 from packettotal import config  # noqa: E402
+from packettotal.ingest import rare  # noqa: E402
 from packettotal.service import PacketTotal  # noqa: E402
 from packettotal.store import db as db_mod  # noqa: E402
 
 
-def dev_run(home: Path) -> tuple[list[float], list[float], int, int]:
-    """(analysis seconds, judging seconds, captures analysed, captures with rare_domain)."""
-    pt = PacketTotal(config.load(env={}, home=home, engines=1))
+def dev_run(home: Path, baseline: int) -> tuple[list[float], list[float], int, int, int]:
+    """(analysis seconds, judging seconds, captures analysed, those holding registered domains,
+    those with rare_domain)."""
+    pt = PacketTotal(config.load(env={}, home=home, engines=1, rare_domain_baseline=baseline))
     judging: list[float] = []
     judge = pt._judge_domains
 
@@ -39,7 +41,7 @@ def dev_run(home: Path) -> tuple[list[float], list[float], int, int]:
         judge(results)
         judging.append(time.perf_counter() - t)
     pt._judge_domains = timed  # type: ignore[method-assign]
-    total, fired, done = [], 0, 0
+    total, fired, done, holding = [], 0, 0, 0
     try:
         for path in small_captures():
             try:
@@ -52,9 +54,10 @@ def dev_run(home: Path) -> tuple[list[float], list[float], int, int]:
             if row["status"] == "done":
                 done += 1
                 fired += any(f["name"] == "rare_domain" for f in row["summary"]["findings"])
+                holding += bool(rare.domains_of(pt._db.capture_observables(row["id"], "domain")))
     finally:
         pt.close()
-    return total, judging, done, fired
+    return total, judging, done, holding, fired
 
 
 def synthetic(home: Path, n: int, per: int, rounds: int) -> dict[int, float]:
@@ -94,10 +97,12 @@ def main() -> None:
     ap.add_argument("--captures", type=int, default=5000)
     ap.add_argument("--domains", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--baseline", type=int, default=20, help="rare_domain_baseline for the dev captures")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        total, judging, done, fired = dev_run(Path(tmp) / "dev")
-        print(f"{done} dev captures analysed one after another (rare_domain_baseline 20): rare_domain on {fired}")
+        total, judging, done, holding, fired = dev_run(Path(tmp) / "dev", a.baseline)
+        print(f"{done} dev captures analysed one after another, {holding} holding registered domains "
+              f"(rare_domain_baseline {a.baseline}): rare_domain on {fired}")
         share = sum(judging) / sum(total)
         print(f"  analysis median {statistics.median(total) * 1000:,.1f} ms   judging median "
               f"{statistics.median(judging) * 1000:,.2f} ms   judging's share of all analysis {share:.2%}")

@@ -60,11 +60,13 @@ def test_judge_names_only_rare_domains_once_the_baseline_is_there():
     assert [e["domain"] for e in f.evidence] == ["example-new.net"]
     assert f.evidence[0]["seen_as"] == NEW and f.evidence[0]["event_type"] == "dns"
     assert f.why == ("1 registered domain held by none of the 20 or more captures with domains analysed before "
-                     f"this one: {NEW}")
+                     f"this one: {NEW} (2 of the capture's 3 were known)")
+    assert f.severity == "low"  # new among familiar names
     two = rare.judge(seen, rare.History(20, held), min_baseline=20, rare_below=2)
     assert two is not None and [(e["domain"], e["earlier_captures"]) for e in two.evidence] == [
         ("example-new.net", 0), ("once-seen.com", 1)]
     assert two.key == "example-new.net and 1 more" and "held by fewer than 2 of the 20 or more" in two.why
+    assert two.severity == "info" and two.why.endswith("(1 of the capture's 3 were known)")  # mostly new here
     assert rare.judge(rare.domains_of([obs("www.google.com")]), rare.History(99, held), 20, 1) is None
 
 
@@ -73,7 +75,7 @@ def test_judge_is_bounded():
                            for i in range(300))
     f = rare.judge(seen, rare.History(50, {}), 20, 1)
     assert f is not None and len(f.evidence) == MAX_EVIDENCE and f.why.startswith("300 registered domains")
-    assert f.why.endswith(", ...") and f.key == "new-000.com and 299 more"
+    assert f.why.endswith(", ... (0 of the capture's 300 were known)") and f.key == "new-000.com and 299 more"
     many = rare.domains_of(obs(f"x.n{i}.com") for i in range(rare.MAX_DOMAINS + 50))
     assert len(many) == rare.MAX_DOMAINS
 
@@ -157,7 +159,7 @@ def test_new_domains_across_real_captures(pt, tmp_path):
     assert rare_of(early) is None
     # from the fourth on, a domain no earlier capture held is named: ethereal.com in a dev capture
     headers = rare_of(analyse(pt, PCAPS / "sv-http-all-headers.pcap"))
-    assert headers is not None and headers["key"] == "ethereal.com"
+    assert headers is not None and headers["key"] == "ethereal.com" and headers["severity"] == "info"  # all new
     assert headers["evidence"][0]["field"] == "http.hostname"
     assert rare_of(analyse(pt, PCAPS / "cs-cryptowall4_c2.pcapng")) is not None  # its C2 domain, new here
 
@@ -168,7 +170,7 @@ def test_new_domains_across_real_captures(pt, tmp_path):
     assert f is not None and f["severity"] == "low" and f["title"] == "Domains new to this instance"
     assert f["key"] == "example-new.net"
     assert f["why"] == ("1 registered domain held by none of the 3 or more captures with domains analysed before "
-                        f"this one: {NEW}")
+                        f"this one: {NEW} (1 of the capture's 2 were known)")
     assert [(e["domain"], e["seen_as"], e["event_type"], e["earlier_captures"]) for e in f["evidence"]] == [
         ("example-new.net", NEW, "dns", 0)]
     assert new["id"] in found_by(pt, "finding:rare_domain") and early["id"] not in found_by(pt, "finding:rare_domain")

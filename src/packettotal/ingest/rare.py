@@ -81,7 +81,9 @@ def domains_of(observables: Iterable[dict]) -> dict[str, Seen]:
 def judge(seen: Mapping[str, Seen], history: History, min_baseline: int, rare_below: int) -> Finding | None:
     """The finding for a capture's registered domains held by fewer than `rare_below` earlier
     captures, once `min_baseline` or more earlier captures hold domains (else the instance knows
-    too little for "new" to mean anything). None: nothing to say. Rarest first, then by time."""
+    too little for "new" to mean anything). None: nothing to say. Rarest first, then by time.
+    Severity low when the capture's known domains are at least as many as its new ones (new
+    names among familiar traffic), else info (most of it is new here: another network)."""
     if history.baseline < min_baseline:
         return None
     rare = sorted((history.held.get(reg, 0), s.first_seen, reg) for reg, s in seen.items()
@@ -93,10 +95,13 @@ def judge(seen: Mapping[str, Seen], history: History, min_baseline: int, rare_be
                 for held, _, reg in rare[:MAX_EVIDENCE] for s in [seen[reg]]]
     shown = ", ".join(cut(seen[reg].name) for _, _, reg in rare[:3]) + (", ..." if len(rare) > 3 else "")
     which = "none" if rare_below == 1 else f"fewer than {rare_below}"
+    known = len(seen) - len(rare)
     why = (f"{len(rare):,} registered domain{'s' if len(rare) != 1 else ''} held by {which} of the "
-           f"{min_baseline:,} or more captures with domains analysed before this one: {shown}")
+           f"{min_baseline:,} or more captures with domains analysed before this one: {shown} "
+           f"({known:,} of the capture's {len(seen):,} were known)")
     key = cut(rare[0][2]) + (f" and {len(rare) - 1:,} more" if len(rare) > 1 else "")
-    return Finding(NAME, SEVERITY, TITLE, why, key, tuple(evidence))
+    # new names among familiar ones stand out; a capture of mostly new names is of a network new here
+    return Finding(NAME, SEVERITY if known >= len(rare) else "info", TITLE, why, key, tuple(evidence))
 
 
 @dataclass(frozen=True)
