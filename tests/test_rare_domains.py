@@ -3,10 +3,15 @@ hand-made inputs, then the real service (real Suricata) over a few dev captures 
 test builds: quiet below the baseline, fires on a domain no earlier capture held, quiet on a
 second capture of that registered domain, searchable, and the same after a re-analysis."""
 
+import contextlib
 import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
@@ -16,6 +21,7 @@ from packettotal.ingest import rare
 from packettotal.ingest.findings import MAX_EVIDENCE
 from packettotal.service import PacketTotal
 from packettotal.store.db import Database
+from packettotal.web.app import create_app
 
 from .conftest import PCAPS, analyse, settings
 
@@ -199,3 +205,52 @@ def test_the_console_shows_the_finding_with_its_domain(tmp_path):
         assert "/search?q=finding%3Arare_domain" in page
         api = c.get("/api/v1/search", params={"q": "finding:rare_domain"}).json()
         assert [g["capture_id"] for g in api["groups"]] == [row["id"]]
+
+
+@contextlib.contextmanager
+def serving(home: Path, **kw) -> Iterator[str]:
+    """A real server on loopback (as tests/test_browser.py's), with these settings."""
+    from .test_browser import _free_port
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(settings(home, **kw), seed_demo=False), host="127.0.0.1",
+                                        port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(30)
+
+
+def test_in_a_browser_the_summary_names_the_new_domain_and_links_the_search(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from .test_browser import ARGS, CHROMIUM, _uploaded
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (scripts/setup-system.sh test installs it)")
+    with serving(tmp_path / "home", rare_domain_baseline=1) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page()
+        first = _uploaded(server, PCAPS / "sv-dns-nxdomain-soa.pcap")
+        page.goto(f"{server}/captures/{first}")
+        page.locator("nav.tabs").wait_for(timeout=60_000)
+        cid = _uploaded(server, dns_capture(tmp_path / "new.pcap", [NEW, "ns1.oisf.net"], 1_700_400_000))
+        page.goto(f"{server}/captures/{cid}")
+        page.locator("nav.tabs").wait_for(timeout=60_000)
+        row = page.locator('#top-findings tr[data-finding="rare_domain"]')
+        assert row.locator("td.severity").inner_text() == "low"  # one new, one known (oisf.net)
+        assert row.locator("td").nth(2).inner_text() == "example-new.net"
+        assert "(1 of the capture's 2 were known)" in row.inner_text()
+        row.locator("details summary").click()
+        evidence = row.locator("ul.evidence li")
+        assert evidence.count() == 1 and evidence.is_visible()
+        assert f"domain example-new.net seen_as {NEW}" in " ".join(evidence.inner_text().split())
+        row.locator("a", has_text="Domains new to this instance").click()
+        page.wait_for_url(f"{server}/search?q=finding%3Arare_domain")
+        assert cid in page.locator("main").inner_html() and first not in page.locator("main").inner_html()
+        browser.close()
