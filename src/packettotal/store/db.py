@@ -838,7 +838,10 @@ class Database:
                 "(SELECT 1 FROM capture_domains d WHERE d.capture_id = c.id) LIMIT :enough)").bindparams(*binds),
                 params).scalar_one()
             held: dict[str, int] = {}
-            for chunk in chunks(dict.fromkeys(domains), 200):  # SQLite: at most 500 terms a compound select
+            d = capture_domains.c
+            present = [v for chunk in chunks(dict.fromkeys(domains))  # by any capture: one covering-index look-up each
+                       for v in conn.execute(sa.select(d.domain).distinct().where(d.domain.in_(chunk))).scalars()]
+            for chunk in chunks(present, 200):  # SQLite: at most 500 terms a compound select
                 q = " UNION ALL ".join(
                     f"SELECT :v{j}, (SELECT count(*) FROM (SELECT 1 FROM capture_domains d JOIN captures c ON "
                     f"c.id = d.capture_id WHERE d.domain = :v{j} AND {_EARLIER} LIMIT :below))"
