@@ -31,9 +31,9 @@ from packettotal.service import PacketTotal  # noqa: E402
 from packettotal.store import db as db_mod  # noqa: E402
 
 
-def dev_run(home: Path, baseline: int) -> tuple[list[float], list[float], int, int, int]:
+def dev_run(home: Path, baseline: int) -> tuple[list[float], list[float], int, int, int, int]:
     """(analysis seconds, judging seconds, captures analysed, those holding registered domains,
-    those with rare_domain)."""
+    those with rare_domain, those of them where it is `info`)."""
     pt = PacketTotal(config.load(env={}, home=home, engines=1, rare_domain_baseline=baseline))
     judging: list[float] = []
     judge = pt._judge_domains
@@ -43,7 +43,7 @@ def dev_run(home: Path, baseline: int) -> tuple[list[float], list[float], int, i
         judge(results)
         judging.append(time.perf_counter() - t)
     pt._judge_domains = timed  # type: ignore[method-assign]
-    total, fired, done, holding = [], 0, 0, 0
+    total, fired, info, done, holding = [], 0, 0, 0, 0
     try:
         for path in small_captures():
             try:
@@ -55,11 +55,13 @@ def dev_run(home: Path, baseline: int) -> tuple[list[float], list[float], int, i
             total.append(time.perf_counter() - t)
             if row["status"] == "done":
                 done += 1
-                fired += any(f["name"] == "rare_domain" for f in row["summary"]["findings"])
+                found = [f["severity"] for f in row["summary"]["findings"] if f["name"] == "rare_domain"]
+                fired += bool(found)
+                info += found == ["info"]
                 holding += bool(rare.domains_of(pt._db.capture_observables(row["id"], "domain")))
     finally:
         pt.close()
-    return total, judging, done, holding, fired
+    return total, judging, done, holding, fired, info
 
 
 def counted_in_full(db: db_mod.Database, capture_id: str, domains: list[str]) -> tuple[int, dict[str, int]]:
@@ -125,9 +127,9 @@ def main() -> None:
     ap.add_argument("--baseline", type=int, default=20, help="rare_domain_baseline for the dev captures")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        total, judging, done, holding, fired = dev_run(Path(tmp) / "dev", a.baseline)
+        total, judging, done, holding, fired, info = dev_run(Path(tmp) / "dev", a.baseline)
         print(f"{done} dev captures analysed one after another, {holding} holding registered domains "
-              f"(rare_domain_baseline {a.baseline}): rare_domain on {fired}")
+              f"(rare_domain_baseline {a.baseline}): rare_domain on {fired} ({info} of them info)")
         share = sum(judging) / sum(total)
         print(f"  analysis median {statistics.median(total) * 1000:,.1f} ms   judging median "
               f"{statistics.median(judging) * 1000:,.2f} ms   judging's share of all analysis {share:.2%}")
