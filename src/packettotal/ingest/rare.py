@@ -16,6 +16,7 @@ owner's). Reverse DNS and other `.arpa` names, names under a suffix the list doe
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
@@ -29,7 +30,6 @@ NAME, SEVERITY, TITLE = "rare_domain", "low", "Domains new to this instance"
 FIELDS = {"dns.rrname": "dns", "dns.queries.rrname": "dns", "tls.sni": "tls", "quic.sni": "quic",
           "http.hostname": "http"}  # observable field -> event type; not answers, CNAMEs (CDNs' names)
 MAX_DOMAINS = 10_000  # registered domains of one capture judged and recorded
-_PSL = PublicSuffixList(accept_unknown=False)  # an unknown suffix (local names) has no registered domain
 _NAME = re.compile(r"(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))+")
 
 
@@ -57,7 +57,14 @@ def registered_domain(name: str) -> str | None:
         return None
     except ValueError:
         pass
-    return _PSL.privatesuffix(name)
+    return _suffixes().privatesuffix(name)
+
+
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    """The list, read on first use (~35 ms: not for every command that imports the service); an
+    unknown suffix (local names) then has no registered domain."""
+    return PublicSuffixList(accept_unknown=False)
 
 
 def domains_of(observables: Iterable[dict]) -> dict[str, Seen]:
