@@ -12,8 +12,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 codename="${VERSION_CODENAME:-}"
 
 # libndpi-bin: ndpiReader, the second engine (nDPI 4.2 in both Debian 12 and 13's main; setting ndpi)
-# publicsuffix: the top-level domains a domain typed alone in the search box must end with
-packages=(suricata suricata-update libmagic1 python3-venv libndpi-bin publicsuffix)
+packages=(suricata suricata-update libmagic1 python3-venv libndpi-bin)
 # npm installs the offline address data (scripts/setup-geo.sh); a machine whose Node.js brings
 # its own npm keeps it (Debian's npm package would conflict with it)
 command -v npm >/dev/null || packages+=(npm)

@@ -1,8 +1,6 @@
 """Indicators typed alone (query/indicators.py) and unknown fields (query/suggest.py): pure, no
 service. Every Lucene query must stay a query; only a lone indicator goes to its pivot."""
 
-from pathlib import Path
-
 import pytest
 
 from packettotal.query import fields as catalog, lucene, suggest
@@ -149,5 +147,6 @@ def test_a_field_under_no_eve_key_is_unknown_with_suggestions_or_none():
     assert suggest.first_unknown(lucene.parse("evil.com AND tag:x AND ndpi.risk:*")) is None
 
 
-def test_the_public_suffix_list_comes_from_the_system():
-    assert Path("/usr/share/publicsuffix/public_suffix_list.dat").exists()  # scripts/setup-system.sh installs it
+def test_the_public_suffix_list_is_the_bundled_one():
+    suffixes = public_suffixes()
+    assert suffixes is not None and {"com", "net", "uk", "xn--p1ai"} <= suffixes and "local" not in suffixes

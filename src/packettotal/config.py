@@ -170,6 +170,12 @@ class Settings:
         "help": "nDPI (ndpiReader, Debian's libndpi-bin) as a second engine beside Suricata: each flow's "
                 "application, category and risks. auto: when ndpiReader is installed; on: always (a capture "
                 "without it gets a warning); off: never", "check": one_of("auto", "on", "off")})
+    rare_domain_baseline: int = field(default=20, metadata={
+        "help": "Earlier captures holding domains the instance needs before it names a capture's domains new "
+                "to it (finding rare_domain); fewer: the finding is not made", "check": at_least(1)})
+    rare_domain_below: int = field(default=1, metadata={
+        "help": "A registered domain held by fewer than this many earlier captures is rare (finding "
+                "rare_domain); 1: only those no earlier capture held", "check": at_least(1)})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

@@ -21,8 +21,8 @@ from typing import BinaryIO
 from . import config as config_mod, flows as flows_mod
 from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
                      StorageFull, YaraError, disk_full)
-from .ingest import (capfile, files as carved, flowpackets, geo, hunts, intel, ndpi, observables, pipeline, suricata,
-                     threats, validate, yarascan)
+from .ingest import (capfile, files as carved, flowpackets, geo, hunts, intel, ndpi, observables, pipeline, rare,
+                     suricata, threats, validate, yarascan)
 from .query import correlate, fields as catalog, indicators, labels as labels_mod, lucene, pivotsearch, suggest
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
@@ -249,6 +249,7 @@ class PacketTotal:
         for cid, reason in lost.items():
             log.error("capture %s: %s", cid, reason)
         good = [p.row for p in pending if p.row["id"] not in lost]
+        self._judge_domains(good)
         try:
             self._db.finish_captures(good)
         except Exception as exc:
@@ -262,6 +263,25 @@ class PacketTotal:
         if lost:
             self._discard(lost)
         return ids
+
+    def _judge_domains(self, results: list[dict]) -> None:
+        """Each capture's registered domains (recorded with it) and its `rare_domain` finding, judged
+        against the captures submitted before it (ingest/rare.py). Best effort: on a store error
+        the capture goes without the finding."""
+        s, seen = self.settings, {r["id"]: rare.domains_of(r["observables"]) for r in results}
+        for r in results:
+            r["domains"] = sorted(seen[r["id"]])
+        try:
+            order = self._db.submitted(seen)
+            batch = [rare.Judged(cid, (order[cid], cid), regs, rare.History(*self._db.domain_history(
+                cid, regs, seen, s.rare_domain_baseline, s.rare_domain_below))) for cid, regs in seen.items()]
+        except Exception as exc:
+            log.warning("no rare_domain finding for %d captures: %s", len(results), _store_error(exc))
+            return
+        judged = rare.judge_batch(batch, s.rare_domain_baseline, s.rare_domain_below)
+        for r in results:
+            if (found := judged.get(r["id"])) is not None:
+                r["summary"]["findings"] = rare.add_to(r["summary"].get("findings", []), found)
 
     def _discard(self, failures: dict[str, str]) -> None:
         """Fail captures with their reasons and delete their events with the next commit (hidden

@@ -7,7 +7,8 @@ bounded) and asked for its findings at the end. Pure: no Suricata, no stores.
     findings = detectors.result()   # [{name, severity, title, why, key, evidence}, ...]
 
 What each looks for is in its docstring; the thresholds are the class's constants. They judge a
-capture alone (no history across captures), so "rare" or "newly seen" is left to intelligence.
+capture alone (no history across captures); domains new to the instance (`rare_domain`) are
+judged by ingest/rare.py once the capture's observables are known.
 """
 
 from __future__ import annotations
@@ -490,7 +491,7 @@ class DisguisedExecutable(Detector):
 DETECTORS: tuple[type[Detector], ...] = (Beacon, UploadHeavy, LongLowVolume, Scan, DnsTunnel, Dga, TlsOdd,
                                          DisguisedExecutable)
 NAMES = ("beacon", "upload_heavy", "long_low_volume", "scan", "dns_tunnel", "dga", "tls_self_signed",
-         "tls_expired", "tls_bare_ip", "disguised_executable")  # what `finding:` takes
+         "tls_expired", "tls_bare_ip", "disguised_executable", "rare_domain")  # what `finding:` takes (rare.py's too)
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
 
 

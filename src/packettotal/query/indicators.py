@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import publicsuffixlist
+
 from . import fields as catalog
 
 MAX_INDICATOR = 2048  # what a pivot takes (the /ioc route's bound)
-PUBLIC_SUFFIXES = Path("/usr/share/publicsuffix/public_suffix_list.dat")  # Debian's publicsuffix
+PUBLIC_SUFFIXES = Path(publicsuffixlist.__file__).with_name("public_suffix_list.dat")  # its bundled copy, never fetched
 URL_SCHEMES = ("http", "https", "ftp")
 
 # defanged forms: a dot, an at sign, a colon (or `://`) in brackets, and the scheme's mangled `tt`

@@ -241,6 +241,16 @@ ndpi_flows = sa.Table(
     sa.Index("ix_ndpi_flows_app", "app"),
 )
 
+# the registered domains each capture held (ingest/rare.py), written with the capture: how many
+# earlier captures hold a domain, for the rare_domain finding
+capture_domains = sa.Table(
+    "capture_domains", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("domain", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("capture_id", "domain"),
+    sa.Index("ix_capture_domains_domain", "domain", "capture_id"),
+)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -384,8 +394,9 @@ class Database:
             if carved:
                 conn.execute(sa.insert(files), carved)
             self._replace_ndpi(conn, results)
+            self._replace_domains(conn, results)
             for r in results:
-                values = {k: v for k, v in r.items() if k not in ("id", "observables", "files", "ndpi")}
+                values = {k: v for k, v in r.items() if k not in ("id", "observables", "files", "ndpi", "domains")}
                 conn.execute(sa.update(captures).where(captures.c.id == r["id"]).values(**values))
 
     def _count_values(self, conn, capture_ids: list[str], sign: int) -> None:
@@ -798,6 +809,47 @@ class Database:
         with self.engine.connect() as conn:
             return {cid for cid, risks in conn.execute(q) if any(wanted.fullmatch(r) for r in risks or [])}
 
+    # registered domains across captures (ingest/rare.py)
+    def _replace_domains(self, conn, results: list[dict]) -> None:
+        """A capture's registered domains, replaced by those of its new analysis (`domains` absent: kept)."""
+        given = [r for r in results if "domains" in r]
+        for chunk in chunks(r["id"] for r in given):
+            conn.execute(sa.delete(capture_domains).where(capture_domains.c.capture_id.in_(chunk)))
+        rows = [{"capture_id": r["id"], "domain": d} for r in given for d in r["domains"]]
+        for part in chunks(rows, 5000):
+            conn.execute(sa.insert(capture_domains), part)
+
+    def domain_history(self, capture_id: str, domains: Iterable[str], exclude: Iterable[str],
+                       enough: int, rare_below: int) -> tuple[int, dict[str, int]]:
+        """Of the captures submitted before this one (by submitted_at, then id), `exclude` left
+        out: how many hold a registered domain, counted up to `enough`, and how many hold each of
+        `domains`, counted up to `rare_below` (absent: none). Bounded so, the cost is that of
+        `enough` + `rare_below` index steps a domain, however many captures the instance holds."""
+        with self.engine.connect() as conn:
+            at = conn.execute(sa.select(captures.c.submitted_at).where(captures.c.id == capture_id)).scalar()
+            if at is None:
+                raise NotFound(f"no capture {capture_id}")
+            binds: tuple[sa.BindParameter, ...] = (sa.bindparam("at", type_=sa.DateTime),
+                                                  sa.bindparam("ex", expanding=True))
+            params: dict[str, object] = {"at": at, "me": capture_id, "ex": list(dict.fromkeys(exclude)) or [""],
+                                         "enough": enough, "below": rare_below}
+            baseline = conn.execute(sa.text(
+                f"SELECT count(*) FROM (SELECT 1 FROM captures c WHERE {_EARLIER} AND EXISTS "
+                "(SELECT 1 FROM capture_domains d WHERE d.capture_id = c.id) LIMIT :enough)").bindparams(*binds),
+                params).scalar_one()
+            held: dict[str, int] = {}
+            d = capture_domains.c
+            present = [v for chunk in chunks(dict.fromkeys(domains))  # by any capture: one covering-index look-up each
+                       for v in conn.execute(sa.select(d.domain).distinct().where(d.domain.in_(chunk))).scalars()]
+            for chunk in chunks(present, 200):  # SQLite: at most 500 terms a compound select
+                q = " UNION ALL ".join(
+                    f"SELECT :v{j}, (SELECT count(*) FROM (SELECT 1 FROM capture_domains d JOIN captures c ON "
+                    f"c.id = d.capture_id WHERE d.domain = :v{j} AND {_EARLIER} LIMIT :below))"
+                    for j in range(len(chunk)))
+                rows = conn.execute(sa.text(q).bindparams(*binds), params | {f"v{j}": v for j, v in enumerate(chunk)})
+                held.update((domain, n) for domain, n in rows if n)
+        return int(baseline), held
+
     # IOC feeds
     def replace_feed(self, name: str, fmt: str, origin: str, skipped: dict[str, int], rows: list[dict]) -> dict:
         """Import a feed (rows: kind, value, source, confidence, description, expires), replacing the
@@ -880,6 +932,10 @@ class Database:
              .join(intel_feeds, f.id == i.feed_id).where(cond))
         with self.engine.connect() as conn:
             return set(conn.execute(q).scalars())
+
+
+# a capture submitted before :me (at :at), ties by id, outside :ex: "earlier" for the rare_domain finding
+_EARLIER = "(c.submitted_at < :at OR (c.submitted_at = :at AND c.id < :me)) AND c.id NOT IN :ex"
 
 
 def _hunt_intel(where: sa.ColumnElement[bool]) -> sa.Insert:
