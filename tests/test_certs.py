@@ -226,6 +226,11 @@ def test_built_chains_findings_search_and_pivots(site, built):
     page = site.get(f"/captures/{cid}/flows/{flow_id}").text
     assert 'id="certificates"' in page and "CN=old.shop.example" in page and "CN=www.good.example" not in page
     assert mid["sha256"] in page
+    api = site.get(f"/api/v1/captures/{cid}/certs").json()
+    assert len(api) == 9 and {c["sha256"] for c in api} == set(listed)
+    old = next(c for c in api if c["subject"].startswith("CN=old.shop.example"))
+    assert old["statuses"] == ["expired"]
+    assert (old["seen"][0]["position"], old["seen"][0]["sni"]) == (0, "old.shop.example")
 
 
 def test_a_reanalysis_replaces_the_certificates(site, built):

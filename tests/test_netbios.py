@@ -65,6 +65,8 @@ def test_a_built_query_is_searchable_by_its_decoded_name(site, tmp_path):
     html = site.get(f"/captures/{cid}").text
     assert 'id="netbios-names"' in html and "WORKGROUP&lt;1d&gt;" in html and "FILESRV01&lt;20&gt;" in html
     assert_inert(html, "summary")
+    api = {(n["label"], n["kind"], n["ip"]) for n in site.get(f"/api/v1/captures/{cid}/netbios").json()}
+    assert api == {("WORKGROUP<1d>", "query", "10.40.0.7"), ("FILESRV01<20>", "answer", "10.40.0.9")}
     pivot = site.get("/api/v1/ioc/WORKGROUP").json()
     assert cid in {c["capture_id"] for c in pivot["captures"]} and pivot["kind"] == "netbios_name"
 
