@@ -19,6 +19,7 @@ import ipaddress
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
+from cryptography.x509.oid import NameOID
 
 MAX_DER = 48 * 1024      # bytes of one certificate (EVE keeps 64 KiB of base64)
 MAX_CHAIN = 10           # certificates read from one record's chain; the rest counted
@@ -27,6 +28,7 @@ MAX_SEEN = 10_000        # (record, position) rows kept per capture
 MAX_SANS = 100           # names kept per certificate
 MAX_NAME = 1024          # characters of a subject, issuer or name
 SIDES = {"chain": "server", "client_chain": "client"}
+SURICATA_NAMES = {NameOID.EMAIL_ADDRESS: "Email"}  # where Suricata's names differ from RFC 4514's
 
 
 class Chains:
@@ -124,7 +126,7 @@ def dn(name: x509.Name) -> str:
     parts = []
     for attr in name:
         value = attr.value if isinstance(attr.value, str) else attr.value.hex()
-        parts.append(f"{attr.rfc4514_attribute_name}={value}")
+        parts.append(f"{SURICATA_NAMES.get(attr.oid, attr.rfc4514_attribute_name)}={value}")
     return _text(", ".join(parts), MAX_NAME)
 
 
