@@ -213,6 +213,7 @@ def test_built_chains_findings_search_and_pivots(site, built):
               'cert.subject:"CN=PT Test Intermediate CA, O=PacketTotal tests"', "cert.san:*.good.example",
               "cert.san:old.shop.example", f"cert.sha256:{sha256(ders['good'][1])}",
               f"cert.sha1:{certs.parse(ders['early'][2])['sha1']}", 'cert.serial:"00:a1:b2:c3"', "cert.serial:A1B2C3",
+              r"cert.serial:a1\:b2*",
               "cert.issuer:*intermediate*", "finding:tls_name_mismatch", "finding:tls_not_yet_valid"):
         assert cid in search(site, q), q
     assert cid not in search(site, "cert.san:nothing.example")

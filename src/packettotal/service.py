@@ -612,9 +612,11 @@ class PacketTotal:
         return certs.with_sightings(self._db.certs_of(capture_id), seen, only_seen=flow_ids is not None)
 
     def _cert_matched(self, column: str, value: str, like: bool) -> set[str]:
+        """Fingerprints and serials compared without their colons (a serial also without case or
+        leading zeros, unless it is a pattern)."""
         if column == "serial_key" and not like:
             value = certs.serial_key(value)
-        elif column in ("sha1", "sha256"):
+        elif column in ("sha1", "sha256", "serial_key"):
             value = value.replace(":", "")
         return self._db.cert_matched(column, value, like)
 
