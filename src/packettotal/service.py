@@ -21,8 +21,8 @@ from typing import BinaryIO
 from . import config as config_mod, flows as flows_mod
 from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
                      StorageFull, YaraError, disk_full)
-from .ingest import (capfile, files as carved, flowpackets, geo, hunts, intel, ndpi, observables, pipeline, rare,
-                     suricata, threats, validate, yarascan)
+from .ingest import (capfile, certs, files as carved, flowpackets, geo, hunts, intel, ndpi, netbios, observables,
+                     pipeline, rare, suricata, threats, validate, yarascan)
 from .query import correlate, fields as catalog, indicators, labels as labels_mod, lucene, pivotsearch, suggest
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
@@ -66,7 +66,9 @@ class PacketTotal:
             "finding": self._db.with_finding, "hunt": self._db.hunted, "yara": self._db.yara_matched,
             "geo.country": self._db.geo_country, "geo.range": self._geo_range, "asn": self._asn,
             "intel": self._db.with_intel,
-            **{name: partial(self._db.ndpi_matched, column) for name, column in catalog.NDPI_FIELDS.items()}}
+            **{name: partial(self._db.ndpi_matched, column) for name, column in catalog.NDPI_FIELDS.items()},
+            **{name: partial(self._cert_matched, column) for name, column in catalog.CERT_FIELDS.items()},
+            "netbios.name": self._db.netbios_matched}
         self._geo = geo.Locator(s.geo_data_dir) if s.geo_data_dir else None  # country and AS of IPs
         self._ndpi_version: str | None = None  # asked once, on first use
         self._ndpi_spares: ndpi.Spares | None = None  # ndpiReaders started ahead, made on first use
@@ -202,12 +204,13 @@ class PacketTotal:
         warnings = list((row["summary"] or {}).get("upload_warnings", row["warnings"] or []))
         pcap = self._blobs.path("captures", row["id"])
         second = self._ndpi_start(pcap, warnings)  # beside Suricata, on the same file
-        offsets = threading.Thread(target=self._index_flows, args=(row["id"],), name="flow-index")
+        nbns = netbios.Names()  # NetBIOS names, decoded on the way (ingest/netbios.py)
+        offsets = threading.Thread(target=self._index_flows, args=(row["id"], nbns), name="flow-index")
         offsets.start()  # beside Suricata too: the packet offsets by flow (ingest/flowpackets.py)
         try:
             with self._pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
                 assert engine.loaded is not None  # lent by the pool: its generation's rules
-                summary, obs, files_, documents = self._index(row, run, engine.loaded, warnings)
+                summary, obs, files_, documents, derived = self._index(row, run, engine.loaded, warnings)
         except BaseException:
             if second is not None:
                 second.kill()
@@ -216,10 +219,13 @@ class PacketTotal:
         finally:
             offsets.join()
         flows = self._ndpi_finish(row["id"], second, summary, obs, warnings)
+        derived["netbios"] = netbios_rows = nbns.rows()
+        obs += netbios.observables(row["id"], netbios_rows)
+        summary["netbios"] = len(netbios_rows)
         self._scan_files([f["sha256"] for f in files_ if f["stored"]], skip_current=True)
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
                 "summary": summary, "warnings": list(dict.fromkeys(warnings)), "finished_at": now(),
-                "ndpi": flows}
+                "ndpi": flows, **derived}
         with self._pending_lock:
             self._pending.append(_Indexed(done, documents))
         if not defer_commit:
@@ -351,7 +357,8 @@ class PacketTotal:
                    "suricata": {"version": self._pool.version, "packets_read": run.packets,
                                 "seconds": round(run.seconds, 3), "rules": loaded.rule_count,
                                 "ruleset": loaded.ruleset}}
-        return summary, outcome.observables, list(file_rows.values()), stored
+        summary["certs"] = len(outcome.certs["certs"])
+        return summary, outcome.observables, list(file_rows.values()), stored, outcome.certs
 
     # nDPI, the second engine (ingest/ndpi.py): its failure is a warning, never a failed capture
     def _ndpi_start(self, pcap: Path, warnings: list[str]) -> ndpi.Run | None:
@@ -458,7 +465,7 @@ class PacketTotal:
         """The stored capture, opened for reading (raises NotFound)."""
         return self._blobs.open("captures", capture_id)
 
-    def flow_index(self, capture_id: str) -> Path:
+    def flow_index(self, capture_id: str, visit: Callable[[float, object], None] | None = None) -> Path:
         """The capture's packet offsets by flow (ingest/flowpackets.py): built at analysis, or now
         for a capture analysed before there was one. By content, like the capture."""
         index = self._blobs.path("flowindex", capture_id)
@@ -467,15 +474,18 @@ class PacketTotal:
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
             tmp.unlink(missing_ok=True)
             try:
-                flowpackets.build_index(self.capture_path(capture_id), tmp)
+                flowpackets.build_index(self.capture_path(capture_id), tmp, visit)
                 self._blobs.put_move("flowindex", capture_id, tmp)
             finally:
                 tmp.unlink(missing_ok=True)
         return index
 
-    def _index_flows(self, capture_id: str) -> None:
+    def _index_flows(self, capture_id: str, nbns: netbios.Names) -> None:
         try:
-            self.flow_index(capture_id)
+            if self._blobs.path("flowindex", capture_id).exists():  # analysed before: its names alone
+                netbios.scan(self.capture_path(capture_id), nbns)
+            else:
+                self.flow_index(capture_id, nbns.packet)
         except Exception:  # its flows' packets are indexed on first use instead
             log.warning("capture %s: could not index its packets by flow\n%s", capture_id, traceback.format_exc())
 
@@ -645,6 +655,24 @@ class PacketTotal:
                         "geo": self._locate_one((found["matched"] or [value.strip()])[0])
                         if found.get("kind") == "ip" else None,
                         "intel": self.intel_for(value)}
+
+    # certificates (ingest/certs.py) and NetBIOS names (ingest/netbios.py)
+    def capture_certs(self, capture_id: str, flow_ids: Iterable[str] | None = None) -> list[dict]:
+        """The certificates of a capture's chains (or of some flows'), each with where it was seen."""
+        seen = self._db.chains_of(capture_id, flow_ids)
+        return certs.with_sightings(self._db.certs_of(capture_id), seen, only_seen=flow_ids is not None)
+
+    def _cert_matched(self, column: str, value: str, like: bool) -> set[str]:
+        """Fingerprints and serials compared without their colons (a serial also without case or
+        leading zeros, unless it is a pattern)."""
+        if column == "serial_key" and not like:
+            value = certs.serial_key(value)
+        elif column in ("sha1", "sha256", "serial_key"):
+            value = value.replace(":", "")
+        return self._db.cert_matched(column, value, like)
+
+    def netbios_names(self, capture_id: str) -> list[dict]:
+        return [r | {"label": netbios.label(r["name"], r["suffix"])} for r in self._db.netbios_of(capture_id)]
 
     # addresses: country and AS (ingest/geo.py)
     def _locate(self, results: list[dict]) -> None:

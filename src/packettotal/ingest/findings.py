@@ -21,6 +21,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from . import certs
+
 MAX_KEYS = 10_000       # groups one detector follows at once (flows by destination, domains, ...)
 MAX_EVIDENCE = 20       # records named per finding
 MAX_FINDINGS = 20       # per detector and capture
@@ -401,28 +403,55 @@ class Dga(Detector):
 
 
 class TlsOdd(Detector):
-    """TLS worth a look: a self-signed certificate (subject = issuer), one expired (or not yet
-    valid) when it was seen, or a session to a public address with no server name (SNI)."""
+    """TLS worth a look, judged from the server's certificates as parsed (ingest/certs.py) at the
+    time of the session: a self-signed leaf, a certificate of the chain expired or not yet valid,
+    a leaf that does not name the SNI (RFC 6125); and a session to a public address with no
+    server name. A record without a readable chain is judged from Suricata's subject, issuer and
+    dates of its leaf."""
 
     name, severity, title = "tls", "low", "Unusual TLS"
-    KINDS = {"tls_self_signed": "Self-signed TLS certificate", "tls_expired": "Expired TLS certificate",
-             "tls_bare_ip": "TLS to a bare IP address (no server name)"}
+    KINDS = {"tls_self_signed": ("low", "Self-signed TLS certificate"),
+             "tls_expired": ("medium", "Expired TLS certificate"),
+             "tls_not_yet_valid": ("medium", "TLS certificate not yet valid"),
+             "tls_name_mismatch": ("low", "TLS certificate for another name than the SNI"),
+             "tls_bare_ip": ("low", "TLS to a bare IP address (no server name)")}
 
     def __init__(self) -> None:
         self.seen: dict[tuple[str, str], list[dict]] = {}
+        self.chains = certs.Chains()
 
     def add(self, rec: dict) -> None:
         tls = rec.get("tls")
         if rec.get("event_type") != "tls" or not isinstance(tls, dict):
             return
+        chain = [c for c in self.chains.add(rec) if not c["error"]]
+        if chain:
+            self._judge(rec, chain)
+        else:
+            self._judge_fields(rec, tls)
+        if not tls.get("sni") and _public(rec.get("dest_ip")) and rec.get("dest_port") not in STARTTLS_PORTS:
+            self._note("tls_bare_ip", f"{rec.get('dest_ip')}:{rec.get('dest_port')}", rec)
+
+    def _judge(self, rec: dict, chain: list[dict]) -> None:
+        leaf, sni = chain[0], (rec.get("tls") or {}).get("sni")
+        if leaf["self_signed"]:
+            self._note("tls_self_signed", leaf["subject"], rec)
+        for c in chain:
+            if c["status"] in ("expired", "not_yet_valid"):
+                self._note(f"tls_{c['status']}", f"{c['subject']} (valid {c['not_before']} to {c['not_after']})", rec)
+        if isinstance(sni, str) and sni and not certs.name_matches(sni, leaf):
+            names = ", ".join(leaf["sans"][:3]) or leaf["subject"]
+            self._note("tls_name_mismatch", f"{sni} ≠ {names}", rec)
+
+    def _judge_fields(self, rec: dict, tls: dict) -> None:
         subject, issuer = tls.get("subject"), tls.get("issuerdn")
         if isinstance(subject, str) and subject and subject == issuer:
             self._note("tls_self_signed", subject, rec)
         seen, after, before = _ts(rec.get("timestamp")), _ts(_utc(tls.get("notafter"))), _ts(_utc(tls.get("notbefore")))
-        if seen is not None and ((after is not None and seen > after) or (before is not None and seen < before)):
+        if seen is not None and after is not None and seen > after:
             self._note("tls_expired", f"{subject} (valid {tls.get('notbefore')} to {tls.get('notafter')})", rec)
-        if not tls.get("sni") and _public(rec.get("dest_ip")) and rec.get("dest_port") not in STARTTLS_PORTS:
-            self._note("tls_bare_ip", f"{rec.get('dest_ip')}:{rec.get('dest_port')}", rec)
+        elif seen is not None and before is not None and seen < before:
+            self._note("tls_not_yet_valid", f"{subject} (valid {tls.get('notbefore')} to {tls.get('notafter')})", rec)
 
     def _note(self, kind: str, key: str, rec: dict) -> None:
         k = (kind, cut(key))
@@ -436,9 +465,12 @@ class TlsOdd(Detector):
         out = []
         for (kind, key), evidence in self.seen.items():
             why = {"tls_self_signed": f"the certificate {key} is issued by itself",
-                   "tls_expired": f"the certificate {key} was not valid when it was seen",
+                   "tls_expired": f"the certificate {key} had expired when it was seen",
+                   "tls_not_yet_valid": f"the certificate {key} was not yet valid when it was seen",
+                   "tls_name_mismatch": f"the server name and the certificate's names differ: {key}",
                    "tls_bare_ip": f"TLS to {key} without a server name"}[kind]
-            out.append(Finding(kind, "medium" if kind == "tls_expired" else "low", self.KINDS[kind],
+            severity, title = self.KINDS[kind]
+            out.append(Finding(kind, severity, title,
                                f"{why} ({len(evidence)}{'+' if len(evidence) >= MAX_EVIDENCE else ''} session(s))",
                                key, _in_order(evidence)))
         return out
@@ -490,14 +522,18 @@ class DisguisedExecutable(Detector):
 
 DETECTORS: tuple[type[Detector], ...] = (Beacon, UploadHeavy, LongLowVolume, Scan, DnsTunnel, Dga, TlsOdd,
                                          DisguisedExecutable)
+# what `finding:` takes
 NAMES = ("beacon", "upload_heavy", "long_low_volume", "scan", "dns_tunnel", "dga", "tls_self_signed",
-         "tls_expired", "tls_bare_ip", "disguised_executable", "rare_domain")  # what `finding:` takes (rare.py's too)
+         "tls_expired", "tls_bare_ip", "disguised_executable", "rare_domain", "tls_not_yet_valid",
+         "tls_name_mismatch")  # rare_domain: judged across captures (ingest/rare.py)
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
 
 
 class Detectors:
     def __init__(self) -> None:
         self.detectors = [d() for d in DETECTORS]
+        # the certificates TlsOdd parsed, for the capture's certs tables
+        self.chains = next(d.chains for d in self.detectors if isinstance(d, TlsOdd))
 
     def add(self, rec: dict) -> None:
         for d in self.detectors:

@@ -14,9 +14,10 @@ import mmap
 import sqlite3
 import struct
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dpkt
 
@@ -164,8 +165,9 @@ def _walk_pcapng(m: mmap.mmap) -> Iterator[Packet | tuple[int, int]]:
         off += blen
 
 
-def build_index(capture: Path, dest: Path) -> int:
-    """Write the index of `capture` to `dest` (a new SQLite file); the number of flows in it."""
+def build_index(capture: Path, dest: Path, visit: Callable[[float, Any], None] | None = None) -> int:
+    """Write the index of `capture` to `dest` (a new SQLite file); the number of flows in it.
+    `visit(ts, ip)`: called with each packet's IP layer on the way (ingest/netbios.py)."""
     flows: dict[str, array] = {}
     by_raw: dict[tuple, array] = {}  # the same lists by the packet's own bytes: flow_key once a flow
     headers = array("Q")
@@ -176,6 +178,8 @@ def build_index(capture: Path, dest: Path) -> int:
         ip = ip_layer(p.linktype, p.data)
         if ip is None:
             continue
+        if visit is not None:
+            visit(p.ts, ip)
         raw = _raw_key(ip)
         if (offs := by_raw.get(raw)) is None:
             offs = by_raw[raw] = flows.setdefault(flow_key(*ends_of(ip)), array("Q"))

@@ -196,3 +196,15 @@ class Collector:
                     continue
                 s = self.seen[key] = Seen()
             s.add(ts)
+
+    def note(self, kind: str, value: str, field: str, ts: str | None) -> None:
+        """One occurrence of a value found outside the records' fields (a parsed certificate, a
+        decoded NetBIOS name), counted as `add` counts those."""
+        key = (kind, value[:MAX_VALUE], field)
+        s = self.seen.get(key)
+        if s is None:
+            if len(self.seen) >= self.limit:
+                self.dropped += 1
+                return
+            s = self.seen[key] = Seen()
+        s.add(ts)

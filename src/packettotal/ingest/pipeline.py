@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 
 from ..records import values_at
-from . import eve, findings as findings_mod, observables, summary as summary_mod, threats as threats_mod
+from . import (certs as certs_mod, eve, findings as findings_mod, observables, summary as summary_mod,
+               threats as threats_mod)
 
 MAX_RULE_TEXTS = 500
 MAX_RULE_CHARS = 4096
@@ -58,6 +59,7 @@ class Outcome:
     summary: Summary
     observables: list[dict]
     warnings: list[str] = field(default_factory=list)
+    certs: dict = field(default_factory=dict)  # rows of the certs and cert_chains tables (ingest/certs.py)
 
 
 class Accumulator:
@@ -102,6 +104,7 @@ class Accumulator:
         counts = Counter(self.counts)
         stats_records = counts.pop("stats", 0)
         total, indexed = sum(counts.values()), stored - stats_records
+        certs = self._certificates()
         threats = self.signatures.result(counts.get("alert", 0), rule_class, rules, prefixes)
         listed = [g["sid"] for g in threats["signatures"]]  # their rules' texts first
         found = list(dict.fromkeys(listed + sorted(s for s in self.fired if s in rules)))
@@ -114,7 +117,22 @@ class Accumulator:
         obs = [{"capture_id": capture_id, "kind": k, "value": v, "field": f, "count": seen.count,
                 "first_seen": seen.first, "last_seen": seen.last}
                for (k, v, f), seen in self.collector.seen.items()]
-        return Outcome(summary, obs, self._warnings(run, total, indexed))
+        return Outcome(summary, obs, self._warnings(run, total, indexed), certs)
+
+    def _certificates(self) -> dict:
+        """The certificates of the records' chains, and each chain's rows; their fingerprints,
+        subjects and issuers become observables (intermediates and roots too)."""
+        chains = self.detectors.chains
+        for row in chains.seen:
+            c, ts = chains.certs[row["sha256"]], row["timestamp"] or None
+            where = "tls.chain" if row["side"] == "server" else "tls.client_chain"
+            colons = ":".join(c["sha1"][i:i + 2] for i in range(0, 40, 2))
+            for kind, value in (("cert_sha256", c["sha256"]), ("cert_sha1", colons),
+                                ("cert_subject", c["subject"]), ("cert_issuer", c["issuer"])):
+                if value:
+                    self.collector.note(kind, value, where, ts)
+        return {"certs": [c | {"serial_key": certs_mod.serial_key(c["serial"])} for c in chains.certs.values()],
+                "cert_chains": list(chains.seen)}
 
     def _warnings(self, run: RunFacts, total: int, indexed: int) -> list[str]:
         lim, report, out = self.limits, self.report, []
@@ -130,6 +148,9 @@ class Accumulator:
             out.append(f"{self.collector.dropped:,} occurrences of observables past the first "
                        f"{lim.max_observables:,} distinct ones were not recorded "
                        "(setting max_observables_per_capture)")
+        if self.detectors.chains.dropped:
+            out.append(f"{self.detectors.chains.dropped:,} certificates of TLS chains were not read "
+                       "(not base64, over-long, or past the bounds of ingest/certs.py)")
         if report.cut_values:
             out.append(f"{report.cut_values:,} over-long values were cut to {lim.max_string:,} bytes")
         return out

@@ -18,11 +18,11 @@ CO_OCCUR_FROM = 25          # newest captures the co-occurrence counts look at
 SIMILAR_PROBES = 300        # rarest shared values used to find candidates
 BULK_CAPTURES = 100         # captures listed per indicator in a bulk search
 # among equally rare values, the more telling kinds are shown first as reasons
-TELLING = {k: i for i, k in enumerate(("sha256", "sha1", "md5", "url", "domain", "cert_sha1", "cert_subject",
-                                       "cert_issuer", "ja3", "ja3s", "ja4", "hassh", "email", "user_agent",
-                                       "ip", "community_id"))}
-GROUPS = {"md5": "file", "sha1": "file", "sha256": "file", "cert_sha1": "cert", "cert_subject": "cert",
-          "cert_issuer": "cert", "ja3": "tls", "ja3s": "tls", "ja4": "tls"}  # one reason kind each
+TELLING = {k: i for i, k in enumerate(("sha256", "sha1", "md5", "url", "domain", "cert_sha256", "cert_sha1",
+                                       "cert_subject", "cert_issuer", "ja3", "ja3s", "ja4", "hassh", "email",
+                                       "user_agent", "ip", "community_id"))}
+GROUPS = {"md5": "file", "sha1": "file", "sha256": "file", "cert_sha256": "cert", "cert_sha1": "cert",  # one reason
+          "cert_subject": "cert", "cert_issuer": "cert", "ja3": "tls", "ja3s": "tls", "ja4": "tls"}    # kind each
 # fields every record type carries: where they were seen is counted exactly in the index
 EXACT_FIELDS = {"src_ip": ("src_ip", "dest_ip"), "dest_ip": ("src_ip", "dest_ip"), "community_id": ("community_id",)}
 

@@ -47,6 +47,16 @@ CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
     "ndpi.risk": ("nDPI risk", "self_signed_certificate"),
 }
 NDPI_FIELDS = {"ndpi.app": "app", "ndpi.category": "category", "ndpi.risk": "risks"}  # -> ndpi_flows column
+# certificates of the TLS chains, intermediates and roots too (ingest/certs.py) -> certs column
+CERT_FIELDS = {"cert.subject": "subject", "cert.issuer": "issuer", "cert.san": "sans", "cert.sha256": "sha256",
+               "cert.sha1": "sha1", "cert.serial": "serial_key"}
+CAPTURE_FIELDS |= {
+    "cert.subject": ("certificate subject", '"CN=www.example.com, O=Example"'),
+    "cert.issuer": ("certificate issuer", "*Let's Encrypt*"), "cert.san": ("certificate name", "*.example.com"),
+    "cert.sha256": ("certificate SHA-256", "3f1c..."), "cert.sha1": ("certificate SHA-1", "5abd..."),
+    "cert.serial": ("certificate serial", "00:A1:B2"),
+    "netbios.name": ("NetBIOS name", "WORKGROUP"),  # decoded from NBNS (ingest/netbios.py)
+}
 
 
 def resolve(name: str) -> tuple[Field, ...] | None:
@@ -82,4 +92,9 @@ def catalogue() -> list[dict]:
                  "help": "captures holding an indicator of this IOC feed (intel:* any feed; packettotal intel)"})
     rows += [{"name": n, "type": "ndpi", "example": f"{n}:{CAPTURE_FIELDS[n][1]}",
               "help": f"captures holding a flow of this {CAPTURE_FIELDS[n][0]} (setting ndpi)"} for n in NDPI_FIELDS]
+    rows += [{"name": n, "type": "cert", "example": f"{n}:{CAPTURE_FIELDS[n][1]}",
+              "help": f"captures holding a TLS certificate (of any chain, intermediates too) of this "
+                      f"{CAPTURE_FIELDS[n][0].removeprefix('certificate ')}"} for n in CERT_FIELDS]
+    rows.append({"name": "netbios.name", "type": "netbios", "example": "netbios.name:WORKGROUP",
+                 "help": "captures holding this NetBIOS name (name service, UDP 137; its suffix aside)"})
     return rows

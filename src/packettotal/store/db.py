@@ -251,6 +251,56 @@ capture_domains = sa.Table(
     sa.Index("ix_capture_domains_domain", "domain", "capture_id"),
 )
 
+# TLS certificates parsed from the logged chains (ingest/certs.py), written with the capture: each
+# distinct certificate once, and where it was seen (a record's chain, its position)
+certs = sa.Table(
+    "certs", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("sha1", sa.String(40), nullable=False),
+    sa.Column("serial", sa.Text, nullable=False),       # as Suricata writes it: 00:A1:...
+    sa.Column("serial_key", sa.Text, nullable=False),   # certs.serial_key: how it is searched
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("issuer", sa.Text, nullable=False),
+    sa.Column("sans", sa.JSON, nullable=False),
+    sa.Column("not_before", sa.String(32)),
+    sa.Column("not_after", sa.String(32)),
+    sa.Column("self_signed", sa.Boolean, nullable=False),
+    sa.Column("key_type", sa.String(32), nullable=False),
+    sa.Column("key_bits", sa.Integer),
+    sa.Column("signature", sa.String(64), nullable=False),
+    sa.Column("error", sa.Text),                         # why it could not be read
+    sa.PrimaryKeyConstraint("capture_id", "sha256"),
+    sa.Index("ix_certs_sha256", "sha256"),
+    sa.Index("ix_certs_sha1", "sha1"),
+)
+cert_chains = sa.Table(
+    "cert_chains", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("flow_id", sa.String(24), nullable=False),
+    sa.Column("timestamp", sa.String(40), nullable=False),
+    sa.Column("side", sa.String(8), nullable=False),     # server | client
+    sa.Column("position", sa.Integer, nullable=False),   # 0: the leaf
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("sni", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16)),                  # valid | expired | not_yet_valid at `timestamp`
+    sa.Index("ix_cert_chains_capture", "capture_id", "flow_id"),
+)
+
+# NetBIOS names decoded from the capture's name-service packets (ingest/netbios.py)
+netbios_names = sa.Table(
+    "netbios_names", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("suffix", sa.Integer, nullable=False),     # the 16th byte: 0x00 workstation, 0x1d master browser, ...
+    sa.Column("kind", sa.String(16), nullable=False),    # query | registration | release | refresh | answer | status
+    sa.Column("ip", sa.String(45), nullable=False),      # the sender
+    sa.Column("first_seen", sa.String(40), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Index("ix_netbios_names_capture", "capture_id"),
+    sa.Index("ix_netbios_names_name", "name"),
+)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -395,8 +445,10 @@ class Database:
                 conn.execute(sa.insert(files), carved)
             self._replace_ndpi(conn, results)
             self._replace_domains(conn, results)
+            self._replace_derived(conn, results)
             for r in results:
-                values = {k: v for k, v in r.items() if k not in ("id", "observables", "files", "ndpi", "domains")}
+                values = {k: v for k, v in r.items()
+                          if k not in ("id", "observables", "files", "ndpi", "domains", *DERIVED)}
                 conn.execute(sa.update(captures).where(captures.c.id == r["id"]).values(**values))
 
     def _count_values(self, conn, capture_ids: list[str], sign: int) -> None:
@@ -770,6 +822,53 @@ class Database:
         for part in chunks(rows, 5000):
             conn.execute(sa.insert(ndpi_flows), part)
 
+    def _replace_derived(self, conn, results: list[dict]) -> None:
+        """A capture's certificates, chains and NetBIOS names, replaced by those of its new analysis."""
+        for key, table in DERIVED.items():
+            given = [r for r in results if key in r]
+            conn.execute(sa.delete(table).where(table.c.capture_id.in_([r["id"] for r in given])))
+            for part in chunks([{"capture_id": r["id"], **row} for r in given for row in r[key]], 5000):
+                conn.execute(sa.insert(table), part)
+
+    # certificates (ingest/certs.py) and NetBIOS names (ingest/netbios.py)
+    def certs_of(self, capture_id: str) -> list[dict]:
+        c = certs.c
+        return self._rows(sa.select(certs).where(c.capture_id == capture_id).order_by(c.subject, c.sha256))
+
+    def chains_of(self, capture_id: str, flow_ids: Iterable[str] | None = None, limit: int = 5000) -> list[dict]:
+        """Where the certificates were seen: all of a capture's chains, or those of some flows."""
+        c = cert_chains.c
+        q = sa.select(cert_chains).where(c.capture_id == capture_id)
+        if flow_ids is not None:
+            q = q.where(c.flow_id.in_(list(flow_ids)[:IN_CHUNK]))
+        return self._rows(q.order_by(c.timestamp, c.flow_id, c.side, c.position).limit(limit))
+
+    def cert_matched(self, column: str, value: str, like: bool) -> set[str]:
+        """Captures holding a certificate whose column (subject, issuer, sha256, sha1, serial_key;
+        "sans": any of its names) is `value` (case-insensitive) or matches the LIKE pattern."""
+        c = certs.c
+        if column != "sans":
+            col = sa.func.lower(c[column])
+            cond = col.like(value, escape="\\") if like else col == value.lower()
+            with self.engine.connect() as conn:
+                return set(conn.execute(sa.select(c.capture_id).distinct().where(cond)).scalars())
+        wanted = _like_regex(value) if like else re.compile(re.escape(value.lower()))
+        q = sa.select(c.capture_id, c.sans)
+        with self.engine.connect() as conn:
+            return {cid for cid, sans in conn.execute(q) if any(wanted.fullmatch(n.lower()) for n in sans or [])}
+
+    def netbios_of(self, capture_id: str, limit: int = 1000) -> list[dict]:
+        n = netbios_names.c
+        return self._rows(sa.select(netbios_names).where(n.capture_id == capture_id)
+                          .order_by(n.name, n.suffix, n.kind, n.ip).limit(limit))
+
+    def netbios_matched(self, value: str, like: bool) -> set[str]:
+        """Captures holding a NetBIOS name (case-insensitive, suffix aside)."""
+        col = sa.func.lower(netbios_names.c.name)
+        cond = col.like(value, escape="\\") if like else col == value.lower()
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(netbios_names.c.capture_id).distinct().where(cond)).scalars())
+
     def ndpi_flows_of(self, capture_id: str, ports: Iterable[int]) -> list[dict]:
         """A capture's nDPI flows between these ports (those of the connections on one page)."""
         n, ports = ndpi_flows.c, sorted(set(ports))  # a page's: at most 1,001
@@ -955,6 +1054,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+DERIVED = {"certs": certs, "cert_chains": cert_chains, "netbios": netbios_names}  # result key -> table
 
 
 def _like_regex(pattern: str) -> re.Pattern[str]:

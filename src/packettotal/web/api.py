@@ -864,3 +864,17 @@ def capture_intel(request: Request, ref: Ref):
     service = _instance(request).service
     return [{k: v for k, v in h.items() if k != "imported_at"} | {"expires": _iso(h["expires"])}
             for h in service.capture_intel(service.capture(ref)["id"])]
+
+
+@router.get("/captures/{ref}/certs", responses=ERRORS,
+            summary="A capture's TLS certificates parsed from the logged chains, each with the sessions it was in")
+def capture_certs(request: Request, ref: Ref):
+    service = _instance(request).service
+    return service.capture_certs(service.capture(ref)["id"])
+
+
+@router.get("/captures/{ref}/netbios", responses=ERRORS,
+            summary="A capture's NetBIOS names (name service, UDP 137): name, suffix, kind, sender, count")
+def capture_netbios(request: Request, ref: Ref):
+    service = _instance(request).service
+    return service.netbios_names(service.capture(ref)["id"])

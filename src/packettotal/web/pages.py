@@ -92,6 +92,7 @@ def capture_page(request: Request, ref: str):
                   talkers=charts.shares([(t["ip"], t["bytes"]) for t in summary.get("top_talkers") or []]),
                   protocols=charts.shares(summary.get("protocols") or {}),
                   indicators=service.top_indicators(cap["id"]), ndpi=service.ndpi_overview(cap["id"]),
+                  netbios=service.netbios_names(cap["id"]),
                   files=service.capture_files(cap["id"]))
 
 
@@ -149,6 +150,7 @@ def tab_page(request: Request, ref: str, event_type: str,
                   threats=(cap["summary"] or {}).get("threats"),
                   findings=(cap["summary"] or {}).get("findings") if event_type == "anomaly" else None,
                   stored={f["sha256"] for f in files if f["stored"]}, files=files,
+                  certs=service.capture_certs(cap["id"]) if event_type == "tls" else [],
                   link=lambda **kw: "?" + urlencode({k: v for k, v in {**base, "sort": sort, "order": order,
                                                                        **kw}.items() if v not in (None, "")}))
 
@@ -168,6 +170,7 @@ def flow_page(request: Request, ref: str, flow: Annotated[str, Path(pattern=flow
                   events=f.events, json_view=_json_view, view=view, offset=offset,
                   size=flows.PACKETS_PAGE, psize=flows.PAYLOAD_PAGE,
                   geo=service.geo_of(v for v in (s["src_ip"], s["dest_ip"]) if v),
+                  certs=service.capture_certs(cap["id"], [str(s["flow_id"])]) if s.get("flow_id") else [],
                   packets=service.flow_packets(f, offset, layers=True) if view == "packets" else None,
                   payload=service.flow_payload(f, offset) if view == "payload" else None)
 
