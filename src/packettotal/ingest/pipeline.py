@@ -68,6 +68,7 @@ class Accumulator:
         self.collector = observables.Collector(limits.max_observables)
         self.aggregates = summary_mod.Aggregates()
         self.fileinfo: list[dict] = []  # carved-file records, for the service to keep the files
+        self.originators: dict[object, tuple[object, object] | None] = {}  # file flows: who opened each
         self.fired: set[int] = set()
         self.signatures = threats_mod.Signatures()
         self.detectors = findings_mod.Detectors()
@@ -89,6 +90,9 @@ class Accumulator:
             self.detectors.add(rec)
             if etype == "fileinfo":
                 self.fileinfo.append(rec)
+                self.originators.setdefault(rec.get("flow_id"), None)
+            elif etype == "flow" and rec.get("flow_id") in self.originators:  # who opened it: a file's direction
+                self.originators[rec["flow_id"]] = (rec.get("src_ip"), rec.get("src_port"))
             elif etype == "alert":
                 self.fired.update(s for s in values_at(rec, "alert.signature_id") if isinstance(s, int))
                 self.signatures.add(rec)
