@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 
 from ..records import values_at
-from . import eve, findings as findings_mod, observables, summary as summary_mod, threats as threats_mod
+from . import broadcasts, eve, findings as findings_mod, observables, summary as summary_mod, threats as threats_mod
 
 MAX_RULE_TEXTS = 500
 MAX_RULE_CHARS = 4096
@@ -48,6 +48,7 @@ class Summary:
     protocols: dict[str, int]
     timeline: dict
     rules: dict[str, str]  # sid -> the text of each rule that fired, as loaded for this analysis
+    broadcasts: list[str] = field(default_factory=list)  # subnet broadcasts its DHCP answers tell (broadcasts.py)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +73,7 @@ class Accumulator:
         self.fired: set[int] = set()
         self.signatures = threats_mod.Signatures()
         self.detectors = findings_mod.Detectors()
+        self.broadcasts = broadcasts.Broadcasts()
 
     def records(self, lines: Iterable[bytes]) -> Iterator[dict]:
         """The records to index: every one normalised and counted, at most max_events of them
@@ -88,6 +90,7 @@ class Accumulator:
             self.collector.add(rec)
             self.aggregates.add(rec)
             self.detectors.add(rec)
+            self.broadcasts.add(rec)
             if etype == "fileinfo":
                 self.fileinfo.append(rec)
                 self.originators.setdefault(rec.get("flow_id"), None)
@@ -114,7 +117,8 @@ class Accumulator:
             counts=dict(sorted(counts.items())), events=total, indexed=indexed, alerts=threats["alerts"],
             anomalies=counts.get("anomaly", 0) + threats["protocol_alerts"], threats=threats,
             findings=self.detectors.result(),
-            **self.aggregates.result(), rules={str(s): rules[s][:MAX_RULE_CHARS] for s in found})
+            **self.aggregates.result(), rules={str(s): rules[s][:MAX_RULE_CHARS] for s in found},
+            broadcasts=self.broadcasts.result())
         obs = [{"capture_id": capture_id, "kind": k, "value": v, "field": f, "count": seen.count,
                 "first_seen": seen.first, "last_seen": seen.last}
                for (k, v, f), seen in self.collector.seen.items()]
