@@ -241,3 +241,15 @@ def test_context_of_a_file_is_escaped(c, tmp_path):
     assert f["url"] == hostile and f["content_type"] == 'image/<b>x</b>"'
     for page in (c.get(f"/captures/{row['id']}/tab/fileinfo").text, c.get(f"/ioc/{f['sha256']}").text):
         assert "<script>alert(7)" not in page and "<b>x</b>" not in page and "&lt;script&gt;alert(7)" in page
+
+
+def test_a_reanalysis_records_the_sightings_again_not_twice(c, four):
+    before = c.get(f"/api/v1/captures/{four['id']}/files").json()
+    assert c.post(f"/api/v1/captures/{four['id']}/reanalyse").status_code == 202
+    from .web import wait_done
+    assert wait_done(c, four["id"])["status"] == "done"
+    after = c.get(f"/api/v1/captures/{four['id']}/files").json()
+    def strip(rows):  # Suricata numbers flows anew on each run
+        return [{**{k: v for k, v in f.items() if k != "yara"},
+                 "seen": [{k: v for k, v in s.items() if k != "flow_id"} for s in f["seen"]]} for f in rows]
+    assert strip(after) == strip(before) and all(len(f["seen"]) == 1 for f in after)
