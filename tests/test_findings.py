@@ -177,7 +177,7 @@ def test_what_the_built_captures_say(pt, tmp_path):
     assert rows["dga"]["dga"]["key"] == CLIENT and "12 random-looking domains" in rows["dga"]["dga"]["why"]
     assert "12 of them NXDOMAIN" in rows["dga"]["dga"]["why"]
     exe = rows["disguised_executable"]["disguised_executable"]
-    assert exe["severity"] == "high" and "served as image/gif but is PE32 executable" in exe["why"]
+    assert exe["severity"] == "high" and "served as image/gif and named .gif but is PE32 executable" in exe["why"]
 
 
 def test_the_rat_capture_beacons_and_uploads_and_the_selks_certificate_is_self_signed(pt):

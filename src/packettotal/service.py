@@ -349,7 +349,7 @@ class PacketTotal:
         assert run.packets is not None  # records() raised, once read to the end, unless Suricata counted packets
         file_rows: dict[str, dict] = {}
         for rec in acc.fileinfo:
-            self._keep_file(cid, rec, run.filestore, file_rows)
+            self._keep_file(cid, rec, run.filestore, file_rows, acc.originators.get(rec.get("flow_id")))
         outcome = acc.finish(cid, stored, pipeline.RunFacts(run.packets, facts.get("packets"), tuple(run.errors)),
                              loaded.rules, loaded.rule_class, self._reference_prefixes)
         warnings += outcome.warnings
@@ -407,15 +407,16 @@ class PacketTotal:
         flows = ndpi.by_tuple(self._db.ndpi_flows_of(capture_id, ports | {0}))
         return [ndpi.nearest(flows, r) for r in records]
 
-    def _keep_file(self, cid: str, rec: dict, filestore: Path, rows: dict[str, dict]) -> None:
+    def _keep_file(self, cid: str, rec: dict, filestore: Path, rows: dict[str, dict],
+                   originator: tuple[object, object] | None) -> None:
         sha = str((rec.get("fileinfo") or {}).get("sha256", "")).lower()
         src = filestore / sha[:2] / sha if len(sha) == 64 else None
         stored = bool(src and (src.exists() or self._blobs.has("files", sha)))
         if src is not None and src.exists():
             self._blobs.put_move("files", sha, src)
         row = carved.file_row(cid, rec, stored)
-        if row and (row["sha256"] not in rows or row["truncated"] < rows[row["sha256"]]["truncated"]):
-            rows[row["sha256"]] = row
+        if row:
+            carved.merge(rows, row, carved.sighting(cid, rec, originator))
 
     # read side
     def capture(self, ref: str) -> dict:
@@ -441,7 +442,15 @@ class PacketTotal:
         its YARA scan (`yara`: version, error, scanned_at, matches; None: never scanned)."""
         rows = self._db.capture_files(capture_id)
         scans = self._db.yara_of(r["sha256"] for r in rows)
-        return [{**r, "yara": scans.get(r["sha256"])} for r in rows]
+        return carved.with_sightings([{**r, "yara": scans.get(r["sha256"])} for r in rows],
+                                     self._db.file_sightings(capture_id))
+
+    def file_context(self, sha256: str) -> dict | None:
+        """A carved file across captures (the pivot page of its hash): the captures it was carved
+        from (with `stored`), its magic and size, and every name, host, URL, Content-Type and
+        direction it was seen under (`seen`); None when no capture holds it."""
+        rows = self._db.files_by_hash(sha256.strip().lower())
+        return carved.context(rows, self._db.file_sightings(sha256=rows[0]["sha256"], limit=500)) if rows else None
 
     def carved_file(self, ref: str, sha256: str) -> dict:
         """A file carved from this capture whose copy is kept here (raises NotFound)."""
@@ -647,11 +656,14 @@ class PacketTotal:
         return pages()
 
     def ioc(self, value: str, co_occurring: bool = True) -> dict:
-        """A pivot (query/correlate.py), with the YARA scans of the carved files it names (`yara`)."""
+        """A pivot (query/correlate.py), with the YARA scans of the carved files it names (`yara`)
+        and those files' context (`files`: file_context)."""
         value = indicators.pivot_value(value)  # a defanged indicator: refanged
         found = correlate.pivot(self._db, self._events, value, co=co_occurring)
-        scans = self._db.yara_of(self._db.file_hashes(value))
+        shas = self._db.file_hashes(value)
+        scans = self._db.yara_of(shas)
         return found | {"yara": [{"sha256": sha, **scan} for sha, scan in sorted(scans.items())],
+                        "files": [f for f in map(self.file_context, shas[:3]) if f],
                         "geo": self._locate_one((found["matched"] or [value.strip()])[0])
                         if found.get("kind") == "ip" else None,
                         "intel": self.intel_for(value)}

@@ -489,34 +489,53 @@ EXECUTABLE_TYPES = ("application/octet-stream", "application/x-msdownload", "app
                     "application/force-download", "application/x-download")
 
 
+# names that promise data, not a program: an executable under one of these is dressed up
+DATA_EXTENSIONS = frozenset(("jpg", "jpeg", "gif", "png", "bmp", "ico", "webp", "svg", "tif", "tiff", "txt", "log",
+                             "csv", "htm", "html", "css", "js", "json", "xml", "pdf", "doc", "docx", "xls", "xlsx",
+                             "ppt", "pptx", "rtf", "odt", "mp3", "mp4", "avi", "wav", "zip", "rar", "7z", "gz"))
+
+
+def extension(filename: str) -> str:
+    """A file name's extension, lower-case ('' when none): the last path part, query cut off."""
+    base = filename.split("?", 1)[0].replace("\\", "/").rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[1].lower()[:10] if "." in base.strip(".") else ""
+
+
 class DisguisedExecutable(Detector):
-    """A file whose content is an executable (libmagic, in Suricata) served under a content type
-    that is not an executable's (image/gif, text/html, ...): a payload dressed up as something
-    harmless."""
+    """A file whose content is an executable (libmagic, in Suricata) sent under a content type that
+    is not an executable's (image/gif, text/html, ...), or named as data (`logo.jpg`, `invoice.pdf`),
+    over any protocol: a payload dressed up as something harmless."""
 
     name, severity, title = "disguised_executable", "high", "Executable served as another type"
 
     def __init__(self) -> None:
-        self.hits: list[tuple[dict, str, str]] = []
+        self.hits: list[tuple[dict, str, str, str]] = []
 
     def add(self, rec: dict) -> None:
         info, http = rec.get("fileinfo"), rec.get("http")
-        if rec.get("event_type") != "fileinfo" or not isinstance(info, dict) or not isinstance(http, dict):
+        if rec.get("event_type") != "fileinfo" or not isinstance(info, dict) or len(self.hits) >= MAX_FINDINGS:
             return
-        magic, ctype = str(info.get("magic") or ""), str(http.get("http_content_type") or "")
+        magic = str(info.get("magic") or "")
+        if not magic.startswith(EXECUTABLE_MAGIC):
+            return
+        ctype = str(http.get("http_content_type") or "") if isinstance(http, dict) else ""
         base = ctype.split(";")[0].strip().lower()
-        if (magic.startswith(EXECUTABLE_MAGIC) and base and base not in EXECUTABLE_TYPES
-                and len(self.hits) < MAX_FINDINGS):
-            self.hits.append((rec, magic, ctype))
+        ext = extension(str(info.get("filename") or ""))
+        if (base and base not in EXECUTABLE_TYPES) or ext in DATA_EXTENSIONS:
+            self.hits.append((rec, magic, ctype if base and base not in EXECUTABLE_TYPES else "", ext))
 
     def findings(self) -> list[Finding]:
         out = []
-        for rec, magic, ctype in self.hits:
-            info, http = rec["fileinfo"], rec["http"]
-            url = f"{http.get('hostname') or rec.get('dest_ip')}{http.get('url') or ''}"
-            out.append(self.found(cut(info.get("sha256") or url), f"{cut(url)} was served as {cut(ctype)} "
-                                  f"but is {cut(magic)}", [_evidence(rec, filename=info.get("filename", ""),
-                                                                     magic=magic, content_type=ctype)]))
+        for rec, magic, ctype, ext in self.hits:
+            info = rec["fileinfo"]
+            http: dict = rec["http"] if isinstance(rec.get("http"), dict) else {}
+            where = (f"{http.get('hostname') or rec.get('dest_ip')}{http.get('url') or ''}" if http
+                     else f"{info.get('filename') or '?'} ({rec.get('app_proto') or rec.get('proto')})")
+            dressed = " and ".join(filter(None, (f"served as {cut(ctype)}" if ctype else "",
+                                                 f"named .{ext}" if ext in DATA_EXTENSIONS else "")))
+            out.append(self.found(cut(info.get("sha256") or where), f"{cut(where)} was {dressed} but is {cut(magic)}",
+                                  [_evidence(rec, filename=info.get("filename", ""), magic=magic,
+                                             content_type=ctype or (http.get("http_content_type") or ""))]))
         return out
 
 

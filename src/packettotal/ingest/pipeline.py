@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 
 from ..records import values_at
-from . import (certs as certs_mod, eve, findings as findings_mod, observables, summary as summary_mod,
+from . import (broadcasts, certs as certs_mod, eve, findings as findings_mod, observables, summary as summary_mod,
                threats as threats_mod)
 
 MAX_RULE_TEXTS = 500
@@ -49,6 +49,7 @@ class Summary:
     protocols: dict[str, int]
     timeline: dict
     rules: dict[str, str]  # sid -> the text of each rule that fired, as loaded for this analysis
+    broadcasts: list[str] = field(default_factory=list)  # subnet broadcasts its DHCP answers tell (broadcasts.py)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,9 +71,11 @@ class Accumulator:
         self.collector = observables.Collector(limits.max_observables)
         self.aggregates = summary_mod.Aggregates()
         self.fileinfo: list[dict] = []  # carved-file records, for the service to keep the files
+        self.originators: dict[object, tuple[object, object] | None] = {}  # file flows: who opened each
         self.fired: set[int] = set()
         self.signatures = threats_mod.Signatures()
         self.detectors = findings_mod.Detectors()
+        self.broadcasts = broadcasts.Broadcasts()
 
     def records(self, lines: Iterable[bytes]) -> Iterator[dict]:
         """The records to index: every one normalised and counted, at most max_events of them
@@ -89,8 +92,12 @@ class Accumulator:
             self.collector.add(rec)
             self.aggregates.add(rec)
             self.detectors.add(rec)
+            self.broadcasts.add(rec)
             if etype == "fileinfo":
                 self.fileinfo.append(rec)
+                self.originators.setdefault(rec.get("flow_id"), None)
+            elif etype == "flow" and rec.get("flow_id") in self.originators:  # who opened it: a file's direction
+                self.originators[rec["flow_id"]] = (rec.get("src_ip"), rec.get("src_port"))
             elif etype == "alert":
                 self.fired.update(s for s in values_at(rec, "alert.signature_id") if isinstance(s, int))
                 self.signatures.add(rec)
@@ -113,7 +120,8 @@ class Accumulator:
             counts=dict(sorted(counts.items())), events=total, indexed=indexed, alerts=threats["alerts"],
             anomalies=counts.get("anomaly", 0) + threats["protocol_alerts"], threats=threats,
             findings=self.detectors.result(),
-            **self.aggregates.result(), rules={str(s): rules[s][:MAX_RULE_CHARS] for s in found})
+            **self.aggregates.result(), rules={str(s): rules[s][:MAX_RULE_CHARS] for s in found},
+            broadcasts=self.broadcasts.result())
         obs = [{"capture_id": capture_id, "kind": k, "value": v, "field": f, "count": seen.count,
                 "first_seen": seen.first, "last_seen": seen.last}
                for (k, v, f), seen in self.collector.seen.items()]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ..ingest import observables as obs
 from ..store.db import Database
 from ..store.events.base import EventStore
+from . import noise, where
 from .nodes import Captures, And, Or, Term
 
 MAX_BULK = 1000
@@ -24,7 +25,7 @@ TELLING = {k: i for i, k in enumerate(("sha256", "sha1", "md5", "url", "domain",
 GROUPS = {"md5": "file", "sha1": "file", "sha256": "file", "cert_sha256": "cert", "cert_sha1": "cert",  # one reason
           "cert_subject": "cert", "cert_issuer": "cert", "ja3": "tls", "ja3s": "tls", "ja4": "tls"}    # kind each
 # fields every record type carries: where they were seen is counted exactly in the index
-EXACT_FIELDS = {"src_ip": ("src_ip", "dest_ip"), "dest_ip": ("src_ip", "dest_ip"), "community_id": ("community_id",)}
+EXACT_FIELDS = where.EVERY_TYPE
 
 
 # similar captures: pure ranking
@@ -82,8 +83,10 @@ def _varied(ranked: list[str], kinds: dict[str, str], n: int, per_kind: int = 3)
 
 def similar(db: Database, capture_id: str, limit: int = 20) -> list[Similar]:
     own: dict[str, str] = {}
+    known = noise.broadcasts_of([r["summary"] for r in db.captures_in([capture_id]).values()])
     for r in db.capture_observables(capture_id):
-        own.setdefault(r["value"], r["kind"])
+        if not noise.is_noise(r["kind"], r["value"], known):  # flow ids, multicast, ...: shared by chance
+            own.setdefault(r["value"], r["kind"])
     if not own:
         return []
     df = db.value_counts(own)
@@ -109,10 +112,12 @@ def pivot(db: Database, events: EventStore, value: str, co_limit: int = 25, co: 
                 "capture_id": r["capture_id"], "name": r["name"], "submitted_at": r["submitted_at"],
                 "count": 0, "first_seen": None, "last_seen": None, "fields": [], "found_in": {}, "labels": []}
         c["count"] += r["count"]
-        c["fields"].append({"field": r["field"], "kind": r["kind"], "count": r["count"]})
+        c["fields"].append({"field": r["field"], "kind": r["kind"], "value": r["value"], "count": r["count"]})
         c["first_seen"] = min(filter(None, (c["first_seen"], r["first_seen"])), default=None)
         c["last_seen"] = max(filter(None, (c["last_seen"], r["last_seen"])), default=None)
     _found_in(events, captures, rows)
+    for c in captures.values():  # each event type's tab, filtered to the records holding the value
+        c["where"] = {t: where.tab_filter(c["fields"], t) for t in c["found_in"]}
     for cid, labels in db.labels_of(captures).items():
         captures[cid]["labels"] = labels
     matched = sorted(held)
@@ -126,8 +131,10 @@ def pivot(db: Database, events: EventStore, value: str, co_limit: int = 25, co: 
 
 def co_occurring(db: Database, capture_ids: list[str], skip: list[str], limit: int) -> list[dict]:
     """The values most often in the same captures (the newest CO_OCCUR_FROM holding the IOC),
-    with how many captures hold each overall."""
-    found = db.co_occurring(capture_ids, skip, limit * 2)
+    with how many captures hold each overall; flow ids, multicast and the like left out (noise.py)."""
+    known = noise.broadcasts_of([r["summary"] for r in db.captures_in(capture_ids).values()])
+    found = [r for r in db.co_occurring(capture_ids, [*skip, *known], limit * 2, noise.KINDS, noise.IP_PATTERNS)
+             if not noise.is_noise(r["kind"], r["value"], known)]
     df = db.value_counts(r["value"] for r in found)
     return sorted(({**r, "df": df.get(r["value"], r["captures"])} for r in found),
                   key=lambda r: (-r["captures"], r["df"], r["value"]))[:limit]

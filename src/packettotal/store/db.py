@@ -88,6 +88,24 @@ files = sa.Table(
     sa.Index("ix_files_sha256", "sha256"),
 )
 
+# where each carved file was seen in a capture (ingest/files.py: at most MAX_SIGHTINGS a file): its
+# name, and over HTTP the host, URL and Content-Type; the direction it went
+file_seen = sa.Table(
+    "file_seen", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("filename", sa.Text),
+    sa.Column("host", sa.Text),
+    sa.Column("url", sa.Text),
+    sa.Column("content_type", sa.Text),
+    sa.Column("direction", sa.String(16)),  # to_server | to_client | None (flow not seen)
+    sa.Column("app_proto", sa.String(24)),
+    sa.Column("flow_id", sa.BigInteger),
+    sa.Column("timestamp", sa.String(40)),
+    sa.Index("ix_file_seen_sha256", "sha256", "capture_id"),
+    sa.Index("ix_file_seen_capture", "capture_id"),
+)
+
 # the detectors' findings of each capture (ingest/findings.py), as `finding:` searches them; the
 # findings themselves, with their evidence, are in the capture's summary
 findings = sa.Table(
@@ -428,13 +446,15 @@ class Database:
         results = list({r["id"]: r for r in results}.values())  # analysed twice: the last one counts
         ids = [r["id"] for r in results]
         obs = [o for r in results for o in r["observables"]]
-        carved = [f for r in results for f in r["files"]]
+        carved = [{k: v for k, v in f.items() if k != "seen"} for r in results for f in r["files"]]
+        seen = [s for r in results for f in r["files"] for s in f.get("seen", ())]
         found = [{"capture_id": r["id"], "name": f["name"], "severity": f["severity"], "key": f["key"]}
                  for r in results for f in (r.get("summary") or {}).get("findings", [])]
         with self._write, self.engine.begin() as conn:
             self._count_values(conn, ids, -1)  # a capture analysed again: its old values go
             conn.execute(sa.delete(observables).where(observables.c.capture_id.in_(ids)))
             conn.execute(sa.delete(files).where(files.c.capture_id.in_(ids)))
+            conn.execute(sa.delete(file_seen).where(file_seen.c.capture_id.in_(ids)))
             conn.execute(sa.delete(findings).where(findings.c.capture_id.in_(ids)))
             if found:
                 conn.execute(sa.insert(findings), found)
@@ -443,6 +463,8 @@ class Database:
                 self._count_values(conn, ids, +1)
             if carved:
                 conn.execute(sa.insert(files), carved)
+            if seen:
+                conn.execute(sa.insert(file_seen), seen)
             self._replace_ndpi(conn, results)
             self._replace_domains(conn, results)
             self._replace_derived(conn, results)
@@ -530,13 +552,18 @@ class Database:
                 out += [tuple(r) for r in conn.execute(q, params) if r[0] != exclude]
         return out
 
-    def co_occurring(self, capture_ids: list[str], skip: Iterable[str], limit: int = 25) -> list[dict]:
-        """Values found in most of these captures (besides `skip`), with how many hold them."""
+    def co_occurring(self, capture_ids: list[str], skip: Iterable[str], limit: int = 25,
+                     kinds_out: Iterable[str] = (), ips_out: Iterable[str] = ()) -> list[dict]:
+        """Values found in most of these captures (besides `skip`, values of `kinds_out` and IPs
+        LIKE one of `ips_out`), with how many hold them."""
         if not capture_ids:
             return []
         o = observables.c
         n = sa.func.count(sa.distinct(o.capture_id)).label("captures")
-        q = (sa.select(o.kind, o.value, n).where(o.capture_id.in_(capture_ids), o.value.not_in(list(skip)))
+        ips = [o.value.like(p) for p in ips_out]
+        q = (sa.select(o.kind, o.value, n).where(o.capture_id.in_(capture_ids), o.value.not_in(list(skip)),
+                                                 o.kind.not_in(list(kinds_out)),
+                                                 sa.not_(sa.and_(o.kind == "ip", sa.or_(*ips))) if ips else sa.true())
              .group_by(o.kind, o.value).order_by(n.desc(), o.value).limit(limit))
         return self._rows(q)
 
@@ -702,6 +729,23 @@ class Database:
     def capture_files(self, capture_id: str) -> list[dict]:
         return self._rows(sa.select(files).where(files.c.capture_id == capture_id)
                           .order_by(files.c.filename, files.c.sha256))
+
+    def file_sightings(self, capture_id: str | None = None, sha256: str | None = None,
+                       limit: int = 10_000) -> list[dict]:
+        """Where carved files were seen (file_seen rows), of one capture or one file, in time order."""
+        s = file_seen.c
+        q = sa.select(file_seen)
+        if capture_id is not None:
+            q = q.where(s.capture_id == capture_id)
+        if sha256 is not None:
+            q = q.where(s.sha256 == sha256)
+        return self._rows(q.order_by(s.timestamp, s.capture_id).limit(limit))
+
+    def files_by_hash(self, sha256: str, limit: int = 200) -> list[dict]:
+        """The file rows of one carved file, in every capture it was carved from (newest first)."""
+        c = captures.c
+        return self._rows(sa.select(files, c.name).join(captures, c.id == files.c.capture_id)
+                          .where(files.c.sha256 == sha256).order_by(c.submitted_at.desc()).limit(limit))
 
     def count_captures(self, status: str | None = None) -> int:
         q = sa.select(sa.func.count()).select_from(captures)

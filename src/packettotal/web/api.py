@@ -147,6 +147,13 @@ class CarvedFile(BaseModel):
     stored: bool
     truncated: bool
     app_proto: str | None
+    host: str | None = Field(description="where it came over HTTP: the host (first sighting)")
+    url: str | None = Field(description="the HTTP request's URL (first sighting)")
+    content_type: str | None = Field(description="the Content-Type it was sent under over HTTP (first sighting)")
+    direction: Literal["to_server", "to_client"] | None = Field(description="null: its flow was not seen")
+    names: list[str] = Field(description="every name it was seen under in this capture")
+    seen: list[dict[str, Any]] = Field(description="each sighting (at most 20): filename, host, url, content_type, "
+                                                   "direction, app_proto, flow_id, timestamp")
     download_url: str | None
     yara: YaraScan | None = Field(description="the file's YARA scan; null: never scanned")
 
@@ -175,6 +182,8 @@ class PivotCapture(BaseModel):
     last_seen: str | None
     fields: list[dict[str, Any]]
     found_in: dict[str, int]
+    where: dict[str, str] = Field(default_factory=dict, description=(
+        "event type -> the filter (`q`) of its tab that keeps exactly the records holding the value"))
     labels: list[Label]
 
 
@@ -196,6 +205,9 @@ class Ioc(BaseModel):
     captures: list[PivotCapture]
     co_occurring: list[dict[str, Any]]
     yara: list[dict[str, Any]] = Field(description="YARA scans of the carved files this value names (a hash)")
+    files: list[dict[str, Any]] = Field(default_factory=list, description=(
+        "the carved files this value names (a hash): magic, size, names, the captures they were carved from "
+        "(stored or not) and each sighting (host, url, content_type, direction)"))
     geo: Geo | None = Field(None, description="an IP's country and AS; null for other kinds or without the data")
     intel: list[dict[str, Any]] = Field(default_factory=list,
                                         description="the IOC feeds' indicators this value is (feed, expired, ...)")
@@ -434,7 +446,8 @@ def get_events(request: Request, ref: Ref,
 
 def file_json(row: dict) -> dict:
     url = (f"/api/v1/captures/{row['capture_id']}/files/{row['sha256']}" if row["stored"] else None)
-    return {**{k: row[k] for k in downloads.FILE_COLUMNS}, "download_url": url, "yara": yara_json(row["yara"])}
+    return {**{k: row[k] for k in downloads.FILE_COLUMNS}, "download_url": url, "yara": yara_json(row["yara"]),
+            "seen": [{k: v for k, v in s.items() if k not in ("capture_id", "sha256")} for s in row["seen"]]}
 
 
 def yara_json(scan: dict | None) -> dict | None:

@@ -33,7 +33,8 @@ WAITING = 16  # builds queued behind those; more are refused (503) rather than p
 RETRY_AFTER = 10  # seconds, told to a refused client
 T = TypeVar("T")
 MAX_SEARCH_EXPORT = 100_000
-FILE_COLUMNS = ["sha256", "md5", "sha1", "filename", "magic", "size", "state", "stored", "truncated", "app_proto"]
+FILE_COLUMNS = ["sha256", "md5", "sha1", "filename", "magic", "size", "state", "stored", "truncated", "app_proto",
+                "host", "url", "content_type", "direction", "names", "yara"]  # the last six: service.capture_files
 
 
 def folder(service: PacketTotal) -> Path:
@@ -122,8 +123,18 @@ def _manifest(rows: list[dict]) -> str:
     writer = csv.DictWriter(buf, fieldnames=FILE_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: export.csv_safe(r.get(k)) for k in FILE_COLUMNS})
+        cells = {**r, "names": " | ".join(r.get("names") or ()), "yara": yara_cell(r.get("yara"))}
+        writer.writerow({k: export.csv_safe(cells.get(k)) for k in FILE_COLUMNS})
     return buf.getvalue()
+
+
+def yara_cell(scan: dict | None) -> str:
+    """A file's YARA scan in one cell: the matching rules (`file:rule`), or why it was not scanned."""
+    if not scan:
+        return ""
+    if scan.get("error"):
+        return f"not scanned: {scan['error']}"
+    return " ".join(f"{m['namespace']}:{m['rule']}" for m in scan.get("matches") or ())
 
 
 def _zip(dest: Path) -> pyzipper.AESZipFile:
