@@ -102,6 +102,11 @@ class PacketTotal:
                 self._made_pool = suricata.EnginePool(self.settings)
         return self._made_pool
 
+    def claim_index(self) -> None:
+        """Hold the event index's writer from now on: a process that analyses takes it before any
+        work (raises IndexBusy when another process, a `serve`, holds it)."""
+        self._events.claim()
+
     def warm_engines(self, threads: Executor) -> None:
         """Start the Suricata daemons now, one in each of these (long-lived) threads."""
         self._pool.warm(threads)
