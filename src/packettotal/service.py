@@ -20,6 +20,7 @@ from typing import BinaryIO
 from . import config as config_mod, flows as flows_mod
 from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
                      StorageFull, YaraError, disk_full)
+from .listing import CaptureFilter
 from .ingest import (capfile, files as carved, flowpackets, geo, hunts, intel, ndpi, observables, pipeline, suricata,
                      threats, validate, yarascan)
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
@@ -65,7 +66,8 @@ class PacketTotal:
             "finding": self._db.with_finding, "hunt": self._db.hunted, "yara": self._db.yara_matched,
             "geo.country": self._db.geo_country, "geo.range": self._geo_range, "asn": self._asn,
             "intel": self._db.with_intel,
-            **{name: partial(self._db.ndpi_matched, column) for name, column in catalog.NDPI_FIELDS.items()}}
+            **{name: partial(self._db.ndpi_matched, column) for name, column in catalog.NDPI_FIELDS.items()},
+            "name": self._db.named}
         self._geo = geo.Locator(s.geo_data_dir) if s.geo_data_dir else None  # country and AS of IPs
         self._ndpi_version: str | None = None  # asked once, on first use
         self._ndpi_spares: ndpi.Spares | None = None  # ndpiReaders started ahead, made on first use
@@ -405,6 +407,13 @@ class PacketTotal:
     def list_captures(self, status: str | None = None, limit: int = 100, offset: int = 0) -> list[dict]:
         """Captures, newest first."""
         return self._db.list_captures(status, limit, offset)
+
+    def find_captures(self, f: CaptureFilter, limit: int = 50, offset: int = 0) -> CapturePage:
+        """One page of the capture list under its filters (listing.py), newest first, with the
+        captures' labels."""
+        total, rows = self._db.find_captures(f, limit, offset)
+        labels = self._db.labels_of(r["id"] for r in rows)
+        return CapturePage(total, [{**self._as_known(r), "labels": labels[r["id"]]} for r in rows])
 
     def count_captures(self, status: str | None = None) -> int:
         return self._db.count_captures(status)
@@ -973,6 +982,12 @@ def _store_error(exc: Exception) -> str:
     if disk_full(exc):
         return f"{NO_SPACE} (analyse it again once space has been freed)"
     return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+@dataclass
+class CapturePage:
+    total: int  # captures matching the filters
+    rows: list[dict]
 
 
 @dataclass

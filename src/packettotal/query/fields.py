@@ -45,6 +45,7 @@ CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
     "ndpi.app": ("nDPI application", "TLS.Telegram"),
     "ndpi.category": ("nDPI category", "Chat"),
     "ndpi.risk": ("nDPI risk", "self_signed_certificate"),
+    "name": ("capture name", "*.pcapng"),  # the name it was submitted under (the capture list's too)
 }
 NDPI_FIELDS = {"ndpi.app": "app", "ndpi.category": "category", "ndpi.risk": "risks"}  # -> ndpi_flows column
 
@@ -82,4 +83,6 @@ def catalogue() -> list[dict]:
                  "help": "captures holding an indicator of this IOC feed (intel:* any feed; packettotal intel)"})
     rows += [{"name": n, "type": "ndpi", "example": f"{n}:{CAPTURE_FIELDS[n][1]}",
               "help": f"captures holding a flow of this {CAPTURE_FIELDS[n][0]} (setting ndpi)"} for n in NDPI_FIELDS]
+    rows.append({"name": "name", "type": "capture", "example": "name:*.pcapng",
+                 "help": "captures submitted under this name (case-insensitive; wildcards)"})
     return rows
