@@ -30,8 +30,10 @@ def site(tmp_path_factory):
         assert sub.capture["status"] == "done"
         queued = c.app.state.instance.service.submit(PCAPS / "dpkt-truncated_dns_2.pcap", "waiting.pcap")
         rows["waiting.pcap"] = c.get(f"/api/v1/captures/{queued.capture['id']}").json()
-        c.post(f"/api/v1/captures/{rows['sv-icmp-echo.pcap']['id']}/labels", json={"kind": "family", "value": "Ping Family"})
-        c.post(f"/api/v1/captures/{rows['sv-dns-udp-txt.pcap']['id']}/labels", json={"kind": "tag", "value": "ping family"})
+        for name, kind, value in (("sv-icmp-echo.pcap", "family", "Ping Family"),
+                                  ("sv-dns-udp-txt.pcap", "tag", "ping family")):
+            r = c.post(f"/api/v1/captures/{rows[name]['id']}/labels", json={"kind": kind, "value": value})
+            assert r.status_code in (200, 201), r.text
         yield c, rows
 
 
@@ -160,3 +162,32 @@ def test_the_home_links_the_list(site):
     c, _ = site
     home = c.get("/")
     assert 'href="/captures"' in home.text and 'id="all-captures"' in home.text
+
+
+def test_a_database_from_before_the_alert_counts_gets_them(tmp_path):
+    """capture_stats is filled once from the summaries of a database made before it."""
+    import sqlite3
+
+    from packettotal import listing
+    from packettotal.service import PacketTotal
+
+    from .conftest import analyse, settings
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "test.rules").write_text(RULES)
+    s = settings(tmp_path / "home", user_rules_dir=rules)
+    pt = PacketTotal(s)
+    try:
+        loud, quiet = (analyse(pt, PCAPS / n)["id"] for n in (ALERTING[0], QUIET[0]))
+    finally:
+        pt.close()
+    db = sqlite3.connect(s.db_path)
+    db.execute("DROP TABLE capture_stats")  # as a database of the version before
+    db.commit()
+    db.close()
+    pt = PacketTotal(s)
+    try:
+        assert [r["id"] for r in pt.find_captures(listing.make(has_alerts=True)).rows] == [loud]
+        assert [r["id"] for r in pt.find_captures(listing.make(has_alerts=False)).rows] == [quiet]
+    finally:
+        pt.close()

@@ -201,7 +201,8 @@ def reanalyse(ctx: click.Context, ref: str | None, query: str | None, every: boo
     if sum((ref is not None, query is not None, every)) != 1:
         raise click.UsageError("give one of REF, --query QUERY or --all")
     from .instance import open_jobs
-    jobs = open_jobs(ctx.obj["settings"], spawn=True)  # the daemons warm up while the captures are chosen
+    # the writer first, then the daemons warm up while the captures are chosen
+    jobs = open_jobs(ctx.obj["settings"], spawn=True, claim=True)
     pt = jobs.service
     ctx.call_on_close(jobs.close)
     ctx.call_on_close(pt.close)

@@ -62,7 +62,7 @@ capture_stats = sa.Table(
     "capture_stats", metadata,
     sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("alerts", sa.Integer, nullable=False),  # summary.alerts: the threat rules' alerts
-    sa.Index("ix_capture_stats_alerts", "alerts", "capture_id"),
+    sqlite_with_rowid=False,  # a capture's row is found in one b-tree (the list probes it per capture)
 )
 
 observables = sa.Table(
@@ -431,8 +431,9 @@ class Database:
                 conn.execute(sa.insert(files), carved)
             self._replace_ndpi(conn, results)
             conn.execute(sa.delete(capture_stats).where(capture_stats.c.capture_id.in_(ids)))
-            conn.execute(sa.insert(capture_stats), [{"capture_id": r["id"], "alerts": _alerts(r.get("summary"))}
-                                                    for r in results])
+            if results:
+                conn.execute(sa.insert(capture_stats), [{"capture_id": r["id"], "alerts": _alerts(r.get("summary"))}
+                                                        for r in results])
             for r in results:
                 values = {k: v for k, v in r.items() if k not in ("id", "observables", "files", "ndpi")}
                 conn.execute(sa.update(captures).where(captures.c.id == r["id"]).values(**values))

@@ -27,9 +27,10 @@ def conditions(f: CaptureFilter) -> list[sa.ColumnElement[bool]]:
         out.append(c.id.in_(held))
     if f.status:
         out.append(c.status == f.status)
-    if f.has_alerts is not None:
-        alerted = sa.select(capture_stats.c.capture_id).where(capture_stats.c.alerts > 0)
-        out.append(c.id.in_(alerted) if f.has_alerts else c.id.not_in(alerted))
+    if f.has_alerts is not None:  # probed per capture: the newest-first scan stops at the page's end
+        s = capture_stats.c
+        alerted = sa.exists().where(s.capture_id == c.id, s.alerts > 0)
+        out.append(alerted if f.has_alerts else ~alerted)
     for column, start, end in ((c.submitted_at, f.submitted_from, f.submitted_to),
                                (c.finished_at, f.analysed_from, f.analysed_to)):
         if start is not None:
