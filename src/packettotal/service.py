@@ -20,9 +20,9 @@ from typing import BinaryIO
 from . import config as config_mod, flows as flows_mod
 from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
                      StorageFull, YaraError, disk_full)
-from .listing import CaptureFilter
 from .ingest import (capfile, files as carved, flowpackets, geo, hunts, intel, ndpi, observables, pipeline, suricata,
                      threats, validate, yarascan)
+from .listing import CaptureFilter
 from .query import correlate, fields as catalog, labels as labels_mod, lucene
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
