@@ -365,7 +365,7 @@ def reanalyse_many(request: Request, body: ReanalyseMany):
     return JSONResponse({"queued": queued, "status_url": "/api/v1/captures?status=queued"}, status_code=202)
 
 
-@router.get("/captures", response_model=list[Capture],
+@router.get("/captures", response_model=list[Capture], responses=ERRORS,
             summary="Captures, newest first, filtered; x-total-count: how many match")
 def list_captures(request: Request, response: Response, filters: Annotated[listing_params.Filters, Query()],
                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
