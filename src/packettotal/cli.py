@@ -16,7 +16,7 @@ import click
 import orjson
 
 from . import config as config_mod, export as export_mod, flows as flows_mod
-from .errors import ConfigError, PacketTotalError, QueryError, RefusedCapture, RulesRefused
+from .errors import ConfigError, Forbidden, IndexBusy, PacketTotalError, QueryError, RefusedCapture, RulesRefused
 from .query import fields as catalog
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -60,14 +60,47 @@ def result_row(row: dict) -> dict:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@click.option("--label", "labels", multiple=True, metavar="KIND:VALUE",
+              help=f"Label every capture ({', '.join(catalog.LABEL_KINDS)}); repeatable.")
+@click.option("--server", metavar="URL", help="Submit to a running instance over its REST API instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
 @click.pass_context
-def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Analyse captures (pcap, pcapng, or gzip/bzip2/xz/zstd-compressed). Exit 0: all done,
-    1: some failed or were refused."""
+def analyze(ctx: click.Context, paths: tuple[Path, ...], labels: tuple[str, ...], server: str | None,
+            as_json: bool) -> None:
+    """Analyse captures (pcap, pcapng, or gzip/bzip2/xz/zstd-compressed), and the captures in
+    folders (recursive; other files are skipped, with the reason). Exit 0: all done, 1: some
+    failed or were refused, 2: usage, or the home is held by another process (a `serve`)."""
+    from . import batch
+    wanted = [batch.parse_label(text) for text in labels]
+    found = batch.expand(paths)
+    for p, why in found.skipped:
+        click.echo(f"skipped {p}: {why}", err=True)
+    if not found.files:
+        click.echo("no packet capture to analyse", err=True)
+        ctx.exit(EXIT_FAILED)
+    if server:
+        ordered = _analyze_remote(server, found.files, wanted, as_json)
+    else:
+        ordered = _analyze_here(ctx, found.files, wanted, as_json)
+    _print_results(ordered, as_json)
+    ctx.exit(EXIT_OK if all(r["status"] == "done" for r in ordered) else EXIT_FAILED)
+
+
+def _refused(p: Path, exc: RefusedCapture | OSError) -> dict:
+    reason = (exc.message if isinstance(exc, RefusedCapture)
+              else f"could not be read or stored: {exc.strerror or exc}")
+    return result_row({"id": None, "md5": None, "sha1": None, "name": p.name, "status": "refused", "error": reason})
+
+
+def _analyze_here(ctx: click.Context, paths: list[Path], labels: list[tuple[str, str]], as_json: bool) -> list[dict]:
     from .instance import open_jobs
-    jobs = open_jobs(ctx.obj["settings"], spawn=True)  # the daemons warm up while the rest is imported
+    settings = ctx.obj["settings"]
+    if labels and settings.labelling != "anyone":
+        raise Forbidden("labels are read-only on this instance (setting labelling)")
+    # the event index's writer first (a `serve` holding it: one line, nothing done), then the
+    # daemons warm up while the captures are checked
+    jobs = open_jobs(settings, spawn=True, claim=True)
     pt = jobs.service
     ctx.call_on_close(jobs.close)
     ctx.call_on_close(pt.close)  # first: the daemons stop, then the workers
@@ -82,11 +115,10 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
             try:
                 sub = pt.submit(p, p.name)
             except (RefusedCapture, OSError) as exc:
-                reason = (exc.message if isinstance(exc, RefusedCapture)
-                          else f"could not be read or stored: {exc.strerror or exc}")
-                results[p] = result_row({"id": None, "md5": None, "sha1": None, "name": p.name,
-                                         "status": "refused", "error": reason})
+                results[p] = _refused(p, exc)
                 continue
+            for kind, value in labels:
+                pt.add_label(sub.capture["id"], kind, value, source="cli")
             if sub.capture["status"] == "done":
                 results[p] = result_row(sub.capture) | {"name": p.name}
             else:
@@ -111,9 +143,34 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
         row = finished.get(cid) or pt.capture(cid)
         for p in ps:
             results[p] = result_row(row) | {"name": p.name}
-    ordered = [results[p] for p in paths]
-    _print_results(ordered, as_json)
-    ctx.exit(EXIT_OK if all(r["status"] == "done" for r in ordered) else EXIT_FAILED)
+    return [results[p] for p in paths]
+
+
+def _analyze_remote(server: str, paths: list[Path], labels: list[tuple[str, str]], as_json: bool) -> list[dict]:
+    """The same rows, from a running instance: each file uploaded, labelled, then waited for."""
+    from rich.progress import Progress
+
+    from .remote import Remote
+    remote = Remote(server)
+    try:
+        results: dict[Path, dict] = {}
+        ids: dict[Path, str] = {}
+        for p in dict.fromkeys(paths):
+            try:
+                ids[p] = remote.submit(p)
+            except (RefusedCapture, OSError) as exc:
+                results[p] = _refused(p, exc)
+                continue
+            for kind, value in labels:
+                remote.label(ids[p], kind, value)
+        with Progress(disable=as_json or len(paths) < 2, transient=True) as progress:
+            task = progress.add_task("analysing", total=len(set(ids.values())))
+            rows = remote.wait(ids.values(), on_done=lambda _row: progress.advance(task))
+    finally:
+        remote.close()
+    for p, cid in ids.items():
+        results[p] = result_row(rows[cid]) | {"name": p.name}
+    return [results[p] for p in paths]
 
 
 def _print_results(rows: list[dict], as_json: bool) -> None:
@@ -144,7 +201,8 @@ def reanalyse(ctx: click.Context, ref: str | None, query: str | None, every: boo
     if sum((ref is not None, query is not None, every)) != 1:
         raise click.UsageError("give one of REF, --query QUERY or --all")
     from .instance import open_jobs
-    jobs = open_jobs(ctx.obj["settings"], spawn=True)  # the daemons warm up while the captures are chosen
+    # the writer first, then the daemons warm up while the captures are chosen
+    jobs = open_jobs(ctx.obj["settings"], spawn=True, claim=True)
     pt = jobs.service
     ctx.call_on_close(jobs.close)
     ctx.call_on_close(pt.close)
@@ -496,9 +554,10 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
     sources = {**settings.sources, "allowed_hosts": "serve --host, added to "
                + ("the default" if before == "default" else before)}
     settings = dataclasses.replace(settings, allowed_hosts=",".join(hosts), sources=sources)
+    app = create_app(settings, seed_demo=not no_demo)
+    app.state.instance.service.claim_index()  # another process writing this home: one line, exit 2
     click.echo(f"PacketTotal on http://{host}:{port}/  (API: http://{host}:{port}/api)")
-    uvicorn.Server(server.config(create_app(settings, seed_demo=not no_demo), settings, host, port,
-                                 log_level="info")).run()
+    uvicorn.Server(server.config(app, settings, host, port, log_level="info")).run()
 
 
 def run(args: list[str] | None = None) -> int:
@@ -513,7 +572,7 @@ def run(args: list[str] | None = None) -> int:
         return EXIT_FAILED
     except PacketTotalError as exc:
         click.echo(f"packettotal: {exc.message}", err=True)
-        return EXIT_USAGE if isinstance(exc, QueryError | ConfigError | RulesRefused) else EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, QueryError | ConfigError | RulesRefused | IndexBusy) else EXIT_FAILED
 
 
 def main() -> None:

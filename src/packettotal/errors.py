@@ -144,3 +144,9 @@ class Busy(PacketTotalError):
     def __init__(self, message: str, *, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RemoteError(PacketTotalError):
+    """A running instance given by URL could not be reached or did not answer as its API does."""
+
+    code = "remote"

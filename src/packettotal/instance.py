@@ -24,9 +24,13 @@ def open_service(settings: Settings, pool: EnginePool | None = None) -> PacketTo
     return PacketTotal(settings, pool)
 
 
-def open_jobs(settings: Settings, spawn: bool = False) -> LocalJobs:
+def open_jobs(settings: Settings, spawn: bool = False, claim: bool = False) -> LocalJobs:
     """The service (the workers' `service`) and its workers. With `spawn`, the daemons are
-    launched now and made ready in the workers while the caller goes on; else `warm()` does it."""
+    launched now and made ready in the workers while the caller goes on; else `warm()` does it.
+    With `claim`, the event index's writer is taken first, before any daemon starts (raises
+    IndexBusy when another process holds it)."""
+    if claim:
+        return _claimed(settings, spawn)
     executor = ThreadPoolExecutor(settings.engines, thread_name_prefix="analyse")
     pool = _spawned(settings, executor) if spawn else None
     try:
@@ -37,6 +41,21 @@ def open_jobs(settings: Settings, spawn: bool = False) -> LocalJobs:
             pool.close()
         executor.shutdown(cancel_futures=True)
         raise
+
+
+def _claimed(settings: Settings, spawn: bool) -> LocalJobs:
+    """open_jobs with the writer taken before the daemons are launched."""
+    from .jobs.local import LocalJobs
+    service = open_service(settings)
+    try:
+        service.claim_index()
+    except BaseException:
+        service.close()
+        raise
+    executor = ThreadPoolExecutor(settings.engines, thread_name_prefix="analyse")
+    if spawn:
+        service.warm_engines(executor)
+    return LocalJobs(service, executor=executor)
 
 
 def _spawned(settings: Settings, threads: Executor) -> EnginePool | None:

@@ -23,6 +23,7 @@ from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFoun
                      StorageFull, YaraError, disk_full)
 from .ingest import (capfile, certs, files as carved, flowpackets, geo, hunts, intel, ndpi, netbios, observables,
                      pipeline, rare, suricata, threats, validate, yarascan)
+from .listing import CaptureFilter
 from .query import correlate, fields as catalog, indicators, labels as labels_mod, lucene, pivotsearch, suggest
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
@@ -68,7 +69,8 @@ class PacketTotal:
             "intel": self._db.with_intel,
             **{name: partial(self._db.ndpi_matched, column) for name, column in catalog.NDPI_FIELDS.items()},
             **{name: partial(self._cert_matched, column) for name, column in catalog.CERT_FIELDS.items()},
-            "netbios.name": self._db.netbios_matched}
+            "netbios.name": self._db.netbios_matched,
+            "name": self._db.named}
         self._geo = geo.Locator(s.geo_data_dir) if s.geo_data_dir else None  # country and AS of IPs
         self._ndpi_version: str | None = None  # asked once, on first use
         self._ndpi_spares: ndpi.Spares | None = None  # ndpiReaders started ahead, made on first use
@@ -104,6 +106,11 @@ class PacketTotal:
             if self._made_pool is None:
                 self._made_pool = suricata.EnginePool(self.settings)
         return self._made_pool
+
+    def claim_index(self) -> None:
+        """Hold the event index's writer from now on: a process that analyses takes it before any
+        work (raises IndexBusy when another process, a `serve`, holds it)."""
+        self._events.claim()
 
     def warm_engines(self, threads: Executor) -> None:
         """Start the Suricata daemons now, one in each of these (long-lived) threads."""
@@ -429,6 +436,13 @@ class PacketTotal:
     def list_captures(self, status: str | None = None, limit: int = 100, offset: int = 0) -> list[dict]:
         """Captures, newest first."""
         return self._db.list_captures(status, limit, offset)
+
+    def find_captures(self, f: CaptureFilter, limit: int = 50, offset: int = 0) -> CapturePage:
+        """One page of the capture list under its filters (listing.py), newest first, with the
+        captures' labels."""
+        total, rows = self._db.find_captures(f, limit, offset)
+        labels = self._db.labels_of(r["id"] for r in rows)
+        return CapturePage(total, [{**self._as_known(r), "labels": labels[r["id"]]} for r in rows])
 
     def count_captures(self, status: str | None = None) -> int:
         return self._db.count_captures(status)
@@ -1063,6 +1077,12 @@ def _store_error(exc: Exception) -> str:
     if disk_full(exc):
         return f"{NO_SPACE} (analyse it again once space has been freed)"
     return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+@dataclass
+class CapturePage:
+    total: int  # captures matching the filters
+    rows: list[dict]
 
 
 @dataclass

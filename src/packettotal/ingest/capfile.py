@@ -69,6 +69,15 @@ def _open_decompressor(src: BinaryIO, kind: str) -> Readable:
     return zstandard.ZstdDecompressor().stream_reader(src)
 
 
+def decompressed_head(path: Path, kind: str, size: int = 64) -> bytes:
+    """The first `size` bytes of a compressed file's content (raises BadCompression)."""
+    with open(path, "rb") as src:
+        try:
+            return _open_decompressor(src, kind).read(size)
+        except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:
+            raise BadCompression(str(exc)[:200]) from None
+
+
 @dataclass(frozen=True)
 class Digests:
     sha256: str

@@ -108,6 +108,31 @@ def stage(upload: Path, work_dir: Path, limit: int, *, max_ratio: float | None =
         raise
 
 
+def not_a_capture(path: Path) -> str | None:
+    """Why a file is not a packet capture, from its content (libmagic and the headers; a
+    compressed file by what it holds), or None: it looks like one (`stage` checks it fully)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if not head:
+            return "the file is empty"
+        compression = capfile.sniff_compression(head)
+        if compression is None:
+            return None if capfile.capture_format(head) else f"{_short(describe(path))}, not a packet capture"
+        inner = capfile.decompressed_head(path, compression)
+    except capfile.BadCompression as exc:
+        return f"damaged {compression} data: {exc}"
+    except OSError as exc:
+        return f"could not be read: {exc.strerror or exc}"
+    if capfile.capture_format(inner):
+        return None
+    try:
+        what = _short(magic.from_buffer(inner)) if inner else "nothing"
+    except magic.MagicException:
+        what = "unknown data"
+    return f"{compression}-compressed {what}, not a packet capture"
+
+
 def _check_staged(dest: Path, digests: capfile.Digests, compression: str | None,
                   description: str, max_packets: int | None) -> StagedCapture:
     with open(dest, "rb") as f:

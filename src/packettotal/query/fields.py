@@ -45,6 +45,7 @@ CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
     "ndpi.app": ("nDPI application", "TLS.Telegram"),
     "ndpi.category": ("nDPI category", "Chat"),
     "ndpi.risk": ("nDPI risk", "self_signed_certificate"),
+    "name": ("capture name", "*.pcapng"),  # the name it was submitted under (the capture list's too)
 }
 NDPI_FIELDS = {"ndpi.app": "app", "ndpi.category": "category", "ndpi.risk": "risks"}  # -> ndpi_flows column
 # certificates of the TLS chains, intermediates and roots too (ingest/certs.py) -> certs column
@@ -97,4 +98,6 @@ def catalogue() -> list[dict]:
                       f"{CAPTURE_FIELDS[n][0].removeprefix('certificate ')}"} for n in CERT_FIELDS]
     rows.append({"name": "netbios.name", "type": "netbios", "example": "netbios.name:WORKGROUP",
                  "help": "captures holding this NetBIOS name (name service, UDP 137; its suffix aside)"})
+    rows.append({"name": "name", "type": "capture", "example": "name:*.pcapng",
+                 "help": "captures submitted under this name (case-insensitive; wildcards)"})
     return rows

@@ -1,7 +1,7 @@
 """Capture fields live with the captures, not in the events: labels (`tag:`, `family:`,
 `campaign:`, `actor:`), findings (`finding:`), hunts (`hunt:<id>`), YARA matches of carved
-files (`yara:`) and IOC feeds' hits (`intel:`). Before a backend sees the tree, each such leaf
-becomes the set of captures it matches, from that field's lookup."""
+files (`yara:`), IOC feeds' hits (`intel:`) and the capture's name (`name:`). Before a backend
+sees the tree, each such leaf becomes the set of captures it matches, from that field's lookup."""
 
 from __future__ import annotations
 

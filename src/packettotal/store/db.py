@@ -19,6 +19,8 @@ from ..errors import NotFound
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql
 
+    from ..listing import CaptureFilter
+
 IN_CHUNK = 500  # values per IN (...) list: far below every database's bound-parameter limit
 T = TypeVar("T")
 
@@ -48,6 +50,19 @@ captures = sa.Table(
     sa.Column("started_at", sa.DateTime),
     sa.Column("finished_at", sa.DateTime),
     sa.Column("summary", sa.JSON),
+    # the capture list (store/listing.py): newest first, by status, by date, by name
+    sa.Index("ix_captures_submitted", "submitted_at"),
+    sa.Index("ix_captures_status_submitted", "status", "submitted_at"),
+    sa.Index("ix_captures_finished", "finished_at"),
+    sa.Index("ix_captures_name", "name"),  # name filters scan it, not the table (rows hold summaries)
+)
+
+# what the capture list filters on that is inside a capture's summary: written with its results
+capture_stats = sa.Table(
+    "capture_stats", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("alerts", sa.Integer, nullable=False),  # summary.alerts: the threat rules' alerts
+    sqlite_with_rowid=False,  # a capture's row is found in one b-tree (the list probes it per capture)
 )
 
 observables = sa.Table(
@@ -338,6 +353,7 @@ class Database:
                 index.create(self.engine, checkfirst=True)
         self._write = threading.Lock()
         self._backfill_value_counts()
+        self._backfill_capture_stats()
 
     def _backfill_value_counts(self) -> None:
         """A database from before the value_counts table: count once."""
@@ -348,6 +364,17 @@ class Database:
                 conn.execute(sa.insert(value_counts).from_select(
                     ["value", "captures"],
                     sa.select(o.value, sa.func.count(sa.distinct(o.capture_id))).group_by(o.value)))
+
+    def _backfill_capture_stats(self) -> None:
+        """A database from before the capture_stats table: its analysed captures, once."""
+        with contextlib.suppress(sa.exc.IntegrityError), self._write, self.engine.begin() as conn:
+            c = captures.c
+            if conn.execute(sa.select(capture_stats.c.capture_id).limit(1)).first() is None and \
+                    conn.execute(sa.select(c.id).where(c.status == "done").limit(1)).first() is not None:
+                rows = conn.execute(sa.select(c.id, c.summary).where(c.summary.is_not(None))).all()
+                for part in chunks(rows, 5000):
+                    conn.execute(sa.insert(capture_stats), [{"capture_id": cid, "alerts": _alerts(summary)}
+                                                            for cid, summary in part])
 
     @classmethod
     def sqlite(cls, path: Path) -> Database:
@@ -418,6 +445,25 @@ class Database:
             q = q.where(captures.c.status == status)
         return self._rows(q)
 
+    def find_captures(self, f: CaptureFilter, limit: int = 50, offset: int = 0) -> tuple[int, list[dict]]:
+        """(how many match, one page of them newest first) under the list's filters."""
+        from .listing import conditions
+        where = conditions(f)
+        count = sa.select(sa.func.count()).select_from(captures).where(*where)
+        page = (sa.select(captures).where(*where).order_by(captures.c.submitted_at.desc(), captures.c.id)
+                .limit(limit).offset(offset))
+        with self.engine.connect() as conn:  # one snapshot: the total is that of the page
+            total = conn.execute(count).scalar_one()
+            rows = [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(page)]
+        return total, rows
+
+    def named(self, value: str, like: bool) -> set[str]:
+        """Captures whose name is `value` (case-insensitive), or matches it as a LIKE pattern."""
+        name = sa.func.lower(captures.c.name)
+        cond = name.like(value, escape="\\") if like else name == value.lower()
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(captures.c.id).where(cond)).scalars())
+
     def unfinished(self) -> list[str]:
         """Captures not `done`: none of their events may be seen."""
         with self.engine.connect() as conn:
@@ -468,6 +514,10 @@ class Database:
             self._replace_ndpi(conn, results)
             self._replace_domains(conn, results)
             self._replace_derived(conn, results)
+            conn.execute(sa.delete(capture_stats).where(capture_stats.c.capture_id.in_(ids)))
+            if results:
+                conn.execute(sa.insert(capture_stats), [{"capture_id": r["id"], "alerts": _alerts(r.get("summary"))}
+                                                        for r in results])
             for r in results:
                 values = {k: v for k, v in r.items()
                           if k not in ("id", "observables", "files", "ndpi", "domains", *DERIVED)}
@@ -1089,6 +1139,11 @@ def _hunt_intel(where: sa.ColumnElement[bool]) -> sa.Insert:
              .select_from(indicators.join(observables, sa.and_(o.value == i.value, o.kind == i.kind)))
              .where(where, sa.or_(i.expires.is_(None), i.expires > now())))
     return sa.insert(intel_hits).from_select(["capture_id", "indicator_id", "field", "count"], found)
+
+
+def _alerts(summary: dict | None) -> int:
+    n = (summary or {}).get("alerts")
+    return n if isinstance(n, int) else 0
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -23,7 +23,7 @@ from ..ingest.intel import default_name as intel_default_name
 from ..query import fields as catalog
 from ..query.lucene import QUERY_BYTES
 from ..query.values import INT_MAX
-from . import bulkexport, downloads, uploads
+from . import bulkexport, downloads, listing_params, uploads
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -388,11 +388,14 @@ def reanalyse_many(request: Request, body: ReanalyseMany):
     return JSONResponse({"queued": queued, "status_url": "/api/v1/captures?status=queued"}, status_code=202)
 
 
-@router.get("/captures", response_model=list[Capture], summary="Recent captures, newest first")
-def list_captures(request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                  offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-                  status: Literal["queued", "running", "done", "failed"] | None = None):
-    return [capture_json(r) for r in _instance(request).service.list_captures(status, limit, offset)]
+@router.get("/captures", response_model=list[Capture], responses=ERRORS,
+            summary="Captures, newest first, filtered; x-total-count: how many match")
+def list_captures(request: Request, response: Response, filters: Annotated[listing_params.Filters, Query()],
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                  offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
+    page = _instance(request).service.find_captures(filters.make(), limit, offset)
+    response.headers["x-total-count"] = str(page.total)
+    return [capture_json(r) for r in page.rows]
 
 
 @router.get("/captures/{ref}", response_model=Capture, responses=ERRORS,

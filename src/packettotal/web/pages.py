@@ -24,7 +24,7 @@ from ..ingest.validate import human_size
 from ..query import correlate, fields as catalog, indicators
 from ..query.lucene import QUERY_BYTES
 from ..service import MAX_OFFSET, searchable
-from . import bulkexport, charts, tabs, uploads
+from . import bulkexport, captures_list, charts, listing_params, tabs, uploads
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZES = (25, 50, 100, 500)
@@ -59,6 +59,14 @@ def home(request: Request):
     service = _instance(request).service
     return render(request, "home.html", recent=service.list_captures(limit=30),
                   max_bytes=service.settings.max_upload_bytes, refused=None)
+
+
+@router.get("/captures", response_class=HTMLResponse)
+def captures_page(request: Request, filters: Annotated[listing_params.Filters, Query()],
+                  limit: Annotated[int, Query(ge=1, le=PAGE_SIZES[-1])] = PAGE_SIZES[1],
+                  offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0):
+    found = captures_list.context(_instance(request).service, filters, limit, offset)
+    return render(request, "captures.html", status=400 if found["error"] else 200, sizes=PAGE_SIZES, **found)
 
 
 @router.post("/upload", response_class=HTMLResponse)

@@ -100,6 +100,7 @@ class EventStore(Protocol):
 
     def index_capture(self, capture_id: str, records: Iterable[dict]) -> int: ...
     def commit(self) -> None: ...
+    def claim(self) -> None: ...  # take the writer now (raises IndexBusy: another process holds it)
     def delete_captures(self, capture_ids: Iterable[str]) -> None: ...  # with the next commit
     def documents(self, capture_ids: Iterable[str]) -> dict[str, int]: ...  # committed, hidden or not
     def hide(self, capture_ids: Iterable[str]) -> None: ...  # left out of every read until `reveal`

@@ -65,6 +65,7 @@ class TantivyEventStore:
         """query_seconds: costly queries run in child processes stopped after that long (budget.py)."""
         path.mkdir(parents=True, exist_ok=True)
         self.schema = build_schema()
+        self._path = path
         self.index = Index(self.schema, path=str(path))
         analyzer = TextAnalyzerBuilder(Tokenizer.raw()).filter(Filter.lowercase()).build()
         self.index.register_tokenizer(KEYWORD, analyzer)
@@ -92,8 +93,11 @@ class TantivyEventStore:
             try:
                 self._writer = self.index.writer(self._writer_heap, 1)
             except ValueError as exc:
-                raise IndexBusy("the event index is being written by another PacketTotal process "
-                                f"(stop it, or point PACKETTOTAL_HOME elsewhere): {exc}") from None
+                if "LockBusy" not in str(exc):
+                    raise
+                raise IndexBusy(f"another PacketTotal process (a `packettotal serve`?) is writing the event index "
+                                f"in {self._path}: stop it, submit to it with `analyze --server URL`, or point "
+                                "PACKETTOTAL_HOME elsewhere") from None
         return self._writer
 
     def _doc(self, capture_id: str, seq: int, rec: dict) -> Document:
@@ -152,6 +156,11 @@ class TantivyEventStore:
             self._write(lambda w: w.delete_documents_by_term(CAPTURE_FIELD, capture_id))
             raise
         return n
+
+    def claim(self) -> None:
+        """Take the writer now rather than at the first write (raises IndexBusy)."""
+        with self._lock:
+            self._w()
 
     def _write(self, op) -> None:
         with self._lock:
