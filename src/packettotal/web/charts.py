@@ -27,7 +27,8 @@ def timeline(data: dict) -> list[Bar]:
     buckets = data.get("buckets") or []
     if not buckets:
         return []
-    totals = [sum(n for n in b.values() if isinstance(n, int)) for b in buckets]
+    buckets = [{k: n for k, n in b.items() if isinstance(n, int)} for b in buckets]
+    totals = [sum(b.values()) for b in buckets]
     top = max(totals) or 1
     step = WIDTH / len(buckets)
     gap = min(GAP, step / 5) if len(buckets) > 1 else 0.0
@@ -36,7 +37,7 @@ def timeline(data: dict) -> list[Bar]:
     bars = []
     for i, (b, total) in enumerate(zip(buckets, totals, strict=True)):
         h = round(room * total / top, 1)
-        alerts = b.get("alert") if isinstance(b.get("alert"), int) else 0
+        alerts = b.get("alert", 0)
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(b.items(), key=lambda kv: -kv[1])[:6])
         bars.append(Bar(round(i * (width + gap), 3), round(HEIGHT - h, 1), round(width, 3), h,
                         f"bucket {i + 1}: {total} events" + (f" ({kinds})" if kinds else ""), alerts))
