@@ -171,6 +171,7 @@ def test_the_raw_record_opens_pretty_and_wrapped_below_its_row(wide, site):
     assert box[1] <= box[2]  # long lines wrap: nothing to scroll sideways in it
     assert _sideways(wide) <= 0
     row.locator("details.record summary").click()
+    wide.locator("#events tr.raw").wait_for(state="detached")  # closed: its row goes (the toggle event is async)
     assert wide.locator("#events tr.raw").count() == 0
 
 
