@@ -124,6 +124,19 @@ def test_no_page_of_the_exploit_kit_capture_scrolls_sideways(browser, site, widt
         context.close()
 
 
+@pytest.mark.parametrize("name", ["sv-tls-cert-chain.pcap", "sv-tls-ipv6-communityid.pcap", "cs-ratinfected.pcapng"])
+def test_other_captures_tabs_fit_1366_px_too(wide, site, name):
+    """The rules are generic: the TLS tab's subjects, JA3/JA3S/JA4 and IPv6 addresses fit as well."""
+    server, _ = site
+    cid = _uploaded(server, name, (PCAPS / name).read_bytes())
+    _done(server, cid)
+    wide.goto(f"{server}/captures/{cid}")
+    for href in wide.locator("nav.tabs a").evaluate_all("els => els.map(e => e.href)"):
+        wide.goto(href)
+        inner = wide.locator(".scroll").evaluate_all("els => els.map(e => e.scrollWidth - e.clientWidth)")
+        assert _sideways(wide) <= 0 and all(x <= 1 for x in inner), (name, href, inner)
+
+
 def test_wide_values_are_cut_whole_on_hover_and_a_click(wide, site):
     server, cap = site
     records = httpx.get(f"{server}/api/v1/captures/{cap['id']}/events", params={"type": "http", "limit": 50}).json()
