@@ -1,6 +1,7 @@
 """The console in a real browser: Playwright driving Debian's Chromium (headless) against a real
 server with real Suricata."""
 
+import contextlib
 import hashlib
 import socket
 import threading
@@ -33,10 +34,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def serving(s):
+    """A real server of the app on these settings, on a free loopback port: its base URL."""
     port = _free_port()
-    app = create_app(settings(tmp_path_factory.mktemp("home")), seed_demo=False)
+    app = create_app(s, seed_demo=False)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -44,9 +46,17 @@ def server(tmp_path_factory):
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.started
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with serving(settings(tmp_path_factory.mktemp("home"))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +121,14 @@ def test_upload_watch_open_tabs_pivot_download(page, server, tmp_path):
 
     page.goto(f"{server}/captures/{cid}")
     with page.expect_download() as d:
-        page.click("text=Original capture (pcap)")
+        page.click("#download-capture")
     assert hashlib.sha256(Path(d.value.path()).read_bytes()).hexdigest() == cid
+    assert d.value.suggested_filename == f"{cid}.pcapng"  # the ESPN capture is a pcapng
     with page.expect_download() as d:
         page.click("#download-zip")
     with pyzipper.AESZipFile(d.value.path()) as z:
         z.setpassword(b"infected")
-        assert hashlib.sha256(z.read(f"{cid}.pcap")).hexdigest() == cid
+        assert hashlib.sha256(z.read(f"{cid}.pcapng")).hexdigest() == cid
         assert "eve.json" in z.namelist()
     assert page.dialogs == []
 
@@ -185,20 +196,22 @@ def test_no_threat_ruleset_notice_and_grouped_alerts(page, server, tmp_path):
     page.wait_for_url(f"{server}/captures/{cid}/tab/alert")
     notice = page.locator("#no-ruleset")
     assert notice.is_visible() and "packettotal rules add FOLDER|TARBALL" in notice.inner_text()
-    groups = page.locator("#signatures tbody tr")
+    groups = page.locator("#signatures tbody tr[data-sid]")
     assert groups.count() == 2
     first = groups.nth(0)
-    assert first.locator("td.severity").inner_text() == "high"
+    assert first.locator("td.severity").inner_text() == "1 High"
     assert "PACKETTOTAL POLICY Scripted HTTP client user agent" in first.inner_text()
     assert "10.13.37.5 → 203.0.113.80" in first.locator("td.pairs").inner_text()
     first.locator("details summary").click()
-    assert first.locator("pre.rule").is_visible() and "sid:9100011" in first.locator("pre.rule").inner_text()
+    rule = page.locator("#signatures tr.raw pre.rule")  # opened in a row of its own, below
+    rule.wait_for()
+    assert rule.is_visible() and "sid:9100011" in rule.inner_text()
     assert page.locator("#events tbody tr").count() == 2  # and one by one below
 
     groups.nth(1).locator("a", has_text="EICAR").click()  # the signature's own alerts
     page.wait_for_url(f"{server}/captures/{cid}/tab/alert?q=*")
     assert page.locator("#events tbody tr").count() == 1
-    assert "low (3)" in page.locator("#events tbody tr").inner_text()
+    assert "3 Low" in page.locator("#events tbody tr").inner_text()
     assert page.dialogs == []
 
 

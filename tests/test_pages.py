@@ -40,7 +40,8 @@ def assert_inert(html: str, where: str) -> None:
         if tag == "script":
             assert attrs == {"src": "/static/app.js", "defer": None}, (where, attrs)
         if tag == "svg":
-            assert set(attrs) <= {"class", "viewbox", "width", "height", "role", "aria-label"}, (where, attrs)
+            allowed = {"class", "viewbox", "preserveaspectratio", "width", "height", "role", "aria-label"}
+            assert set(attrs) <= allowed, (where, attrs)
         assert not any(a.startswith("on") for a in attrs), (where, tag, attrs)
         assert not any(str(v).strip().lower().startswith("javascript:") for v in attrs.values()), (where, attrs)
 
@@ -100,7 +101,8 @@ def test_tab_filter_sort_and_paging(site):
     assert page.status_code == 200 and f"{flows:,} events" in page.text
     pages = -(-flows // 25)
     assert f"page 1 of {pages}" in page.text and 'rel="next"' in page.text
-    ports = [int(p) for p in re.findall(r'<td>(\d+)</td>\s*<td>(?:TCP|UDP)', page.text)]
+    ports = [int(p) for p in re.findall(r'<td><span class="whole">(\d+)</span></td>\s*<td><span class="whole">'
+                                        r'(?:TCP|UDP)', page.text)]
     assert ports == sorted(ports, reverse=True) and len(ports) == 25
     last = site.get(f"/captures/{cid}/tab/flow", params={"size": 25, "page": pages})
     assert 'rel="prev"' in last.text and 'rel="next"' not in last.text

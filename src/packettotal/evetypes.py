@@ -108,6 +108,7 @@ TYPES: tuple[EveType, ...] = (
         "HTTP", (
             TIME, _c("Method", "http.http_method"), _c("Host", "http.hostname", ioc=True), _c("URL", "http.url"),
             _c("Status", "http.status"), _c("User agent", "http.http_user_agent", ioc=True),
+            _c("Referer", "http.http_refer"),
             _c("Content type", "http.http_content_type"), _c("Length", "http.length"), *ENDS)),
     EveType("tls", (
         _k("tls.sni", "*.onion.to"), _k("tls.subject", "*CN=localhost*"), _k("tls.issuerdn", "*Let's Encrypt*"),

@@ -37,6 +37,14 @@ def severity_name(severity: object) -> str:
     return SEVERITY.get(severity, "info")
 
 
+def severity_label(severity: object) -> str:
+    """How a severity shows: Suricata's number with its name ("1 High"), or a finding's name alone."""
+    if isinstance(severity, str):
+        return severity.capitalize()
+    name = severity_name(severity).capitalize()
+    return name if name == "Unknown" else f"{severity} {name}"
+
+
 def _cut(value: object) -> str:
     text = str(value)
     if not text.isprintable():

@@ -494,12 +494,13 @@ async def get_file(request: Request, ref: Ref,
 
 
 @router.get("/captures/{ref}/download", responses={200: {"content": {"application/vnd.tcpdump.pcap": {}}}, **ERRORS},
-            response_class=FileResponse, summary="The original capture (decompressed)")
+            response_class=FileResponse, summary="The original capture (decompressed), "
+                                                  "named .pcap or .pcapng by its format")
 def download(request: Request, ref: Ref):
     service = _instance(request).service
     cid = service.capture(ref)["id"]
     return FileResponse(service.capture_path(cid), media_type="application/vnd.tcpdump.pcap",
-                        filename=f"{cid}.pcap")
+                        filename=downloads.capture_name(service, cid))
 
 
 FlowRef = Annotated[str, PathParam(pattern=flows.FLOW_REF, description="the flow's flow_id, or its community id "

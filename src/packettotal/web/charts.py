@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 600, 120
+MARK = 8  # the strip above the bars where buckets with alerts are marked
+GAP = 1.0  # between two bars, at most a fifth of a bar's step
 
 
 @dataclass(frozen=True)
@@ -15,22 +17,30 @@ class Bar:
     width: float
     height: float
     label: str
+    alerts: int = 0
 
 
 def timeline(data: dict) -> list[Bar]:
-    """One bar per time bucket, height by event count, with a label listing the counts by type."""
+    """One bar per time bucket, height by event count, with a label listing the counts by type.
+    The bars span the axis: the first starts at 0, the last ends at WIDTH (the summary's start and
+    end times), the gaps only between them."""
     buckets = data.get("buckets") or []
     if not buckets:
         return []
+    buckets = [{k: n for k, n in b.items() if isinstance(n, int)} for b in buckets]
     totals = [sum(b.values()) for b in buckets]
     top = max(totals) or 1
     step = WIDTH / len(buckets)
+    gap = min(GAP, step / 5) if len(buckets) > 1 else 0.0
+    width = (WIDTH - gap * (len(buckets) - 1)) / len(buckets)
+    room = HEIGHT - MARK - 2
     bars = []
     for i, (b, total) in enumerate(zip(buckets, totals, strict=True)):
-        h = round(HEIGHT * total / top, 1)
+        h = round(room * total / top, 1)
+        alerts = b.get("alert", 0)
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(b.items(), key=lambda kv: -kv[1])[:6])
-        bars.append(Bar(round(i * step, 1), round(HEIGHT - h, 1), round(max(step - 1, 1), 1), h,
-                        f"bucket {i + 1}: {total} events" + (f" ({kinds})" if kinds else "")))
+        bars.append(Bar(round(i * (width + gap), 3), round(HEIGHT - h, 1), round(width, 3), h,
+                        f"bucket {i + 1}: {total} events" + (f" ({kinds})" if kinds else ""), alerts))
     return bars
 
 

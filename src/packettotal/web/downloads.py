@@ -25,6 +25,7 @@ import pyzipper
 
 from .. import export
 from ..errors import Busy
+from ..ingest.capfile import capture_format
 from ..service import PacketTotal
 
 PASSWORD = b"infected"
@@ -35,6 +36,13 @@ T = TypeVar("T")
 MAX_SEARCH_EXPORT = 100_000
 FILE_COLUMNS = ["sha256", "md5", "sha1", "filename", "magic", "size", "state", "stored", "truncated", "app_proto",
                 "host", "url", "content_type", "direction", "names", "yara"]  # the last six: service.capture_files
+
+
+def capture_name(service: PacketTotal, capture_id: str) -> str:
+    """The stored capture's file name: its sha256 and its format's extension, read from the file
+    itself (stored decompressed), so a pcapng stays .pcapng, gzipped on upload or not."""
+    with open(service.capture_path(capture_id), "rb") as f:
+        return f"{capture_id}.{capture_format(f.read(4)) or 'pcap'}"
 
 
 def folder(service: PacketTotal) -> Path:
@@ -166,7 +174,7 @@ def bundle_zip(service: PacketTotal, capture: dict) -> Path:
     """Everything, as PacketTotal offered: capture, EVE, summary, a CSV per event type, carved files."""
     cid = capture["id"]
     with building(service, ".zip") as dest, _zip(dest) as z:
-        z.write(service.capture_path(cid), f"{cid}.pcap")
+        z.write(service.capture_path(cid), capture_name(service, cid))
         with z.open("eve.json", "w", force_zip64=True) as out:
             for chunk in eve_lines(service, cid):
                 out.write(chunk)

@@ -20,6 +20,7 @@ from .. import flows
 from ..errors import IntelError, QueryError, RefusedCapture, RulesRefused
 from ..ingest.hunts import MAX_RULES, MAX_RULES_BYTES
 from ..ingest.intel import default_name as intel_default_name
+from ..ingest.threats import severity_label
 from ..ingest.validate import human_size
 from ..query import correlate, fields as catalog, indicators
 from ..query.lucene import QUERY_BYTES
@@ -38,6 +39,7 @@ _env = jinja2.Environment(loader=jinja2.FileSystemLoader(FilePath(__file__).pare
 _env.filters["urlpath"] = lambda v: quote(str(v), safe="")
 _env.filters["size"] = lambda n: human_size(n) if isinstance(n, int) else "–"
 _env.filters["phrase"] = lambda v: '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+_env.filters["severity"] = severity_label
 _env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, (int, float)) else "–"
 templates = Jinja2Templates(env=_env)
 

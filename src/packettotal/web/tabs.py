@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .. import evetypes
 from ..evetypes import ENDS, TIME, Column
-from ..ingest.threats import severity_name
+from ..ingest.threats import severity_label
 from ..records import values_at
 
 MAX_CELL = 300  # characters shown in a cell; the row's JSON view holds the rest
@@ -68,10 +68,21 @@ def cell(rec: dict, column: Column) -> list[str]:
             if isinstance(v, dict):
                 out.append(_brief(v))
             elif path == "alert.severity" and v is not None:
-                out.append(f"{severity_name(v)} ({v})")
+                out.append(severity_label(v))
+            elif path == "timestamp" and isinstance(v, str):
+                out.append(short_time(v))
             elif v is not None:
                 out.append(str(v))
     return [v if len(v) <= MAX_CELL else v[:MAX_CELL] + "…" for v in out[:20]]
+
+
+def short_time(ts: str) -> str:
+    """An EVE timestamp as a cell shows it: date and time apart (they fit two narrow lines), the
+    offset left out when it is UTC's."""
+    date, sep, time = ts.partition("T")
+    if not sep:
+        return ts
+    return f"{date} {time.removesuffix('+0000').removesuffix('Z')}"
 
 
 def _brief(obj: dict) -> str:

@@ -101,4 +101,55 @@ function setupStatus() {
   watch(job.dataset.statusUrl, c => { if (c.status !== job.dataset.status) window.location.reload(); });
 }
 
-document.addEventListener("DOMContentLoaded", () => { setupUpload(); setupStatus(); });
+// "/" goes to the search box, unless the key is typed into a field.
+function setupSlash() {
+  document.addEventListener("keydown", e => {
+    if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
+    const t = e.target;
+    if (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName)) return;
+    const box = document.querySelector(".searchbar input");
+    if (!box) return;
+    e.preventDefault();
+    box.focus();
+    box.select();
+  });
+}
+
+// A cut value shows whole on a click (not on a link in it, nor when text is being selected to copy).
+function setupCuts() {
+  document.addEventListener("click", e => {
+    const cut = e.target.closest(".cut");
+    if (!cut || e.target.closest("a") || String(window.getSelection())) return;
+    cut.classList.toggle("open");
+  });
+}
+
+// What a table cell opens (a raw record, a rule, a packet's layers) shows in a row of its own below,
+// the table's full width, rather than widening its column. The text is copied as a node, never parsed.
+function setupOpenRows() {
+  document.documentElement.classList.add("js");
+  const rows = new WeakMap();
+  document.addEventListener("toggle", e => {
+    const d = e.target;
+    const pre = d instanceof HTMLDetailsElement ? d.querySelector(":scope > pre") : null;
+    const tr = d.parentElement && d.parentElement.tagName === "TD" ? d.parentElement.parentElement : null;
+    if (!pre || !tr) return;
+    if (d.open && !rows.has(d)) {
+      const row = el("tr", "raw");
+      const cell = el("td");
+      cell.colSpan = Array.from(tr.cells).reduce((n, c) => n + c.colSpan, 0);
+      cell.appendChild(pre.cloneNode(true));
+      row.appendChild(cell);
+      let after = tr;
+      while (after.nextElementSibling && after.nextElementSibling.classList.contains("raw")) after = after.nextElementSibling;
+      after.after(row);
+      rows.set(d, row);
+    } else if (!d.open && rows.has(d)) {
+      rows.get(d).remove();
+      rows.delete(d);
+    }
+  }, true);
+}
+
+setupOpenRows();
+document.addEventListener("DOMContentLoaded", () => { setupUpload(); setupStatus(); setupSlash(); setupCuts(); });
