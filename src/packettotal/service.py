@@ -67,8 +67,7 @@ class PacketTotal:
             "intel": self._db.with_intel,
             **{name: partial(self._db.ndpi_matched, column) for name, column in catalog.NDPI_FIELDS.items()}}
         self._geo = geo.Locator(s.geo_data_dir) if s.geo_data_dir else None  # country and AS of IPs
-        self._ndpi_version: str | None = None  # asked once, on first use
-        self._ndpi_spares: ndpi.Spares | None = None  # ndpiReaders started ahead, made on first use
+        self._ndpi_helpers: ndpi.Helpers | None = None  # nDPI's helper processes, made on first use
         self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
@@ -118,8 +117,8 @@ class PacketTotal:
     def close(self) -> None:
         if self._made_pool is not None:
             self._made_pool.close()
-        if self._ndpi_spares is not None:
-            self._ndpi_spares.close()
+        if self._ndpi_helpers is not None:
+            self._ndpi_helpers.close()
         self._events.close()
         self._db.close()
         if self._geo is not None:
@@ -338,7 +337,7 @@ class PacketTotal:
         if mode == "off" or (mode == "auto" and not ndpi.available()):
             return None
         if not ndpi.available():
-            warnings.append(f"nDPI: {ndpi.BINARY} is not installed (Debian's libndpi-bin; setting ndpi)")
+            warnings.append("nDPI: libndpi is not installed (Debian's libndpi4.2; setting ndpi)")
             return None
         try:
             account = suricata.run_as(self.settings)  # it parses the capture too: never as root
@@ -346,10 +345,9 @@ class PacketTotal:
             warnings.append(f"nDPI: {exc.message}")
             return None
         with self._pool_lock:
-            if self._ndpi_spares is None:
-                self._ndpi_version = ndpi.version(ndpi.BINARY, account) or "?"
-                self._ndpi_spares = ndpi.Spares(ndpi.BINARY, self.settings.work_dir, account, self.settings.engines)
-        return self._ndpi_spares.run(pcap)
+            if self._ndpi_helpers is None:
+                self._ndpi_helpers = ndpi.Helpers(account, self.settings.engines)
+        return self._ndpi_helpers.run(pcap)
 
     def _ndpi_finish(self, cid: str, second: ndpi.Run | None, summary: dict, obs: list[dict],
                      warnings: list[str]) -> list[dict]:
@@ -361,7 +359,7 @@ class PacketTotal:
             warnings.append(f"nDPI: {result.error}")
         if result.dropped:
             warnings.append(f"nDPI: {result.dropped:,} flows past the first {ndpi.MAX_FLOWS:,} were not kept")
-        summary["ndpi"] = {"version": self._ndpi_version, "flows": len(result.flows), "seconds": result.seconds}
+        summary["ndpi"] = {"version": result.version, "flows": len(result.flows), "seconds": result.seconds}
         found = ndpi.observables(cid, result.flows)
         room = max(0, self.settings.max_observables_per_capture - len(obs))  # the capture's bound holds them too
         if len(found) > room:
