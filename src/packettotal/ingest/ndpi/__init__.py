@@ -80,7 +80,7 @@ class Helper:
         if run_as is not None:  # it drops to the account itself, once its imports are done
             argv += [str(run_as.uid), str(run_as.gid)]
         # this very package, whatever the current folder (the helper's is /)
-        path = os.pathsep.join([str(Path(__file__).resolve().parents[3]), *filter(None, [os.environ.get("PYTHONPATH")])])
+        path = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[3]), os.environ.get("PYTHONPATH")]))
         try:
             self.proc = subprocess.Popen(argv, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
@@ -120,7 +120,10 @@ class Helper:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._sock], [], [], left)[0]:
                 raise HelperFailed("timeout")
-            part = self._sock.recv(min(n - got, 1 << 20))
+            try:
+                part = self._sock.recv(min(n - got, 1 << 20))
+            except OSError:  # a reset: it died with our request unread
+                part = b""
             if not part:
                 raise HelperFailed(self._death())
             parts.append(part)
