@@ -16,6 +16,7 @@ import re
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,21 @@ def test_one_helper_serves_every_capture_and_a_dead_one_is_replaced(tmp_path):
     finally:
         helpers.close()
     assert helpers._idle == []
+
+
+def test_helpers_start_ahead_with_the_daemons(tmp_path):
+    """warm_engines starts a helper in each worker thread; the worker's first capture uses it."""
+    service = PacketTotal(settings(tmp_path / "home"))
+    try:
+        with ThreadPoolExecutor(1) as threads:
+            service.warm_engines(threads)
+            threads.submit(time.sleep, 0).result()  # after the warm-ups, in the same thread
+            assert service._ndpi_helpers is not None
+            pid = helper_pid(service._ndpi_helpers)
+            cap = threads.submit(analyse, service, PCAPS / "sv-dns-udp-txt.pcap").result()
+            assert cap["summary"]["ndpi"]["flows"] == 2 and helper_pid(service._ndpi_helpers) == pid
+    finally:
+        service.close()
 
 
 def test_its_answer_and_flows_are_bounded(monkeypatch):

@@ -102,8 +102,19 @@ class PacketTotal:
         return self._made_pool
 
     def warm_engines(self, threads: Executor) -> None:
-        """Start the Suricata daemons now, one in each of these (long-lived) threads."""
+        """Start the Suricata daemons now, one in each of these (long-lived) threads, and nDPI's helpers."""
         self._pool.warm(threads)
+        self.warm_ndpi(threads)
+
+    def warm_ndpi(self, threads: Executor) -> None:
+        """Start nDPI's helpers now, one in each of these (long-lived) threads: they die with it."""
+        for _ in range(self.settings.engines):
+            threads.submit(self._ndpi_warm_one)
+
+    def _ndpi_warm_one(self) -> None:
+        helpers = self._ndpi_helpers_for([])  # a reason it cannot run: the first capture says it
+        if helpers is not None:
+            helpers.warm()
 
     def watch_rules(self) -> None:
         """Load changed rules into new daemons as they change (`rules_reload_seconds`), the old
@@ -331,8 +342,12 @@ class PacketTotal:
                                 "ruleset": loaded.ruleset}}
         return summary, outcome.observables, list(file_rows.values()), stored
 
-    # nDPI, the second engine (ingest/ndpi.py): its failure is a warning, never a failed capture
+    # nDPI, the second engine (ingest/ndpi/): its failure is a warning, never a failed capture
     def _ndpi_start(self, pcap: Path, warnings: list[str]) -> ndpi.Run | None:
+        helpers = self._ndpi_helpers_for(warnings)
+        return helpers.run(pcap) if helpers is not None else None
+
+    def _ndpi_helpers_for(self, warnings: list[str]) -> ndpi.Helpers | None:
         mode = self.settings.ndpi
         if mode == "off" or (mode == "auto" and not ndpi.available()):
             return None
@@ -347,7 +362,7 @@ class PacketTotal:
         with self._pool_lock:
             if self._ndpi_helpers is None:
                 self._ndpi_helpers = ndpi.Helpers(account, self.settings.engines)
-        return self._ndpi_helpers.run(pcap)
+            return self._ndpi_helpers
 
     def _ndpi_finish(self, cid: str, second: ndpi.Run | None, summary: dict, obs: list[dict],
                      warnings: list[str]) -> list[dict]:

@@ -74,6 +74,7 @@ class Helper:
 
     def __init__(self, run_as: RunAs | None):
         self.version: str | None = None
+        self._started = time.monotonic()
         self._sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [sys.executable, "-m", "packettotal.ingest.ndpi.helper", str(child.fileno()), lib.find() or lib.NAME,
                 str(os.getpid())]
@@ -98,12 +99,18 @@ class Helper:
         finally:
             os.close(fd)
 
-    def receive(self, deadline: float, limit: int) -> dict:
-        """The next message, by the deadline (time.monotonic()); HelperFailed if it does not come."""
-        if self.version is None:
-            hello = self._message(min(deadline, time.monotonic() + START_TIMEOUT), 4096)
+    def receive(self, started: float, timeout: float, limit: int) -> dict:
+        """The answer to a request sent at `started` (time.monotonic()), within `timeout` seconds
+        of then or of the helper being ready, whichever is later; HelperFailed if it does not come."""
+        if self.version is None:  # its hello first: it had START_TIMEOUT to start and initialise nDPI
+            try:
+                hello = self._message(self._started + START_TIMEOUT, 4096)
+            except HelperFailed as exc:
+                raise HelperFailed(f"nDPI's helper did not start in {START_TIMEOUT:g} s"
+                                   if str(exc) == "timeout" else str(exc)) from None
             self.version = str(hello.get("version") or "?")[:20]
-        return self._message(deadline, limit)
+            started = max(started, time.monotonic())
+        return self._message(started + timeout, limit)
 
     def _message(self, deadline: float, limit: int) -> dict:
         (size,) = _LENGTH.unpack(self._read(_LENGTH.size, deadline))
@@ -177,7 +184,7 @@ class Run:
             self.helper.close()
             return Result(error=self.failure)
         try:
-            answer = self.helper.receive(self.started + self.timeout, self.max_output)
+            answer = self.helper.receive(self.started, self.timeout, self.max_output)
         except HelperFailed as exc:
             self.helper.close()
             error = f"stopped after {self.timeout:g} s" if str(exc) == "timeout" else str(exc)
@@ -215,6 +222,14 @@ class Helpers:
         with self._lock:
             self._idle += ready
         return Run(self, helper, pcap)
+
+    def warm(self) -> None:
+        """Start a helper now, from this (long-lived) thread, if fewer than `keep` are idle."""
+        with self._lock:
+            if len(self._idle) >= self.keep:
+                return
+        helper = Helper(self.run_as)
+        self.give_back(helper)
 
     def give_back(self, helper: Helper) -> None:
         with self._lock:
