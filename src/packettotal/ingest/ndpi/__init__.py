@@ -76,7 +76,7 @@ class Helper:
         self.version: str | None = None
         self._started = time.monotonic()
         self._sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        argv = [sys.executable, "-m", "packettotal.ingest.ndpi.helper", str(child.fileno()), lib.find() or lib.NAME,
+        argv = [sys.executable, "-m", "packettotal.ingest.ndpi.helper", str(child.fileno()), lib.SONAME,
                 str(os.getpid())]
         if run_as is not None:  # it drops to the account itself, once its imports are done
             argv += [str(run_as.uid), str(run_as.gid)]
@@ -108,6 +108,8 @@ class Helper:
             except HelperFailed as exc:
                 raise HelperFailed(f"nDPI's helper did not start in {START_TIMEOUT:g} s"
                                    if str(exc) == "timeout" else str(exc)) from None
+            if hello.get("error"):
+                raise HelperFailed(f"nDPI's helper could not start nDPI: {_shown(str(hello['error']))}")
             self.version = str(hello.get("version") or "?")[:20]
             started = max(started, time.monotonic())
         return self._message(started + timeout, limit)

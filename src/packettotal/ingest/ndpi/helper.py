@@ -103,7 +103,11 @@ def main(argv: list[str]) -> None:
     sock = socket.socket(fileno=int(argv[0]))
     if len(argv) == 5:
         _drop_to(int(argv[3]), int(argv[4]), int(argv[2]))
-    ndpi = Library(argv[1])
+    try:
+        ndpi = Library(argv[1])
+    except (OSError, RuntimeError) as exc:  # not loadable, another version, ...
+        send(sock, {"error": str(exc)[:300]})
+        return
     send(sock, {"version": ndpi.version, "flow_size": ndpi.flow_size})
     while True:
         msg, fds, _, _ = socket.recv_fds(sock, 4096, 1)

@@ -18,7 +18,7 @@ import ctypes.util
 import functools
 import re
 
-NAME = "ndpi"             # libndpi.so.4.2
+NAME, SONAME = "ndpi", "libndpi.so.4.2"  # this binding is for nDPI 4.2's ABI (ndpi_protocol, ...)
 JSON = 2                  # ndpi_serialization_format_json
 _BITMASK_WORDS = 16       # NDPI_PROTOCOL_BITMASK: 512 bits in u_int32_t words
 _SERIALIZER_BYTES = 256   # sizeof(ndpi_serializer) is 72 in 4.2: room to spare
@@ -59,8 +59,8 @@ _SIGNATURES: dict[str, tuple[object, list]] = {
 
 @functools.cache
 def find() -> str | None:
-    """The library's file name (`libndpi.so.4.2`), if the dynamic linker knows it."""
-    return ctypes.util.find_library(NAME)
+    """`libndpi.so.4.2` if the dynamic linker knows it (and no other libndpi before it)."""
+    return SONAME if ctypes.util.find_library(NAME) == SONAME else None
 
 
 class Library:
@@ -70,6 +70,8 @@ class Library:
             fn = getattr(c, name)
             fn.restype, fn.argtypes = restype, argtypes
         self.version = (c.ndpi_revision() or b"?").decode("ascii", "replace")
+        if not self.version.startswith("4.2"):
+            raise RuntimeError(f"nDPI {self.version[:20]}: this binding is for 4.2")
         self._mod = c.ndpi_init_detection_module(0)  # ndpi_no_prefs
         if not self._mod:
             raise RuntimeError("ndpi_init_detection_module failed")
@@ -107,7 +109,7 @@ class Library:
         size = _u32()
         out = c.ndpi_serializer_get_buffer(self._ser, ctypes.byref(size))
         ids = sorted({int(i) for i in _RISK_ID.findall(m.group(1))}) \
-            if out and (m := _RISKS.match(ctypes.string_at(out, min(size.value, 4096)))) else []
+            if out and (m := _RISKS.match(ctypes.string_at(out, min(size.value, 16384)))) else []
         c.ndpi_free_flow_data(flow)
         risks = [(c.ndpi_risk2str(i) or b"").decode("utf-8", "replace") for i in ids if i < 64]
         bits = sum(1 << i for i in ids if i < 64)
