@@ -134,12 +134,12 @@ class Helper:
             except OSError:  # a reset: it died with our request unread
                 part = b""
             if not part:
-                raise HelperFailed(self._death())
+                raise HelperFailed(self.death())
             parts.append(part)
             got += len(part)
         return b"".join(parts)
 
-    def _death(self) -> str:
+    def death(self) -> str:
         try:
             rc = self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -173,6 +173,8 @@ class Run:
         self.failure: str | None = None
         try:
             helper.send(pcap, self.max_flows)
+        except ConnectionError:  # a broken pipe: it died (before or while starting)
+            self.failure = helper.death()
         except OSError as exc:
             self.failure = f"could not give the capture to nDPI's helper: {exc.strerror or exc}"
 
