@@ -66,6 +66,10 @@ def available() -> bool:
 
 
 class HelperFailed(Exception):
+    """Why a helper gave no answer (its message is the capture's warning)."""
+
+
+class HelperLate(HelperFailed):
     pass
 
 
@@ -105,9 +109,8 @@ class Helper:
         if self.version is None:  # its hello first: it had START_TIMEOUT to start and initialise nDPI
             try:
                 hello = self._message(self._started + START_TIMEOUT, 4096)
-            except HelperFailed as exc:
-                raise HelperFailed(f"nDPI's helper did not start in {START_TIMEOUT:g} s"
-                                   if str(exc) == "timeout" else str(exc)) from None
+            except HelperLate:
+                raise HelperFailed(f"nDPI's helper did not start in {START_TIMEOUT:g} s") from None
             if hello.get("error"):
                 raise HelperFailed(f"nDPI's helper could not start nDPI: {_shown(str(hello['error']))}")
             self.version = str(hello.get("version") or "?")[:20]
@@ -117,18 +120,18 @@ class Helper:
     def _message(self, deadline: float, limit: int) -> dict:
         (size,) = _LENGTH.unpack(self._read(_LENGTH.size, deadline))
         if size > limit:
-            raise HelperFailed(f"its answer passed {limit:,} bytes")
+            raise HelperFailed(f"nDPI's helper: its answer passed {limit:,} bytes")
         try:
             return json.loads(self._read(size, deadline))
         except ValueError as exc:
-            raise HelperFailed(f"its answer could not be read: {exc}") from None
+            raise HelperFailed(f"nDPI's helper: its answer could not be read: {exc}") from None
 
     def _read(self, n: int, deadline: float) -> bytes:
         parts, got = [], 0
         while got < n:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._sock], [], [], left)[0]:
-                raise HelperFailed("timeout")
+                raise HelperLate()
             try:
                 part = self._sock.recv(min(n - got, 1 << 20))
             except OSError:  # a reset: it died with our request unread
@@ -191,9 +194,7 @@ class Run:
             answer = self.helper.receive(self.started, self.timeout, self.max_output)
         except HelperFailed as exc:
             self.helper.close()
-            error = f"stopped after {self.timeout:g} s" if str(exc) == "timeout" else str(exc)
-            if "nDPI's helper" not in error and "stopped" not in error:
-                error = f"nDPI's helper: {error}"
+            error = f"stopped after {self.timeout:g} s" if isinstance(exc, HelperLate) else str(exc)
             return Result(error=error, seconds=round(time.monotonic() - self.started, 3), version=self.helper.version)
         seconds = round(time.monotonic() - self.started, 3)
         self.pool.give_back(self.helper)
@@ -217,15 +218,13 @@ class Helpers:
         """Start nDPI on this capture, in an idle helper or a new one (started from this thread,
         which should be long-lived: the helper is killed when it ends)."""
         with self._lock:
-            idle, self._idle = self._idle, []
-        ready = [h for h in idle if h.alive()]
-        for h in idle:
-            if not h.alive():
-                h.close()
-        helper = ready.pop() if ready else Helper(self.run_as)
-        with self._lock:
-            self._idle += ready
-        return Run(self, helper, pcap)
+            dead = [h for h in self._idle if not h.alive()]
+            ready = [h for h in self._idle if h not in dead]
+            helper = ready.pop() if ready else None
+            self._idle = ready
+        for h in dead:
+            h.close()
+        return Run(self, helper or Helper(self.run_as), pcap)
 
     def warm(self) -> None:
         """Start a helper now, from this (long-lived) thread, if fewer than `keep` are idle."""
