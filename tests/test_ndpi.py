@@ -12,6 +12,7 @@ names; ndpiReader 4.2 reported the same):
 """
 
 import os
+import pwd
 import re
 import signal
 import threading
@@ -156,7 +157,8 @@ def test_one_helper_serves_every_capture_and_a_dead_one_is_replaced(tmp_path):
 
 
 def test_helpers_start_ahead_with_the_daemons(tmp_path):
-    """warm_engines starts a helper in each worker thread; the worker's first capture uses it."""
+    """warm_engines starts a helper in each worker thread; the worker's first capture uses it.
+    Under root it runs as the unprivileged account, with no other group, under its limits."""
     service = PacketTotal(settings(tmp_path / "home"))
     try:
         with ThreadPoolExecutor(1) as threads:
@@ -166,6 +168,12 @@ def test_helpers_start_ahead_with_the_daemons(tmp_path):
             pid = helper_pid(service._ndpi_helpers)
             cap = threads.submit(analyse, service, PCAPS / "sv-dns-udp-txt.pcap").result()
             assert cap["summary"]["ndpi"]["flows"] == 2 and helper_pid(service._ndpi_helpers) == pid
+            status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+            if os.geteuid() == 0:
+                uid = pwd.getpwnam(service.settings.suricata_user).pw_uid
+                assert status["Uid"].split() == [str(uid)] * 4 and status["Groups"].split() == []
+            limits = Path(f"/proc/{pid}/limits").read_text()
+            assert re.search(r"Max file size\s+0\s+0", limits) and re.search(r"Max data size\s+2147483648", limits)
     finally:
         service.close()
 
