@@ -13,6 +13,7 @@ parent reports it for that capture and starts another helper.
 
 from __future__ import annotations
 
+import array  # noqa: F401 (socket.recv_fds imports it when first called: here, before the drop)
 import ctypes
 import json
 import os
@@ -108,7 +109,7 @@ def main(argv: list[str]) -> None:
     except (OSError, RuntimeError) as exc:  # not loadable, another version, ...
         send(sock, {"error": str(exc)[:300]})
         return
-    send(sock, {"version": ndpi.version, "flow_size": ndpi.flow_size})
+    send(sock, {"version": ndpi.version})
     while True:
         msg, fds, _, _ = socket.recv_fds(sock, 4096, 1)
         if not msg:
