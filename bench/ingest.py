@@ -12,7 +12,13 @@ Also: the same small captures through the long-lived daemons alone (EVE read, no
    (each cold run pays the rule loading). Target: at least 10x faster. Two ratios: the
    `packettotal analyze` batch, which pays its daemons' start-up, and the same batch on daemons
    made ready first (as `serve` runs: daemons started once, long-lived), timed from then on.
+4. The second engine and the detectors: the small dev captures in one batch, and the big capture,
+   each analysed with nDPI and the detectors of ingest/findings.py on vs off (`ndpi=off` and the
+   detectors replaced by a no-op), side by side in one run, alternating which goes first, on
+   daemons made ready first (as in 3.): the batch's time from then on, and the whole process's
+   wall time. Target: on at most 1.3x off.
 Usage: python bench/ingest.py [--skip-big] [--skip-small] [--rounds N] [--etopen PATH | --no-etopen]
+                              [--big PATH] [--only-second-engine] [--big-rounds N]
 """
 
 from __future__ import annotations
@@ -37,15 +43,23 @@ ETOPEN = PCAPS.parent / "rules" / "etopen"  # ../shared/rules/etopen: never copi
 
 def timed(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, float, int]:
     """(wall seconds, peak RSS MiB of the process or any of its waited-for children, exit code)."""
+    wall, rss, rc, _ = timed_cpu(argv, env, cwd)
+    return wall, rss, rc
+
+
+def timed_cpu(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, float, int, float]:
+    """timed's, and the CPU seconds (user + system) of the process and its waited-for children."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    return wall, usage.ru_maxrss / 1024, proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def big_capture() -> Path:
+    if (OUT / "big.pcap").exists():  # OUT_DIR=bench/out bash ../shared/pcaps/make_big.sh
+        return OUT / "big.pcap"
     path = OUT / "big-capture" / "big.pcap"
     if not path.exists():
         OUT.mkdir(parents=True, exist_ok=True)
@@ -115,9 +129,15 @@ def engines_only(home: Path, pcaps: list[Path]) -> tuple[float, float, int]:
 
 
 READY_BATCH = """
-import json, sys, threading, time
+import json, os, sys, threading, time
 from pathlib import Path
 from packettotal import config
+if os.environ.get("PT_BENCH_NO_DETECTORS"):  # row 4's "off": the detectors replaced by a no-op
+    from packettotal.ingest import findings
+    class NoDetectors:
+        def add(self, rec): pass
+        def result(self): return []
+    findings.Detectors = NoDetectors
 from packettotal.instance import open_jobs
 t0 = time.perf_counter()
 jobs = open_jobs(config.load(), spawn=True)
@@ -138,13 +158,43 @@ pt.close()
 """
 
 
-def ready_batch(home: Path, pcaps: list[Path], out: Path) -> dict:
-    """The batch on daemons already made ready: {ready: s from start until both were, batch: s, done: n}."""
-    env = {**os.environ, "PACKETTOTAL_HOME": str(home)}
-    _, rss, rc = timed([sys.executable, "-c", READY_BATCH, str(out), *map(str, pcaps)], env=env)
+def ready_batch(home: Path, pcaps: list[Path], out: Path, env: dict | None = None) -> dict:
+    """The batch on daemons already made ready: {ready: s from start until both were, batch: s,
+    done: n, wall: s of the whole process, cpu: its CPU s and its children's, rss: MiB}."""
+    env = {**os.environ, "PACKETTOTAL_HOME": str(home), **(env or {})}
+    wall, rss, rc, cpu = timed_cpu([sys.executable, "-c", READY_BATCH, str(out), *map(str, pcaps)], env=env)
     if rc:
         raise SystemExit(f"the ready-daemons batch exited with code {rc}")
-    return json.loads(out.read_text()) | {"rss": rss}
+    return json.loads(out.read_text()) | {"rss": rss, "wall": wall, "cpu": cpu}
+
+
+SECOND_ENGINE = {"on": {"PACKETTOTAL_NDPI": "on"},
+                 "off": {"PACKETTOTAL_NDPI": "off", "PT_BENCH_NO_DETECTORS": "1"}}
+
+
+def second_engine(name: str, pcaps: list[Path], tmp: Path, rounds: int) -> None:
+    """nDPI and the detectors on vs off over the same captures, alternating, fresh homes each
+    time; each round's on/off ratio (pairs compare: the machine's speed drifts), then medians."""
+    runs: dict[str, list[dict]] = {"on": [], "off": []}
+    ratios: dict[str, list[float]] = {"batch": [], "wall": [], "cpu": []}
+    for r in range(rounds):
+        for mode in (("on", "off") if r % 2 == 0 else ("off", "on")):
+            home = tmp / f"home-second-{mode}"
+            runs[mode].append(ready_batch(home, pcaps, tmp / "second.json", SECOND_ENGINE[mode]))
+            shutil.rmtree(home, ignore_errors=True)
+        on, off = runs["on"][-1], runs["off"][-1]
+        for k in ratios:
+            ratios[k].append(on[k] / off[k])
+        print(f"  round {r + 1}: batch on {on['batch']:.2f} s, off {off['batch']:.2f} s -> {ratios['batch'][-1]:.2f}x; "
+              f"process {on['wall']:.2f} vs {off['wall']:.2f} s -> {ratios['wall'][-1]:.2f}x; "
+              f"CPU {on['cpu']:.2f} vs {off['cpu']:.2f} s -> {ratios['cpu'][-1]:.2f}x "
+              f"({on['done']}/{off['done']} done)")
+    med = {m: {k: statistics.median(x[k] for x in v) for k in ("batch", "wall", "cpu", "rss")} for m, v in runs.items()}
+    for mode in ("off", "on"):
+        print(row(f"{name}, nDPI+detectors {mode}: batch (median)", med[mode]["batch"], med[mode]["rss"]))
+    print(f"  ratio on / off, median of the rounds' ratios: {statistics.median(ratios['batch']):.2f}x batch on "
+          f"ready daemons, {statistics.median(ratios['wall']):.2f}x whole process, "
+          f"{statistics.median(ratios['cpu']):.2f}x CPU (target <= 1.3x)")
 
 
 def row(label: str, wall: float, rss: float) -> str:
@@ -159,14 +209,19 @@ def main() -> None:
     ap.add_argument("--etopen", type=Path, default=ETOPEN,
                     help="a folder of .rules files for row 3 (default: the ET Open snapshot)")
     ap.add_argument("--no-etopen", action="store_true", help="skip row 3")
+    ap.add_argument("--big", type=Path, help="the big capture (default: bench/out's, built if missing)")
+    ap.add_argument("--only-second-engine", action="store_true", help="row 4 alone")
+    ap.add_argument("--big-rounds", type=int, default=2, help="row 4's rounds on the big capture (default 2)")
     args = ap.parse_args()
+    if args.only_second_engine:
+        args.skip_big = args.skip_small = args.no_etopen = True
     tmp = Path(tempfile.mkdtemp(prefix="pt-bench-"))
     try:
         conf = engine_config(tmp / "conf-home")
         print(f"Suricata: {subprocess.run(['suricata', '-V'], capture_output=True, text=True).stdout.strip()}; "
               f"{os.cpu_count()} cores")
         if not args.skip_big:
-            big = big_capture()
+            big = args.big or big_capture()
             print(f"\n1. big capture: {big.stat().st_size / 2**20:.0f} MiB")
             b_wall, b_rss, _ = bare(conf, big, tmp / "bare-big")
             o_wall, o_rss, rc = ours(tmp / "home-big", [big])
@@ -179,6 +234,10 @@ def main() -> None:
             small_batch(conf, small, tmp, args.rounds)
         if not args.no_etopen:
             with_ruleset(args.etopen, small[:10], tmp)
+        print(f"\n4. nDPI and the detectors on vs off ({args.rounds} rounds; big capture: {args.big_rounds})")
+        second_engine(f"{len(small)} small dev captures", small, tmp, args.rounds)
+        if args.big_rounds:
+            second_engine("the big capture", [args.big or big_capture()], tmp, args.big_rounds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -2,7 +2,7 @@
 
 Two services on fresh homes, one with `ndpi=off`, one with `ndpi=on`, each with one warm Suricata
 daemon; every round submits and analyses each capture end to end (validate, hash, Suricata and
-ndpiReader in parallel, normalise, index, commit), alternating which service goes first. A round
+nDPI's helper in parallel, normalise, index, commit), alternating which service goes first. A round
 analyses every capture again (re-analysis: all but the upload's validation). Target: on <= 1.3x off.
 Usage: python bench/ndpi.py [--rounds N]
 """
@@ -41,8 +41,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     if not ndpi.available():
-        raise SystemExit("ndpiReader is not installed (scripts/setup-system.sh)")
+        raise SystemExit("libndpi is not installed (scripts/setup-system.sh)")
     times: dict[str, list[float]] = {"off": [], "on": []}
+    version = "?"
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as threads:
         services = {mode: PacketTotal(config.load(env={}, home=Path(tmp) / mode, engines=1, ndpi=mode))
                     for mode in times}
@@ -53,13 +54,14 @@ def main() -> None:
             ids[mode] = [pt.submit(PCAPS / n, n).capture["id"] for n in CAPTURES]
             first = batch(pt, ids[mode])
             print(f"ndpi {mode}: first analysis {first:.2f} s, with upload {time.perf_counter() - t0:.2f} s")
+            version = (pt.capture(ids[mode][0])["summary"].get("ndpi") or {}).get("version") or version
         for r in range(args.rounds):
             for mode in (("off", "on") if r % 2 == 0 else ("on", "off")):
                 times[mode].append(batch(services[mode], ids[mode]))
         for pt in services.values():
             pt.close()
     off, on = statistics.median(times["off"]), statistics.median(times["on"])
-    print(f"{len(CAPTURES)} small dev captures, {args.rounds} rounds, nDPI {ndpi.version()}")
+    print(f"{len(CAPTURES)} small dev captures, {args.rounds} rounds, nDPI {version}")
     print(f"ndpi off: median {off:.2f} s  ({', '.join(f'{t:.2f}' for t in times['off'])})")
     print(f"ndpi on:  median {on:.2f} s  ({', '.join(f'{t:.2f}' for t in times['on'])})")
     print(f"ratio on/off: {on / off:.2f}x (target <= 1.3x)")

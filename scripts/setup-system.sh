@@ -11,8 +11,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
 
-# libndpi-bin: ndpiReader, the second engine (nDPI 4.2 in both Debian 12 and 13's main; setting ndpi)
-packages=(suricata suricata-update libmagic1 python3-venv libndpi-bin)
+# libndpi4.2: the nDPI library, the second engine, loaded by its helper process (nDPI 4.2 in both
+# Debian 12 and 13's main; setting ndpi)
+packages=(suricata suricata-update libmagic1 python3-venv libndpi4.2)
 # npm installs the offline address data (scripts/setup-geo.sh); a machine whose Node.js brings
 # its own npm keeps it (Debian's npm package would conflict with it)
 command -v npm >/dev/null || packages+=(npm)

@@ -167,8 +167,8 @@ class Settings:
         "help": "Seconds the fetch of an IOC feed from a URL may take (connecting, each pause, and in all)",
         "check": positive})
     ndpi: str = field(default="auto", metadata={
-        "help": "nDPI (ndpiReader, Debian's libndpi-bin) as a second engine beside Suricata: each flow's "
-                "application, category and risks. auto: when ndpiReader is installed; on: always (a capture "
+        "help": "nDPI (libndpi, Debian's libndpi4.2) as a second engine beside Suricata: each flow's "
+                "application, category and risks. auto: when libndpi is installed; on: always (a capture "
                 "without it gets a warning); off: never", "check": one_of("auto", "on", "off")})
     rare_domain_baseline: int = field(default=20, metadata={
         "help": "Earlier captures holding domains the instance needs before it names a capture's domains new "

@@ -35,7 +35,10 @@ def open_jobs(settings: Settings, spawn: bool = False, claim: bool = False) -> L
     pool = _spawned(settings, executor) if spawn else None
     try:
         from .jobs.local import LocalJobs
-        return LocalJobs(open_service(settings, pool), executor=executor)
+        jobs = LocalJobs(open_service(settings, pool), executor=executor)
+        if pool is not None:
+            jobs.service.warm_ndpi(executor)  # nDPI's helpers too, in the same threads
+        return jobs
     except BaseException:
         if pool is not None:
             pool.close()

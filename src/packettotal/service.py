@@ -72,8 +72,7 @@ class PacketTotal:
             "netbios.name": self._db.netbios_matched,
             "name": self._db.named}
         self._geo = geo.Locator(s.geo_data_dir) if s.geo_data_dir else None  # country and AS of IPs
-        self._ndpi_version: str | None = None  # asked once, on first use
-        self._ndpi_spares: ndpi.Spares | None = None  # ndpiReaders started ahead, made on first use
+        self._ndpi_helpers: ndpi.Helpers | None = None  # nDPI's helper processes, made on first use
         self._made_pool = pool  # else made on first use
         self._pool_lock = threading.Lock()
         self._pending: list[_Indexed] = []  # indexed, waiting for a commit to be `done`
@@ -113,8 +112,19 @@ class PacketTotal:
         self._events.claim()
 
     def warm_engines(self, threads: Executor) -> None:
-        """Start the Suricata daemons now, one in each of these (long-lived) threads."""
+        """Start the Suricata daemons now, one in each of these (long-lived) threads, and nDPI's helpers."""
         self._pool.warm(threads)
+        self.warm_ndpi(threads)
+
+    def warm_ndpi(self, threads: Executor) -> None:
+        """Start nDPI's helpers now, one in each of these (long-lived) threads: they die with it."""
+        for _ in range(self.settings.engines):
+            threads.submit(self._ndpi_warm_one)
+
+    def _ndpi_warm_one(self) -> None:
+        helpers = self._ndpi_helpers_for([])  # a reason it cannot run: the first capture says it
+        if helpers is not None:
+            helpers.warm()
 
     def watch_rules(self) -> None:
         """Load changed rules into new daemons as they change (`rules_reload_seconds`), the old
@@ -128,8 +138,8 @@ class PacketTotal:
     def close(self) -> None:
         if self._made_pool is not None:
             self._made_pool.close()
-        if self._ndpi_spares is not None:
-            self._ndpi_spares.close()
+        if self._ndpi_helpers is not None:
+            self._ndpi_helpers.close()
         self._events.close()
         self._db.close()
         if self._geo is not None:
@@ -367,13 +377,17 @@ class PacketTotal:
         summary["certs"] = len(outcome.certs["certs"])
         return summary, outcome.observables, list(file_rows.values()), stored, outcome.certs
 
-    # nDPI, the second engine (ingest/ndpi.py): its failure is a warning, never a failed capture
+    # nDPI, the second engine (ingest/ndpi/): its failure is a warning, never a failed capture
     def _ndpi_start(self, pcap: Path, warnings: list[str]) -> ndpi.Run | None:
+        helpers = self._ndpi_helpers_for(warnings)
+        return helpers.run(pcap) if helpers is not None else None
+
+    def _ndpi_helpers_for(self, warnings: list[str]) -> ndpi.Helpers | None:
         mode = self.settings.ndpi
         if mode == "off" or (mode == "auto" and not ndpi.available()):
             return None
         if not ndpi.available():
-            warnings.append(f"nDPI: {ndpi.BINARY} is not installed (Debian's libndpi-bin; setting ndpi)")
+            warnings.append("nDPI: libndpi is not installed (Debian's libndpi4.2; setting ndpi)")
             return None
         try:
             account = suricata.run_as(self.settings)  # it parses the capture too: never as root
@@ -381,10 +395,9 @@ class PacketTotal:
             warnings.append(f"nDPI: {exc.message}")
             return None
         with self._pool_lock:
-            if self._ndpi_spares is None:
-                self._ndpi_version = ndpi.version(ndpi.BINARY, account) or "?"
-                self._ndpi_spares = ndpi.Spares(ndpi.BINARY, self.settings.work_dir, account, self.settings.engines)
-        return self._ndpi_spares.run(pcap)
+            if self._ndpi_helpers is None:
+                self._ndpi_helpers = ndpi.Helpers(account, self.settings.engines)
+            return self._ndpi_helpers
 
     def _ndpi_finish(self, cid: str, second: ndpi.Run | None, summary: dict, obs: list[dict],
                      warnings: list[str]) -> list[dict]:
@@ -396,7 +409,7 @@ class PacketTotal:
             warnings.append(f"nDPI: {result.error}")
         if result.dropped:
             warnings.append(f"nDPI: {result.dropped:,} flows past the first {ndpi.MAX_FLOWS:,} were not kept")
-        summary["ndpi"] = {"version": self._ndpi_version, "flows": len(result.flows), "seconds": result.seconds}
+        summary["ndpi"] = {"version": result.version, "flows": len(result.flows), "seconds": result.seconds}
         found = ndpi.observables(cid, result.flows)
         room = max(0, self.settings.max_observables_per_capture - len(obs))  # the capture's bound holds them too
         if len(found) > room:

@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import dpkt
 
@@ -115,7 +115,13 @@ def walk(path: Path) -> Iterator[Packet | tuple[int, int]]:
     """Each packet of a pcap or pcapng file in file order; for pcapng also (offset, size) of each
     section and interface block. Stops quietly where the file stops making sense (validation
     has said where)."""
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+    with open(path, "rb") as f:
+        yield from walk_file(f)
+
+
+def walk_file(f: BinaryIO) -> Iterator[Packet | tuple[int, int]]:
+    """`walk` of an open capture file (the nDPI helper is given one, not a path)."""
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
         kind = capture_format(m[:4])
         if kind == "pcap":
             yield from _walk_pcap(m)

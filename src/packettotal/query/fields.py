@@ -41,7 +41,7 @@ CAPTURE_FIELDS: dict[str, tuple[str, str]] = {
     # captures holding an IP of that country, AS or special range (ingest/geo.py)
     "geo.country": ("country code", "RU"), "asn": ("AS number", "13335"), "geo.range": ("range name", "private"),
     "intel": ("IOC feed name", "abusech"),  # captures holding an indicator of that feed (ingest/intel.py)
-    # nDPI (ingest/ndpi.py): captures holding a flow nDPI saw so
+    # nDPI (ingest/ndpi/): captures holding a flow nDPI saw so
     "ndpi.app": ("nDPI application", "TLS.Telegram"),
     "ndpi.category": ("nDPI category", "Chat"),
     "ndpi.risk": ("nDPI risk", "self_signed_certificate"),

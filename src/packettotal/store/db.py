@@ -255,7 +255,7 @@ intel_hits = sa.Table(
     sa.Index("ix_intel_hits_indicator", "indicator_id"),
 )
 
-# nDPI's view of each flow (ingest/ndpi.py), written with the capture; joined to Suricata's flow
+# nDPI's view of each flow (ingest/ndpi/), written with the capture; joined to Suricata's flow
 # records by five-tuple (either direction) and nearest start when shown
 ndpi_flows = sa.Table(
     "ndpi_flows", metadata,
@@ -268,7 +268,7 @@ ndpi_flows = sa.Table(
     sa.Column("first_seen", sa.Float, nullable=False),    # epoch seconds
     sa.Column("app", sa.String(64), nullable=False),      # TLS.Telegram, DNS, Unknown
     sa.Column("category", sa.String(64), nullable=False),
-    sa.Column("risks", sa.JSON, nullable=False),          # search names (ingest/ndpi.py risk_name)
+    sa.Column("risks", sa.JSON, nullable=False),          # search names (ingest/ndpi/ risk_name)
     sa.Column("risk_score", sa.Integer, nullable=False),
     sa.Index("ix_ndpi_flows_capture", "capture_id"),
     sa.Index("ix_ndpi_flows_app", "app"),
@@ -907,7 +907,7 @@ class Database:
             return list(conn.execute(sa.select(captures.c.id).where(captures.c.status == "done")
                                      .order_by(captures.c.submitted_at)).scalars())
 
-    # nDPI (ingest/ndpi.py)
+    # nDPI (ingest/ndpi/)
     def _replace_ndpi(self, conn, results: list[dict]) -> None:
         """A capture's nDPI flows, replaced by those of its new analysis (`ndpi` absent: kept)."""
         given = [r for r in results if "ndpi" in r]

@@ -145,7 +145,7 @@ def tab_page(request: Request, ref: str, event_type: str,
     total = result.total if result else 0
     rows = [{"seq": e["seq"], "event": e["event"], "cells": [tabs.cell(e["event"], c) for c in tab.columns],
              "json": _json_view(e["event"])} for e in (result.events if result else [])]
-    if event_type == "flow":  # nDPI's view of each connection (ingest/ndpi.py)
+    if event_type == "flow":  # nDPI's view of each connection (ingest/ndpi/)
         for r, seen in zip(rows, service.ndpi_of(cap["id"], [r["event"] for r in rows]), strict=True):
             r["ndpi"] = seen
     base = {"q": q, "size": size}
