@@ -21,6 +21,7 @@ from ...query import fields as catalog
 from ...query.backends.tantivy import CAPTURE_FIELD, JSON_FIELD, TEXT_FIELD, TantivyTranslator
 from .budget import Budget, costly
 from .base import NOT_SEARCHED, CaptureHits, Page, catalogue_values, searchable
+from .topvalues import MAX_SCAN, Tally, TopValues, bucket, canonical_ip, countable
 
 KEYWORD = "kw"
 # tantivy orders by numeric, date and text fast fields, not by IP addresses
@@ -39,6 +40,15 @@ def _bulky(raw: bytes) -> bool:
 PAGE = 10_000
 MAX_OFFSET = 1_000_000  # tantivy collects offset + limit hits: deep offsets cost memory
 BATCH = 512  # documents added per writer-lock hold
+SEGMENT_TERMS = 10_000  # values each segment ranks for a terms aggregation: beyond, a count may be short
+
+
+def _column_key(kind: str, key: object) -> str | int:
+    if kind == "int":
+        return int(key)  # type: ignore[call-overload]  # tantivy answers numbers (as floats, sometimes)
+    if kind == "ip":
+        return canonical_ip(str(key))
+    return str(key)
 
 
 def build_schema() -> tantivy.Schema:
@@ -283,6 +293,38 @@ class TantivyEventStore:
         aggs = {"t": {"terms": {"field": "event_type", "size": 100}}}
         result = self.index.searcher().aggregate(self._query(None, capture_id), aggs)
         return {b["key"]: b["doc_count"] for b in result["t"]["buckets"]}
+
+    def top_values(self, query, fields: tuple[str, ...], capture_id: str | None = None,
+                   event_type: str | None = None, limit: int = 10, scan: int = MAX_SCAN) -> list[TopValues]:
+        """The most frequent values of each field over the matching events (topvalues.py)."""
+        if budget := self._costly(query):
+            return budget.call(self._hidden, "top_values", query, fields, capture_id, event_type, limit, scan)
+        searcher = self.index.searcher()
+        q = self._query(query, capture_id, event_type)
+        matched = searcher.search(q, 1, count=True).count  # type: ignore[attr-defined]  # the stub lacks it
+        wanted = [f for f in (countable(n) for n in fields) if f is not None]
+        out = {f.name: self._column_top(searcher, q, f.name, matched, limit) for f in wanted if f.fast}
+        if slow := [f for f in wanted if not f.fast]:
+            tally = Tally(slow)
+            if matched:
+                # a capture's first events in capture order; across captures, the newest
+                hits = (searcher.search(q, min(scan, matched), order_by_field="seq") if capture_id else
+                        searcher.search(q, min(scan, matched), order_by_field="timestamp", order=Order.Desc))
+                for _score, addr in hits.hits:
+                    tally.add(orjson.loads(searcher.doc(addr)["doc"][0]))
+            out |= {f.name: tally.top(f.name, matched, limit) for f in slow}
+        return [out[f.name] for f in wanted]
+
+    def _column_top(self, searcher: tantivy.Searcher, q: Query, name: str, matched: int, limit: int) -> TopValues:
+        """A fast field's top values, by tantivy's terms aggregation over every matching event."""
+        terms = {"field": name, "size": limit, "segment_size": SEGMENT_TERMS}
+        agg = searcher.aggregate(q, {"t": {"terms": terms}})["t"]
+        valued = searcher.search(Query.boolean_query([(Occur.Must, q), (Occur.Must, Query.exists_query(name))]),
+                                 1, count=True).count  # type: ignore[attr-defined]
+        kind = catalog.BY_NAME[name].kind
+        return TopValues(name, matched, matched, matched - valued, agg.get("sum_other_doc_count", 0),
+                         [bucket(_column_key(kind, b["key"]), b["doc_count"]) for b in agg["buckets"]],
+                         error_bound=agg.get("doc_count_error_upper_bound", 0))
 
     def export(self, capture_id: str, event_type: str | None = None, query=None) -> Iterator[dict]:
         after = 0
