@@ -22,11 +22,11 @@ from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFoun
                      StorageFull, YaraError, disk_full)
 from .ingest import (capfile, files as carved, flowpackets, geo, hunts, intel, ndpi, observables, pipeline, suricata,
                      threats, validate, yarascan)
-from .query import correlate, fields as catalog, labels as labels_mod, lucene
+from .query import correlate, fields as catalog, labels as labels_mod, lucene, topvalues
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
 from .store.db import Database, now
-from .store.events import open_events, topvalues
+from .store.events import open_events
 from .store.events.base import searchable  # noqa: F401  (re-exported: what of a record is searched)
 from .store.events.tantivy import MAX_OFFSET  # noqa: F401  (re-exported: the deepest offset served)
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from ...query import fields as catalog
 from ...query.nodes import Node
 from ...records import values_at
-from .topvalues import MAX_SCAN, TopValues
+from ...query.topvalues import MAX_SCAN, TopValues
 
 # Bulky base64/binary members: kept in the stored record, left out of the text index.
 NOT_SEARCHED = frozenset({"payload", "packet", "chain", "client_chain", "certificate", "stats"})
