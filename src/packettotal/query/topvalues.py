@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import QueryError
-from . import fields as catalog
 from ..records import values_at
+from . import fields as catalog
 
 MAX_SCAN = 50_000   # events read for a field that has no column (not `fast`): more are not counted
 MAX_VALUES = 100    # values one answer lists

@@ -19,9 +19,9 @@ from tantivy import Document, Filter, Index, Occur, Order, Query, SchemaBuilder,
 from ...errors import IndexBusy, QueryError
 from ...query import fields as catalog
 from ...query.backends.tantivy import CAPTURE_FIELD, JSON_FIELD, TEXT_FIELD, TantivyTranslator
+from ...query.topvalues import MAX_SCAN, Tally, TopValues, bucket, canonical_ip, countable
 from .budget import Budget, costly
 from .base import NOT_SEARCHED, CaptureHits, Page, catalogue_values, searchable
-from ...query.topvalues import MAX_SCAN, Tally, TopValues, bucket, canonical_ip, countable
 
 KEYWORD = "kw"
 # tantivy orders by numeric, date and text fast fields, not by IP addresses
