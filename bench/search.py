@@ -264,12 +264,12 @@ def measure(home: Path, runs: int, seed: int = 11) -> None:
         "per-capture summary (capture, top indicators, labels)": (
             lambda cid: (pt.capture(cid), pt.top_indicators(cid), pt.labels(cid)), sample),
         "similar captures": (lambda cid: pt.similar(cid, 20), sample),
-        "top values, broad search, a field without a column (<= 50,000 read)": (
+        "top values, broad search, field without a column (<= 10,000 read)": (
             lambda qf: pt.search_counts(qf[0], [qf[1]]),
             [rng.choice(BROAD_SCANNED) for _ in range(runs)]),
-        "top values, broad search, column fields (event_type, dest_ip, dest_port)": (
+        "top values, broad search, columns (event_type, dest_ip, dest_port)": (
             lambda q: pt.search_counts(q, panels.SEARCH_DEFAULTS), [rng.choice(BROAD) for _ in range(runs)]),
-        "top values, a capture's biggest tab (the tab's default fields)": (
+        "top values, a capture's biggest tab (its default fields)": (
             lambda ct: pt.tab_counts(ct[0], ct[1], panels.defaults(ct[1])), [biggest_tab(pt, cid) for cid in sample]),
         "bulk search of 1,000 IOCs": (
             lambda seed_: pt.bulk_ioc(random.Random(seed_).sample(

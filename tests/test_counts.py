@@ -245,3 +245,11 @@ def test_tab_and_search_pages_show_the_panel(site, caps):
     search = site.get("/search", params={"q": "event_type:dhcp", "top": "dhcp.client_mac"})
     assert search.status_code == 200 and 'data-field="dhcp.client_mac"' in search.text
     assert "event_type%3Adhcp+AND+dhcp.client_mac%3A%2264%3A65%3A3a%3A61%3A64%3A3a%22" in search.text
+
+
+def test_nothing_matched_counts_nothing(site, caps):
+    r = site.get("/api/v1/search/counts", params={"q": 'dns.rrname:"no.such.name.example"',
+                                                  "field": ["dest_port", "dns.rrname"]})
+    assert r.status_code == 200, r.text
+    for p in r.json():
+        assert p["matched"] == p["counted"] == p["missing"] == p["others"] == 0 and p["values"] == [], p

@@ -14,7 +14,9 @@ from ..errors import QueryError
 from ..records import values_at
 from . import fields as catalog
 
-MAX_SCAN = 50_000   # events read for a field that has no column (not `fast`): more are not counted
+# events read for a field that has no column (not `fast`); more are not counted (docs/benchmarks.md: the cost)
+MAX_SCAN = 20_000         # of a capture's tab, in capture order
+MAX_SCAN_SEARCH = 10_000  # of a search across captures, newest first
 MAX_VALUES = 100    # values one answer lists
 MAX_FIELDS = 8      # fields counted by one request
 MAX_SHOWN = 1_000   # characters of a value kept in an answer

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from ...query import fields as catalog
 from ...query.nodes import Node
 from ...records import values_at
-from ...query.topvalues import MAX_SCAN, TopValues
+from ...query.topvalues import TopValues
 
 # Bulky base64/binary members: kept in the stored record, left out of the text index.
 NOT_SEARCHED = frozenset({"payload", "packet", "chain", "client_chain", "certificate", "stats"})
@@ -114,7 +114,7 @@ class EventStore(Protocol):
     def count_by_type(self, capture_id: str) -> dict[str, int]: ...
     def top_values(self, query: Node | None, fields: tuple[str, ...], capture_id: str | None = None,
                    event_type: str | None = None, limit: int = 10,
-                   scan: int = MAX_SCAN) -> list[TopValues]: ...
+                   scan: int | None = None) -> list[TopValues]: ...
     def export(self, capture_id: str, event_type: str | None = None,
                query: Node | None = None) -> Iterator[dict]: ...
     def one_budget(self) -> AbstractContextManager: ...
