@@ -2,6 +2,8 @@
 counts agree with the capture's own EVE records, and the filter a value gives back returns
 exactly that many rows."""
 
+import csv
+import io
 from collections import Counter
 from pathlib import Path
 
@@ -253,3 +255,38 @@ def test_nothing_matched_counts_nothing(site, caps):
     assert r.status_code == 200, r.text
     for p in r.json():
         assert p["matched"] == p["counted"] == p["missing"] == p["others"] == 0 and p["values"] == [], p
+
+
+def tab_csv_rows(site, cid: str, tab: str, q: str) -> int:
+    """How many rows a console tab lists with this filter: its CSV export, all of it."""
+    r = site.get(f"/api/v1/captures/{cid}/export", params={"format": "csv", "tab": tab, "q": q})
+    assert r.status_code == 200, r.text
+    return len(list(csv.reader(io.StringIO(r.text)))) - 1  # less the header
+
+
+def test_strange_activity_counts_what_the_tab_lists(site, caps):
+    """Strange activity lists anomalies and protocol-event alerts (no one event type): its counts
+    are of those, and each value's filter gives back that many of its rows."""
+    cap = analysed(site, PCAPS / "cs-mail_sender_attachment.pcapng")  # decoder events
+    listed = tab_csv_rows(site, cap["id"], "anomaly", "")
+    panels = counts(site, cap["id"], "anomaly")
+    assert [p["field"] for p in panels] == ["anomaly.event", "alert.signature"]
+    for p in panels:
+        assert p["matched"] == listed > 0 and p["exact"]
+        assert sum(v["count"] for v in p["values"]) + p["others"] + p["missing"] == listed
+        for v in p["values"]:
+            assert tab_csv_rows(site, cap["id"], "anomaly", v["filter"]) == v["count"], v
+    assert any(p["values"] for p in panels)
+
+
+def test_the_panel_says_when_counts_are_partial():
+    from packettotal.query.topvalues import Bucket, TopValues
+    from packettotal.web import counts as shapes
+    from packettotal.web.pages import _env
+
+    macro = _env.get_template("counts.html").module.top_values  # type: ignore[attr-defined]
+    top = TopValues("dns.rrname", 1_234_567, 10_000, 0, 0, [Bucket('<b>"x"</b>', 10_000)], capped=True)
+    html = str(macro({"tops": [shapes.shaped(top, "")], "error": None}, ("dns.rrname",), "",
+                     lambda **kw: "?q=" + kw["q"], {}))
+    assert "partial: the first 10,000 of 1,234,567 events" in html
+    assert "&lt;b&gt;&#34;x&#34;&lt;/b&gt;" in html and "<b>" not in html
