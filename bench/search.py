@@ -37,6 +37,7 @@ from packettotal.ingest import observables, pipeline  # noqa: E402
 from packettotal.jobs.local import LocalJobs  # noqa: E402
 from packettotal.service import PacketTotal, _Indexed  # noqa: E402
 from packettotal.store.db import now  # noqa: E402
+from packettotal.web import counts as panels, tabs  # noqa: E402
 
 HOME = OUT / "search-home"
 ADDRESS_FIELDS = ("src_ip", "dest_ip")
@@ -211,6 +212,18 @@ def build(home: Path, captures: int, per_capture: int, min_events: int, seed: in
     pt.close()
 
 
+BROAD_SCANNED = (("event_type:dns", "dns.rrname"), ("event_type:http", "http.hostname"), ("event_type:tls", "tls.sni"),
+                 ("event_type:alert", "alert.signature"), ("proto:udp", "dns.rcode"))
+BROAD = ("event_type:flow", "proto:tcp", "event_type:dns", "app_proto:http", "proto:udp")
+
+
+def biggest_tab(pt: PacketTotal, cid: str) -> tuple[dict, str]:
+    """A capture and its tab with the most events."""
+    cap = pt.capture(cid)
+    counts = tabs.counts_of(cap["summary"] or {})
+    return cap, max((t for t in counts if t not in tabs.HIDDEN), key=lambda t: counts[t])
+
+
 def timed(fn, values: list) -> tuple[float, float]:
     out = []
     for v in values:
@@ -251,6 +264,13 @@ def measure(home: Path, runs: int, seed: int = 11) -> None:
         "per-capture summary (capture, top indicators, labels)": (
             lambda cid: (pt.capture(cid), pt.top_indicators(cid), pt.labels(cid)), sample),
         "similar captures": (lambda cid: pt.similar(cid, 20), sample),
+        "top values, broad search, field without a column (<= 10,000 read)": (
+            lambda qf: pt.search_counts(qf[0], [qf[1]]),
+            [rng.choice(BROAD_SCANNED) for _ in range(runs)]),
+        "top values, broad search, columns (event_type, dest_ip, dest_port)": (
+            lambda q: pt.search_counts(q, panels.SEARCH_DEFAULTS), [rng.choice(BROAD) for _ in range(runs)]),
+        "top values, a capture's biggest tab (its default fields)": (
+            lambda ct: pt.tab_counts(ct[0], ct[1], panels.defaults(ct[1])), [biggest_tab(pt, cid) for cid in sample]),
         "bulk search of 1,000 IOCs": (
             lambda seed_: pt.bulk_ioc(random.Random(seed_).sample(
                 [v for vs in values.values() for v in vs], 1000)), list(range(max(5, runs // 5)))),

@@ -225,3 +225,32 @@ def test_decoder_events_show_as_strange_activity(page, server):
     page.click('nav.tabs a[data-tab="alert"]')
     assert page.locator("#events td.empty").inner_text() == "No events."
     assert page.locator("#no-ruleset").is_visible()
+
+
+def test_top_values_panel_shows_and_a_click_filters(page, server):
+    cid = _uploaded(server, ESPN)
+    page.goto(f"{server}/captures/{cid}")
+    page.locator("nav.tabs").wait_for(timeout=60_000)
+    page.goto(f"{server}/captures/{cid}/tab/dns")
+    panel = page.locator("#top-values")
+    assert panel.is_visible()
+    names = panel.locator('table[data-field="dns.rrname"]')
+    assert names.is_visible() and panel.locator('table[data-field="dns.rcode"]').is_visible()
+    first = names.locator("tbody tr").first
+    value = first.locator("td.top-value a").inner_text()
+    count = int(first.locator("td.n").first.inner_text().replace(",", ""))
+    first.locator("td.top-value a").click()
+    page.wait_for_url(f"{server}/captures/{cid}/tab/dns?q=*")
+    assert page.locator(".filter input[name=q]").input_value() == f'dns.rrname:"{value}"'
+    assert page.locator("#events tbody tr").count() == count
+    assert all(value.lower() in t.lower() for t in page.locator("#events tbody tr").all_inner_texts())
+    # the panel now counts the narrowed rows: one value, all of them
+    narrowed = page.locator('#top-values table[data-field="dns.rrname"] tbody tr')
+    assert narrowed.count() == 1 and "100.0%" in narrowed.inner_text()
+    # another field from the picker, the filter kept
+    page.select_option("#top-values select[name=top]", "src_ip")
+    with page.expect_navigation():
+        page.click("#top-values button")
+    assert page.locator('#top-values table[data-field="src_ip"]').is_visible()
+    assert page.locator(".filter input[name=q]").input_value() == f'dns.rrname:"{value}"'
+    assert page.dialogs == []

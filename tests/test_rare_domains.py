@@ -243,7 +243,7 @@ def test_in_a_browser_the_summary_names_the_new_domain_and_links_the_search(tmp_
         page.goto(f"{server}/captures/{cid}")
         page.locator("nav.tabs").wait_for(timeout=60_000)
         row = page.locator('#top-findings tr[data-finding="rare_domain"]')
-        assert row.locator("td.severity").inner_text() == "low"  # one new, one known (oisf.net)
+        assert row.locator("td.severity").inner_text() == "Low"  # one new, one known (oisf.net)
         assert row.locator("td").nth(2).inner_text() == "example-new.net"
         assert "(1 of the capture's 2 were known)" in row.inner_text()
         row.locator("details summary").click()

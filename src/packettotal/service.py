@@ -24,7 +24,8 @@ from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFoun
 from .ingest import (capfile, certs, files as carved, flowpackets, geo, hunts, intel, ndpi, netbios, observables,
                      pipeline, rare, suricata, threats, validate, yarascan)
 from .listing import CaptureFilter
-from .query import correlate, fields as catalog, indicators, labels as labels_mod, lucene, pivotsearch, suggest
+from .query import (correlate, fields as catalog, indicators, labels as labels_mod, lucene, pivotsearch, suggest,
+                    topvalues)
 from .query.nodes import And, Captures, Not, Or, Term
 from .store.blobs import Blobs
 from .store.db import Database, now
@@ -597,6 +598,20 @@ class PacketTotal:
         event_type, scope = _tab_scope(tab, cap["summary"] or {})
         node = self.parse(text) if text.strip() else None
         return event_type, scope if node is None else node if scope is None else And((node, scope))
+
+    def tab_counts(self, cap: dict, tab: str, fields: Iterable[str], text: str = "",
+                   limit: int = 10) -> list[topvalues.TopValues]:
+        """The top values of fields over what a console tab lists with its filter (store/events/topvalues.py)."""
+        names = topvalues.checked(fields, limit)
+        event_type, node = self._tab_query(cap, tab, text)
+        return self._events.top_values(node, names, cap["id"], event_type, limit)
+
+    def search_counts(self, text: str, fields: Iterable[str], limit: int = 10) -> list[topvalues.TopValues]:
+        """The top values of fields over the events a search matches, across captures."""
+        names = topvalues.checked(fields, limit)
+        node = self.parse(text)
+        with self._events.one_budget():
+            return self._events.top_values(node, names, limit=limit)
 
     def parse(self, text: str):
         """Query text -> node tree with label fields resolved (raises QueryError)."""

@@ -23,7 +23,8 @@ from ..ingest.intel import default_name as intel_default_name
 from ..query import fields as catalog
 from ..query.lucene import QUERY_BYTES
 from ..query.values import INT_MAX
-from . import bulkexport, downloads, listing_params, uploads
+from ..query import topvalues
+from . import bulkexport, counts as panels, downloads, listing_params, uploads
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -322,6 +323,28 @@ class Hunt(BaseModel):
     links: dict[str, str]
 
 
+class TopValue(BaseModel):
+    value: str | int
+    count: int = Field(description="matching events with this value (of those read)")
+    share: float = Field(description="count / counted")
+    cut: bool = Field(description="the value is longer than shown (and so not a filter)")
+    filter: str | None = Field(description="the query narrowed to this value (q AND field:\"value\")")
+
+
+class TopValues(BaseModel):
+    field: str
+    matched: int = Field(description="events the query matched")
+    counted: int = Field(description="events read: all unless capped")
+    capped: bool = Field(description="more events matched than are read for a field without a column: "
+                                     "the counts are of the first `counted` (a capture's, in capture order; "
+                                     "a search's, newest first)")
+    missing: int = Field(description="events read without a value")
+    others: int = Field(description="counts of the values not listed, summed")
+    error_bound: int = Field(description="a count may be this much short (0 but for huge numbers of values)")
+    exact: bool = Field(description="every count is exact: not capped, no error bound")
+    values: list[TopValue]
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": Error}, 404: {"model": Error}, 422: {"model": Error}}
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
@@ -553,6 +576,27 @@ def get_flow_pcap(request: Request, ref: Ref, flow: FlowRef):
                              headers={"content-disposition": f'attachment; filename="{name}"'})
 
 
+TopFields = Annotated[list[str] | None, Query(max_length=topvalues.MAX_FIELDS, description=(
+    "a catalogue field to count by (repeat for more); default: the tab's own (or event_type, dest_ip, "
+    "dest_port for a search)"))]
+TopLimit = Annotated[int, Query(ge=1, le=100, description="values listed per field")]
+
+
+@router.get("/captures/{ref}/tabs/{tab}/counts", response_model=list[TopValues], responses=ERRORS,
+            summary="A console tab's top values of a field, with its filter: counts and shares")
+def tab_counts(request: Request, ref: Ref,
+               tab: Annotated[str, PathParam(max_length=40, pattern=r"^[a-z0-9_\-]+$",
+                                             description="a console tab: its event type, alert or anomaly")],
+               field: TopFields = None, limit: TopLimit = 10,
+               q: Annotated[str, Query(max_length=QUERY_BYTES, description="the tab's Lucene filter")] = ""):
+    service = _instance(request).service
+    cap = service.capture(ref)
+    if cap["status"] != "done":
+        raise NotFound(f"capture {cap['id'][:12]} is {cap['status']}: it has no events yet")
+    found = service.tab_counts(cap, tab, field or panels.defaults(tab), q, limit)
+    return [panels.shaped(t, q) for t in found]
+
+
 @router.get("/captures/{ref}/flows.pcap", responses={200: {"content": {"application/vnd.tcpdump.pcap": {}}},
                                                      **ERRORS}, response_class=FileResponse,
             summary=f"The packets of the flows of the events matching a filter (at most {flows.MAX_CUT_FLOWS:,} "
@@ -633,6 +677,13 @@ def search(request: Request, q: Q, limit: Limit = 50, cursor: Cursor = None,
             "groups": groups, "next_cursor": _token("o", offset + limit) if more else None,
             "pivot": None if found is None else {"value": found.value, "kind": found.kind, "defanged": found.defanged,
                                                  "url": "/api/v1/ioc/" + quote(found.value, safe="")}}
+
+
+@router.get("/search/counts", response_model=list[TopValues], responses=ERRORS,
+            summary="The top values of a field over the events a search matches, across captures")
+def search_counts(request: Request, q: Q, field: TopFields = None, limit: TopLimit = 10):
+    found = _instance(request).service.search_counts(q, field or panels.SEARCH_DEFAULTS, limit)
+    return [panels.shaped(t, q) for t in found]
 
 
 @router.get("/search/events", response_model=SearchEvents, responses=ERRORS,

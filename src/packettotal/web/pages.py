@@ -25,7 +25,7 @@ from ..ingest.validate import human_size
 from ..query import correlate, fields as catalog, indicators
 from ..query.lucene import QUERY_BYTES
 from ..service import MAX_OFFSET, searchable
-from . import bulkexport, captures_list, charts, listing_params, tabs, uploads
+from . import bulkexport, captures_list, charts, counts as panels, listing_params, tabs, uploads
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZES = (25, 50, 100, 500)
@@ -126,7 +126,8 @@ def tab_page(request: Request, ref: str, event_type: str,
              sort: Annotated[str | None, Query(max_length=64)] = None,
              order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
              page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-             size: Annotated[int, Query(ge=1, le=500)] = 50):
+             size: Annotated[int, Query(ge=1, le=500)] = 50,
+             top: Annotated[str, Query(max_length=64)] = ""):
     service = _instance(request).service
     cap, wait = _analysed(service, ref)
     if wait:
@@ -148,7 +149,10 @@ def tab_page(request: Request, ref: str, event_type: str,
     if event_type == "flow":  # nDPI's view of each connection (ingest/ndpi/)
         for r, seen in zip(rows, service.ndpi_of(cap["id"], [r["event"] for r in rows]), strict=True):
             r["ndpi"] = seen
-    base = {"q": q, "size": size}
+    top = top if top in panels.choices(event_type) else ""
+    base = {"q": q, "size": size, "top": top}
+    top_panel = None if error else panels.panel(partial(service.tab_counts, cap, event_type, text=q),
+                                                (top,) if top else panels.defaults(event_type), q)
     files = service.capture_files(cap["id"]) if event_type == "fileinfo" else []
     return render(request, "tab.html", status=400 if error else 200, cap=cap, **_console(service, cap),
                   current=event_type, tab=tab, rows=rows, total=total, page=page, size=size,
@@ -161,6 +165,7 @@ def tab_page(request: Request, ref: str, event_type: str,
                   findings=(cap["summary"] or {}).get("findings") if event_type == "anomaly" else None,
                   stored={f["sha256"] for f in files if f["stored"]}, files=files,
                   certs=service.capture_certs(cap["id"]) if event_type == "tls" else [],
+                  top_panel=top_panel, top=top, top_choices=panels.choices(event_type),
                   link=lambda **kw: "?" + urlencode({k: v for k, v in {**base, "sort": sort, "order": order,
                                                                        **kw}.items() if v not in (None, "")}))
 
@@ -351,11 +356,13 @@ async def bulk_export(request: Request, format: Annotated[str, Query(pattern="^(
 def search_page(request: Request, q: Annotated[str, Query(max_length=QUERY_BYTES)] = "",
                 sort: Annotated[str, Query(pattern="^(hits|newest|oldest)$")] = "hits",
                 view: Annotated[str, Query(pattern="^(captures|events)$")] = "captures",
-                page: Annotated[int, Query(ge=1, le=10_000)] = 1):
+                page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+                top: Annotated[str, Query(max_length=64)] = ""):
     service = _instance(request).service
     if (found := service.indicator(q)) is not None:  # a lone indicator: its pivot
         return RedirectResponse("/ioc/" + quote(found.value, safe=""), status_code=303)
     size = 50
+    top = top if top in panels.choices(None) else ""
     result = events = error = None
     if q.strip():
         try:
@@ -365,9 +372,13 @@ def search_page(request: Request, q: Annotated[str, Query(max_length=QUERY_BYTES
                 result = service.search(q, limit=size, offset=(page - 1) * size, sort=sort)
         except QueryError as exc:
             error = exc
+    top_panel = panels.panel(partial(service.search_counts, q), (top,) if top else panels.SEARCH_DEFAULTS, q) \
+        if q.strip() and not error else None
     total = (result.total_captures if result else events.total if events else 0)
-    link = lambda **kw: "?" + urlencode({"q": q, "sort": sort, "view": view, "page": page, **kw})  # noqa: E731
+    link = lambda **kw: "?" + urlencode({k: v for k, v in {"q": q, "sort": sort, "view": view, "page": page,  # noqa: E731
+                                                          "top": top, **kw}.items() if v not in (None, "")})
     return render(request, "search.html", status=400 if error else 200, q=q, sort=sort, view=view, page=page,
+                  top_panel=top_panel, top=top, top_choices=panels.choices(None),
                   pages=max(1, min(math.ceil(total / size), MAX_PAGES)), result=result, events=events,
                   error=error, link=link, json_view=_json_view, hidden=tabs.HIDDEN)
 

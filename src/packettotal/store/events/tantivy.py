@@ -19,6 +19,7 @@ from tantivy import Document, Filter, Index, Occur, Order, Query, SchemaBuilder,
 from ...errors import IndexBusy, QueryError
 from ...query import fields as catalog
 from ...query.backends.tantivy import CAPTURE_FIELD, JSON_FIELD, TEXT_FIELD, TantivyTranslator
+from ...query.topvalues import MAX_SCAN, MAX_SCAN_SEARCH, Tally, TopValues, bucket, canonical_ip, countable
 from .budget import Budget, costly
 from .base import NOT_SEARCHED, CaptureHits, Page, catalogue_values, searchable
 
@@ -39,6 +40,15 @@ def _bulky(raw: bytes) -> bool:
 PAGE = 10_000
 MAX_OFFSET = 1_000_000  # tantivy collects offset + limit hits: deep offsets cost memory
 BATCH = 512  # documents added per writer-lock hold
+SEGMENT_TERMS = 10_000  # values each segment ranks for a terms aggregation: beyond, a count may be short
+
+
+def _column_key(kind: str, key: object) -> str | int:
+    if kind == "int":
+        return int(key)  # type: ignore[call-overload]  # tantivy answers numbers (as floats, sometimes)
+    if kind == "ip":
+        return canonical_ip(str(key))
+    return str(key)
 
 
 def build_schema() -> tantivy.Schema:
@@ -292,6 +302,48 @@ class TantivyEventStore:
         aggs = {"t": {"terms": {"field": "event_type", "size": 100}}}
         result = self.index.searcher().aggregate(self._query(None, capture_id), aggs)
         return {b["key"]: b["doc_count"] for b in result["t"]["buckets"]}
+
+    def top_values(self, query, fields: tuple[str, ...], capture_id: str | None = None,
+                   event_type: str | None = None, limit: int = 10, scan: int | None = None) -> list[TopValues]:
+        """The most frequent values of each field over the matching events (topvalues.py); `scan`:
+        the most events read for a field without a column (default MAX_SCAN for a capture, else
+        MAX_SCAN_SEARCH)."""
+        if budget := self._costly(query):
+            return budget.call(self._hidden, "top_values", query, fields, capture_id, event_type, limit, scan)
+        searcher = self.index.searcher()
+        q = self._query(query, capture_id, event_type)
+        matched = searcher.search(q, 1, count=True).count  # type: ignore[attr-defined]  # the stub lacks it
+        wanted = [f for f in (countable(n) for n in fields) if f is not None]
+        out = self._column_tops(searcher, q, [f for f in wanted if f.fast], matched, limit)
+        if slow := [f for f in wanted if not f.fast]:
+            tally = Tally(slow)
+            scan = scan or (MAX_SCAN if capture_id else MAX_SCAN_SEARCH)
+            if matched:
+                # a capture's first events in capture order; across captures, the newest
+                hits = (searcher.search(q, min(scan, matched), order_by_field="seq") if capture_id else
+                        searcher.search(q, min(scan, matched), order_by_field="timestamp", order=Order.Desc))
+                for _score, addr in hits.hits:
+                    tally.add(orjson.loads(searcher.doc(addr)["doc"][0]))
+            out |= {f.name: tally.top(f.name, matched, limit) for f in slow}
+        return [out[f.name] for f in wanted]
+
+    def _column_tops(self, searcher: tantivy.Searcher, q: Query, fields: list[catalog.Field], matched: int,
+                     limit: int) -> dict[str, TopValues]:
+        """Fast fields' top values, by tantivy's terms aggregation over every matching event (one
+        pass for all of them; a value count each for the events without one: the columns are
+        single-valued)."""
+        aggs: dict = {}
+        for i, f in enumerate(fields):
+            aggs[f"t{i}"] = {"terms": {"field": f.name, "size": limit, "segment_size": SEGMENT_TERMS}}
+            aggs[f"n{i}"] = {"value_count": {"field": f.name}}
+        found = searcher.aggregate(q, aggs) if fields else {}
+        out = {}
+        for i, f in enumerate(fields):
+            terms, valued = found[f"t{i}"], int(found[f"n{i}"]["value"] or 0)
+            out[f.name] = TopValues(f.name, matched, matched, matched - valued, terms.get("sum_other_doc_count", 0),
+                                    [bucket(_column_key(f.kind, b["key"]), b["doc_count"]) for b in terms["buckets"]],
+                                    error_bound=terms.get("doc_count_error_upper_bound", 0))
+        return out
 
     def export(self, capture_id: str, event_type: str | None = None, query=None) -> Iterator[dict]:
         after = 0
