@@ -27,7 +27,7 @@ RULES = [
     'sid:9400003; rev:1;)',
 ]
 SIZES = [(1366, 768), (390, 844)]
-OTHER_PAGES = ["/", "/hunts", "/intel", "/bulk", "/fields", "/api", "/search?q=http.hostname:*topcentc*"]
+OTHER_PAGES = ["/", "/captures", "/hunts", "/intel", "/bulk", "/fields", "/api", "/search?q=http.hostname:*topcentc*"]
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
                                 "(scripts/setup-system.sh test installs it)")
@@ -99,6 +99,8 @@ def test_no_page_of_the_exploit_kit_capture_scrolls_sideways(browser, site, widt
         pg.goto(f"{server}/captures/{cap['id']}/tab/http")
         flow = server + pg.locator("a.flow-link").first.get_attribute("href")
         pages = [href for _, href in tabs] + [flow, flow + "?view=packets", flow + "?view=payload"]
+        carved = httpx.get(f"{server}/api/v1/captures/{cap['id']}/files").json()
+        pages.append(f"{server}/ioc/{carved[0]['sha256']}")  # a carved file's pivot: its sightings table
         for href in pages + [server + p for p in OTHER_PAGES]:
             pg.goto(href)
             assert _sideways(pg) <= 0, (width, href)
