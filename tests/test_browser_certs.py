@@ -62,5 +62,5 @@ def test_netbios_names_on_the_summary(page, server, tmp_path):  # noqa: F811
     assert "WORKGROUP<1d>" in names and "FILESRV01<20>" in names
     page.locator("#netbios-names a", has_text="search").first.click()
     page.wait_for_url("**/search?*")
-    assert "netbios.name:" in page.locator("input[name=q]").input_value()
+    assert "netbios.name:" in page.locator("input[type=search][name=q]").input_value()
     assert page.locator(f'a[href="/captures/{cid}"]').count() >= 1
