@@ -273,3 +273,22 @@ def test_built_capture_through_the_service(service, built):
     """The service alone (no web): the summary counts the certificates."""
     row = analyse(service, built[0])
     assert row["summary"]["certs"] == 9
+
+
+def test_an_unreadable_leaf_is_not_replaced_by_the_next_certificate():
+    """A leaf that cannot be read (or is past the size bound) leaves the self-signed and name
+    checks to Suricata's own fields: the root behind it is not judged as the leaf."""
+    from packettotal.ingest.findings import TlsOdd
+    root = base64.b64encode(chain("www.example.com", ("www.example.com",), dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+                                  365)[2]).decode()
+    tls = {"sni": "www.example.com", "subject": "CN=www.example.com", "issuerdn": "CN=PT Test Intermediate CA",
+           "chain": ["!!notbase64!!", root]}
+    detector = TlsOdd()
+    detector.add({"event_type": "tls", "timestamp": "2025-06-15T00:00:00.000000+0000", "flow_id": 1,
+                  "src_ip": "10.0.0.1", "dest_ip": "192.0.2.1", "dest_port": 443, "tls": tls})
+    assert [f.name for f in detector.findings()] == []
+    tls["subject"] = tls["issuerdn"] = "CN=www.example.com"  # Suricata says the leaf issued itself
+    detector = TlsOdd()
+    detector.add({"event_type": "tls", "timestamp": "2025-06-15T00:00:00.000000+0000", "flow_id": 1,
+                  "src_ip": "10.0.0.1", "dest_ip": "192.0.2.1", "dest_port": 443, "tls": tls})
+    assert [f.name for f in detector.findings()] == ["tls_self_signed"]

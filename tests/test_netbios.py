@@ -97,3 +97,15 @@ def test_real_captures_show_the_names_tshark_decodes(site, name):
         shown = label.replace("<", "&lt;").replace(">", "&gt;")
         assert shown in html, (label, name)
         assert row["id"] in search(site, f'netbios.name:"{label.split("<")[0]}"')
+
+
+@pytest.mark.parametrize("ts", [1.8e13, float("inf"), -1e12])
+def test_a_packet_time_no_date_holds_loses_the_time_not_the_capture(ts):
+    import dpkt
+    packet = IP(src="10.40.0.7", dst="10.40.0.255") / UDP(sport=137, dport=137) / \
+        NBNSHeader(NAME_TRN_ID=7, NM_FLAGS=0x11) / NBNSQueryRequest(QUESTION_NAME="WORKGROUP", SUFFIX=0x424E)
+    names = netbios.Names()
+    names.packet(ts, dpkt.ip.IP(bytes(packet)))
+    rows = names.rows()
+    assert [(r["name"], r["first_seen"]) for r in rows] == [("WORKGROUP", "")]
+    assert [o["value"] for o in netbios.observables("c", rows)] == ["WORKGROUP"]

@@ -38,7 +38,8 @@ class Chains:
         self.dropped = 0  # certificates not kept (past a bound)
 
     def add(self, rec: dict) -> list[dict]:
-        """Parse a tls record's chains; the server chain's facts, each with `status` at the record's time."""
+        """Parse a tls record's chains; the server chain's facts, each with `status` at the record's time
+        and its `position` in the chain (0: the leaf; a position missing when its entry was not kept)."""
         tls = rec.get("tls")
         if rec.get("event_type") != "tls" or not isinstance(tls, dict):
             return []
@@ -63,7 +64,7 @@ class Chains:
                 else:
                     self.dropped += 1
                 if side == "server":
-                    server.append(facts | {"status": status})
+                    server.append(facts | {"status": status, "position": position})
         return server
 
     def _facts(self, item: object) -> dict | None:
@@ -158,7 +159,7 @@ def _sans(cert: x509.Certificate) -> tuple[list[str], str | None]:
 
 def _signature(cert: x509.Certificate) -> str:
     oid = cert.signature_algorithm_oid
-    return oid._name if oid._name != "Unknown OID" else oid.dotted_string
+    return (oid._name if oid._name != "Unknown OID" else oid.dotted_string)[:64]  # an OID of the DER's choosing
 
 
 def _key(cert: x509.Certificate) -> tuple[str, int | None]:

@@ -425,28 +425,39 @@ class TlsOdd(Detector):
         if rec.get("event_type") != "tls" or not isinstance(tls, dict):
             return
         chain = [c for c in self.chains.add(rec) if not c["error"]]
-        if chain:
-            self._judge(rec, chain)
+        leaf = next((c for c in chain if c["position"] == 0), None)  # an unreadable leaf: no other stands in
+        if leaf is not None:
+            self._judge_leaf(rec, leaf)
         else:
-            self._judge_fields(rec, tls)
+            self._judge_subject(rec, tls)
+        if chain:
+            self._judge_dates(rec, chain)
+        else:
+            self._judge_field_dates(rec, tls)
         if not tls.get("sni") and _public(rec.get("dest_ip")) and rec.get("dest_port") not in STARTTLS_PORTS:
             self._note("tls_bare_ip", f"{rec.get('dest_ip')}:{rec.get('dest_port')}", rec)
 
-    def _judge(self, rec: dict, chain: list[dict]) -> None:
-        leaf, sni = chain[0], (rec.get("tls") or {}).get("sni")
+    def _judge_leaf(self, rec: dict, leaf: dict) -> None:
+        sni = (rec.get("tls") or {}).get("sni")
         if leaf["self_signed"]:
             self._note("tls_self_signed", leaf["subject"], rec)
-        for c in chain:
-            if c["status"] in ("expired", "not_yet_valid"):
-                self._note(f"tls_{c['status']}", f"{c['subject']} (valid {c['not_before']} to {c['not_after']})", rec)
         if isinstance(sni, str) and sni and not certs.name_matches(sni, leaf):
             names = ", ".join(leaf["sans"][:3]) or leaf["subject"]
             self._note("tls_name_mismatch", f"{sni} ≠ {names}", rec)
 
-    def _judge_fields(self, rec: dict, tls: dict) -> None:
+    def _judge_dates(self, rec: dict, chain: list[dict]) -> None:
+        for c in chain:
+            if c["status"] in ("expired", "not_yet_valid"):
+                self._note(f"tls_{c['status']}", f"{c['subject']} (valid {c['not_before']} to {c['not_after']})", rec)
+
+    def _judge_subject(self, rec: dict, tls: dict) -> None:
+        """Suricata's own fields, for a record whose leaf could not be read."""
         subject, issuer = tls.get("subject"), tls.get("issuerdn")
         if isinstance(subject, str) and subject and subject == issuer:
             self._note("tls_self_signed", subject, rec)
+
+    def _judge_field_dates(self, rec: dict, tls: dict) -> None:
+        subject = tls.get("subject")
         seen, after, before = _ts(rec.get("timestamp")), _ts(_utc(tls.get("notafter"))), _ts(_utc(tls.get("notbefore")))
         if seen is not None and after is not None and seen > after:
             self._note("tls_expired", f"{subject} (valid {tls.get('notbefore')} to {tls.get('notafter')})", rec)

@@ -130,11 +130,12 @@ def observables(capture_id: str, rows: list[dict]) -> list[dict]:
     out: dict[str, dict] = {}
     for r in rows:
         o = out.setdefault(r["name"], {"capture_id": capture_id, "kind": "netbios_name", "value": r["name"],
-                                       "field": "nbns.name", "count": 0, "first_seen": r["first_seen"],
-                                       "last_seen": r["first_seen"]})
+                                       "field": "nbns.name", "count": 0, "first_seen": r["first_seen"] or None,
+                                       "last_seen": r["first_seen"] or None})
         o["count"] += r["count"]
-        o["first_seen"] = min(o["first_seen"], r["first_seen"])
-        o["last_seen"] = max(o["last_seen"], r["first_seen"])
+        if r["first_seen"]:
+            o["first_seen"] = min(o["first_seen"] or r["first_seen"], r["first_seen"])
+            o["last_seen"] = max(o["last_seen"] or r["first_seen"], r["first_seen"])
     return [o for name, o in out.items() if name]
 
 
@@ -152,4 +153,8 @@ def label(name: str, suffix: int) -> str:
 
 
 def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="microseconds")
+    """EVE's form of a packet's time; "" for a time no date holds (a pcapng's 64-bit stamp can be anything)."""
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+    except (OverflowError, OSError, ValueError):
+        return ""
