@@ -222,6 +222,8 @@ def test_built_chains_findings_search_and_pivots(site, built):
     for value in (mid["sha256"], mid["sha1"]):
         pivot = site.get(f"/api/v1/ioc/{value}").json()
         assert cid in {c["capture_id"] for c in pivot["captures"]}, pivot
+        mine = next(c for c in pivot["captures"] if c["capture_id"] == cid)
+        assert "tls" in mine["found_in"] and "tls.chain" not in mine["where"].get("tls", "")  # no field holds it
     # shown: the TLS tab, and the records of the flow the chain came in
     html = site.get(f"/captures/{cid}/tab/tls").text
     assert "expired when seen" in html and "not yet valid when seen" in html and "*.good.example" in html

@@ -108,6 +108,16 @@ def test_queries_stay_queries(web):
         assert c.get("/api/v1/search", params={"q": q}).json()["pivot"] is None
     lone = c.get("/api/v1/search", params={"q": host}).json()  # alone: its pivot
     assert lone["pivot"]["kind"] == "domain" and http_id in [g["capture_id"] for g in lone["groups"]]
+    assert lone["total_captures"] == len(lone["groups"])
+
+
+def test_a_file_name_no_capture_holds_as_a_domain_is_searched_as_text(web):
+    c, files_id, http_id = web
+    typed = "nothing-holds-this.zip"  # .zip is a top-level domain, and a file name
+    assert c.app.state.instance.service.indicator(typed) is None
+    body = c.get("/api/v1/search", params={"q": typed}).json()
+    assert body["pivot"] is None and body["total_captures"] == 0
+    assert c.get("/search", params={"q": typed}).status_code == 200  # a search page, no redirect
 
 
 def test_bulk_with_mixed_separators_and_defanged_values_and_its_exports(web):

@@ -69,6 +69,7 @@ def test_a_built_query_is_searchable_by_its_decoded_name(site, tmp_path):
     assert api == {("WORKGROUP<1d>", "query", "10.40.0.7"), ("FILESRV01<20>", "answer", "10.40.0.9")}
     pivot = site.get("/api/v1/ioc/WORKGROUP").json()
     assert cid in {c["capture_id"] for c in pivot["captures"]} and pivot["kind"] == "netbios_name"
+    assert all("nbns" not in c["found_in"] for c in pivot["captures"])  # no such tab: the Summary shows them
 
 
 def test_a_reanalysis_decodes_the_names_again(site, tmp_path):

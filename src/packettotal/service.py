@@ -618,8 +618,14 @@ class PacketTotal:
         return labels_mod.resolve(lucene.parse(text), self._capture_fields)
 
     def indicator(self, text: str) -> indicators.Indicator | None:
-        """`text` as one lone indicator (refanged; query/indicators.py), None for a query."""
-        return indicators.classify(text, indicators.public_suffixes())
+        """`text` as one lone indicator (refanged; query/indicators.py), None for a query. A name
+        shaped like a domain that no capture holds as one (`invoice.zip`, `app.py`: file names
+        under top-level domains) is searched as text."""
+        found = indicators.classify(text, indicators.public_suffixes())
+        if found is not None and found.kind == "domain" and \
+                not any(self._db.value_counts(observables.lookup_forms(found.value)).values()):
+            return None
+        return found
 
     def search(self, text: str, limit: int = 50, offset: int = 0, sort: str = "hits") -> SearchResult:
         """Events matching a query, grouped by capture: hits and event types per capture, with the
@@ -644,7 +650,7 @@ class PacketTotal:
         intel = self._db.intel_feeds_of(g["capture_id"] for g in page)
         for g in page:
             g["intel"] = intel.get(g["capture_id"], [])
-        return SearchResult(pivot["total_captures"], sum(g["hits"] for g in out), page, pivot["truncated"], found)
+        return SearchResult(len(out), sum(g["hits"] for g in out), page, pivot["truncated"], found)
 
     def _search(self, node, limit: int, offset: int, sort: str) -> SearchResult:
         groups = self._events.hits_by_capture(node, size=MAX_GROUPS + 1)

@@ -98,6 +98,11 @@ def similar(db: Database, capture_id: str, limit: int = 20) -> list[Similar]:
 
 
 # pivots
+# observables noted under a root that is no event type (so no console tab): nDPI's flows show on
+# Connections; NetBIOS names on the Summary (the capture's own link), no tab
+NOT_A_TAB = {"ndpi": "flow", "nbns": None}
+
+
 def pivot(db: Database, events: EventStore, value: str, co_limit: int = 25, co: bool = True) -> dict:
     """Every capture holding an indicator: where it appeared (field, event types), how often,
     first and last seen; and the values that most often appear in the same captures."""
@@ -152,7 +157,9 @@ def _found_in(events: EventStore, captures: dict[str, dict], rows: list[dict]) -
             exact[r["value"]].update(EXACT_FIELDS[r["field"]])
         else:
             root = r["field"].split(".", 1)[0]
-            c["found_in"][root] = c["found_in"].get(root, 0) + r["count"]
+            root = NOT_A_TAB.get(root, root)
+            if root:
+                c["found_in"][root] = c["found_in"].get(root, 0) + r["count"]
     if not exact or not captures:
         return
     terms = tuple(Term(f, v) for v, fs in exact.items() for f in sorted(fs))

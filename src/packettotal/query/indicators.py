@@ -1,6 +1,6 @@
 """Indicators typed where a query or a list of them is expected: refanged (`hxxp://evil[.]com`
 -> `http://evil.com`), told apart from Lucene queries, and split out of pasted lists. Pure, but
-for `public_suffixes`, which reads the machine's public suffix list once."""
+for `public_suffixes`, which reads the public suffix list `publicsuffixlist` bundles, once."""
 
 from __future__ import annotations
 

@@ -7,6 +7,9 @@ from urllib.parse import urlsplit
 
 # fields every record type carries (an address seen as a source is looked for as either end)
 EVERY_TYPE = {"src_ip": ("src_ip", "dest_ip"), "dest_ip": ("src_ip", "dest_ip"), "community_id": ("community_id",)}
+# fields an observable is noted under that no record field holds as such (a certificate's
+# fingerprint, subject or issuer, from the base64 chain: ingest/certs.py): the tab, unfiltered
+NOT_A_RECORD_FIELD = frozenset({"tls.chain", "tls.client_chain"})
 
 
 def quoted(value: str) -> str:
@@ -37,6 +40,8 @@ def tab_filter(fields: list[dict], event_type: str) -> str:
     terms: list[str] = []
     for f in fields:
         name = f["field"]
+        if name in NOT_A_RECORD_FIELD:
+            continue
         if name in EVERY_TYPE:
             terms += [term(n, f["value"]) for n in EVERY_TYPE[name]]
         elif name.split(".", 1)[0] == event_type:
