@@ -141,3 +141,21 @@ class Busy(PacketTotalError):
     def __init__(self, message: str, *, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class AccountError(PacketTotalError):
+    """A user or key that cannot be made or changed as asked (a taken name, an unknown role, ...)."""
+
+    code = "account"
+
+
+class Unauthorized(PacketTotalError):
+    """No valid session or key, on an instance that needs one (setting mode)."""
+
+    code = "unauthorized"
+
+
+class TooManyLogins(PacketTotalError):
+    """Too many failed logins for this account or from this address (setting login_max_failures)."""
+
+    code = "too_many_logins"
