@@ -472,14 +472,19 @@ def demo(ctx: click.Context) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--no-demo", is_flag=True, help="Do not analyse the demo capture on an empty instance.")
+@click.option("--allow-single", is_flag=True, help="Serve mode single (no login) on a non-loopback address.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
+def serve(ctx: click.Context, host: str, port: int, no_demo: bool, allow_single: bool) -> None:
     """Run the web console and REST API (one process: the event index has one writer)."""
     import uvicorn
 
     from .web import server
     from .web.app import create_app
     settings = ctx.obj["settings"]
+    if settings.mode == "single" and not allow_single and not _loopback(host):
+        click.echo(f"packettotal: mode single has no login; refusing to listen on {host}: set mode to team or "
+                   "public (README: Accounts and modes), or pass --allow-single", err=True)
+        ctx.exit(EXIT_USAGE)
     hosts = settings.allowed_hosts.split(",")
     if host in ("0.0.0.0", "::"):
         if settings.allowed_hosts == config_mod.Settings.allowed_hosts:
@@ -495,6 +500,14 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
     click.echo(f"PacketTotal on http://{host}:{port}/  (API: http://{host}:{port}/api)")
     uvicorn.Server(server.config(create_app(settings, seed_demo=not no_demo), settings, host, port,
                                  log_level="info")).run()
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def run(args: list[str] | None = None) -> int:
@@ -805,3 +818,9 @@ def intel_remove(ctx: click.Context, name: str) -> None:
     """Remove a feed, its indicators and their hits."""
     _service(ctx).remove_feed(name)
     click.echo(f"feed {name} removed")
+
+
+from .cli_accounts import apikey, audit, user  # noqa: E402  (after cli: they are added to it)
+
+for _command in (user, apikey, audit):
+    cli.add_command(_command)

@@ -5,10 +5,11 @@ allow, and checks the CSRF token of every unsafe request a session cookie authen
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
-from urllib.parse import quote
 
 from ..auth import rights as rights_mod, secrets
 from ..auth.rights import ANONYMOUS, LOCAL, UPLOAD, Principal
