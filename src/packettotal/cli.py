@@ -481,15 +481,12 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool, allow_single:
     from .web import server
     from .web.app import create_app
     settings = ctx.obj["settings"]
-    if settings.mode == "single" and not allow_single and not _loopback(host):
-        click.echo(f"packettotal: mode single has no login; refusing to listen on {host}: set mode to team or "
-                   "public (README: Accounts and modes), or pass --allow-single", err=True)
-        ctx.exit(EXIT_USAGE)
     hosts = settings.allowed_hosts.split(",")
+    notice = None
     if host in ("0.0.0.0", "::"):
         if settings.allowed_hosts == config_mod.Settings.allowed_hosts:
-            click.echo("listening on every address: set PACKETTOTAL_ALLOWED_HOSTS to the names clients use "
-                       "(answering any Host header for now)", err=True)
+            notice = ("listening on every address: set PACKETTOTAL_ALLOWED_HOSTS to the names clients use "
+                      "(answering any Host header for now)")
             hosts = ["*"]
     elif host not in hosts:
         hosts.append(host)
@@ -497,6 +494,12 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool, allow_single:
     sources = {**settings.sources, "allowed_hosts": "serve --host, added to "
                + ("the default" if before == "default" else before)}
     settings = dataclasses.replace(settings, allowed_hosts=",".join(hosts), sources=sources)
+    if settings.mode == "single" and not allow_single and not _loopback(host):
+        click.echo(f"packettotal: mode single has no login; refusing to listen on {host}: set mode to team or "
+                   "public (README: Accounts and modes), or pass --allow-single", err=True)
+        ctx.exit(EXIT_USAGE)
+    if notice:
+        click.echo(notice, err=True)
     click.echo(f"PacketTotal on http://{host}:{port}/  (API: http://{host}:{port}/api)")
     uvicorn.Server(server.config(create_app(settings, seed_demo=not no_demo), settings, host, port,
                                  log_level="info")).run()
