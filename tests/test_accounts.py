@@ -93,6 +93,17 @@ def test_login_sets_a_new_session_and_ends_the_one_presented(team):
     assert team.get("/").status_code == 200
 
 
+@pytest.mark.parametrize("target", ["//evil.example/", "/\t/evil.example/", "/\\evil.example", "https://evil.example/",
+                                    "/ok\n", "javascript:alert(1)"])
+def test_login_goes_back_only_to_a_path_of_this_site(team, target):
+    r = login(team, next=target)
+    assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_login_goes_back_to_the_page_asked_for(team):
+    assert login(team, next="/hunts?x=1").headers["location"] == "/hunts?x=1"
+
+
 def test_cookies_are_secure_over_tls_or_when_told(tmp_path):
     with client(tmp_path / "a", mode="team", allowed_hosts="testserver") as c:
         c.app.state.instance.service.accounts.add_user("ann", "analyst", PASSWORD)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel
 
 from ..errors import AccountError, TooManyLogins, Unauthorized
 from . import access
+from .api import Error
 from .pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -15,10 +19,22 @@ api = APIRouter(prefix="/api/v1", tags=["accounts"])
 MAX_FIELD = 1024
 
 
+class Usage(BaseModel):
+    key: str
+    name: str
+    user: str | None
+    role: str | None
+    created_at: dt.datetime
+    last_used: dt.datetime | None
+    requests: int
+    uploads: int
+
+
 def _next(value: object) -> str:
     """Where to go after logging in: a path of this site, never another site's address."""
     text = value if isinstance(value, str) else ""
-    return text if text.startswith("/") and not text.startswith("//") and "\\" not in text and len(text) < 2000 else "/"
+    plain = text.isprintable() and not any(c.isspace() or c == "\\" for c in text)  # browsers drop tabs: "/\t/x"
+    return text if plain and text.startswith("/") and not text.startswith("//") and len(text) < 2000 else "/"
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -60,7 +76,8 @@ async def logout(request: Request):
     return response
 
 
-@api.get("/usage", summary="The calling API key's requests and uploads")
+@api.get("/usage", response_model=Usage, responses={401: {"model": Error}},
+         summary="The calling API key's requests and uploads")
 def usage(request: Request) -> dict:
     who = access.principal(request)
     if who is None or who.key_id is None:
