@@ -1,7 +1,8 @@
 """The access-control matrix: every route of the app, read from the app itself, has a rule in
 auth/rights.py; and for every mode and principal (anonymous, viewer, analyst, admin, a revoked
 key) each route answers as the role and the mode allow, on a real capture analysed by Suricata.
-The expected rights are written out here, apart from the code that grants them."""
+The policy (which right each route needs, what each role and mode holds) is written out here,
+apart from auth/rights.py: a rule changed there fails this test until the policy here agrees."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from starlette.routing import Mount
 
 from packettotal.auth import rights as rights_mod
+from packettotal.web.access import COOKIE, CSRF_HEADER
 
 from .conftest import PCAPS
 from .web import analysed, app_routes, client
@@ -21,7 +23,19 @@ ANONYMOUS_RIGHTS = {"single": EVERYTHING, "team": {"public"}, "public": {"public
                     "public+uploads": {"public", "read", "upload"}}
 MODES = {"single": {}, "team": {"mode": "team"}, "public": {"mode": "public"},
          "public+uploads": {"mode": "public", "public_uploads": "on"}}
-PRINCIPALS = ("anonymous", "viewer", "analyst", "admin", "revoked")
+PRINCIPALS = ("anonymous", "viewer", "analyst", "admin", "revoked", "analyst-session")
+# the policy, written out apart from auth/rights.py: every GET reads; these are the other rights
+POLICY = {
+    "public": {"GET /login", "POST /login", "POST /logout"},
+    "read": {"POST /api/v1/ioc/bulk", "POST /bulk"},  # reads sent as a body
+    "label": {"POST /api/v1/captures/{ref}/labels", "DELETE /api/v1/captures/{ref}/labels/{label_id}",
+              "POST /captures/{ref}/labels", "POST /captures/{ref}/labels/{label_id}/delete"},
+    "upload": {"POST /api/v1/captures", "POST /upload", "POST /api/v1/captures/{ref}/reanalyse",
+               "POST /captures/{ref}/reanalyse", "POST /api/v1/hunts", "POST /hunts"},
+    "admin": {"POST /api/v1/reanalyse", "POST /api/v1/yara/scan", "POST /api/v1/intel", "POST /intel",
+              "DELETE /api/v1/intel/{name}", "POST /intel/{name}/delete", "DELETE /api/v1/hunts/{hunt_id}",
+              "POST /hunts/{hunt_id}/delete"},
+}
 MISSING = "f" * 64  # a capture that does not exist: mutations are checked for rights, and change nothing
 PARAMS = {"/api/v1/search/export": {"format": "ndjson"}, "/api/v1/captures/{ref}/export": {"format": "eve"}}
 ABSENT_IDS = {"label_id", "hunt_id", "name"}  # none exists here: an allowed request answers 404
@@ -69,13 +83,20 @@ def request_for(method: str, path: str, w: dict) -> tuple[str, dict]:
     return url, kw
 
 
+def policy(method: str, path: str) -> str:
+    found = [right for right, routes in POLICY.items() if f"{method} {path}" in routes]
+    assert len(found) <= 1 and (found or method == "GET"), f"{method} {path}: not in the test's POLICY"
+    return found[0] if found else "read"
+
+
 def expected(mode: str, who: str, method: str, path: str, right: str) -> str:
     """'allowed', or the refusal: '401', '403', 'login' (a page's redirect to /login)."""
     if who == "revoked":
         return "401"
-    held = ANONYMOUS_RIGHTS[mode] if who == "anonymous" else ROLE_RIGHTS[who]
+    held = ANONYMOUS_RIGHTS[mode] if who == "anonymous" else ROLE_RIGHTS[who.removesuffix("-session")]
     if right in held:
-        return "401" if path == "/api/v1/usage" and who == "anonymous" else "allowed"
+        keyless = who == "anonymous" or who.endswith("-session")
+        return "401" if path == "/api/v1/usage" and keyless else "allowed"  # usage is counted per key
     if who != "anonymous":
         return "403"
     return "login" if method == "GET" and not path.startswith("/api/") else "401"
@@ -117,12 +138,20 @@ def test_access_matrix(world, mode):
     with client(world["home"], **MODES[mode]) as c:
         routes = sorted({(m, r.path) for r in app_routes(c.app) if hasattr(r, "dependant") for m in r.methods})
         assert len(routes) > 60
+        accounts = c.app.state.instance.service.accounts
         for who in PRINCIPALS:
-            headers = {} if who == "anonymous" else {"x-api-key": world["keys"][who]}
+            session, stale = who.endswith("-session"), True
+            headers = {} if who == "anonymous" or session else {"x-api-key": world["keys"][who]}
             for method, path in routes:
-                right = rights_mod.right_of(method, path)
-                assert right, f"{method} {path} has no rule"
+                assert rights_mod.right_of(method, path), f"{method} {path} has no rule"
+                right = policy(method, path)
                 url, kw = request_for(method, path, world)
+                if session:  # logged in again after POST /logout and POST /login, which end the session
+                    if stale:
+                        token, me = accounts.login(who.removesuffix("-session"), PASSWORD, None)
+                    stale = method == "POST" and path in ("/login", "/logout")
+                    c.cookies.set(COOKIE, token, domain="testserver.local")
+                    headers = {} if method == "GET" else {CSRF_HEADER: me.csrf}
                 r = c.request(method, url, headers=headers, **kw)
                 c.cookies.clear()  # POST /login sets one: the next request is anonymous again
                 want, got = expected(mode, who, method, path, right), observed(r, path, method)
