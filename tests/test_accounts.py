@@ -5,6 +5,7 @@ answer. The web parts run the real app (TestClient); the CLI runs the real comma
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -102,6 +103,14 @@ def test_login_goes_back_only_to_a_path_of_this_site(team, target):
 
 def test_login_goes_back_to_the_page_asked_for(team):
     assert login(team, next="/hunts?x=1").headers["location"] == "/hunts?x=1"
+
+
+def test_a_session_ends_after_session_hours(tmp_path):
+    with client(tmp_path / "h", mode="team", session_hours=0.0003) as c:  # about a second
+        c.app.state.instance.service.accounts.add_user("ann", "analyst", PASSWORD)
+        assert login(c).status_code == 303 and c.get("/").status_code == 200
+        time.sleep(1.5)
+        assert c.get("/").headers["location"] == "/login?next=%2F"
 
 
 def test_cookies_are_secure_over_tls_or_when_told(tmp_path):

@@ -21,15 +21,10 @@ from .test_browser import ARGS, CHROMIUM, ESPN, _free_port
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
                                 "(scripts/setup-system.sh test installs it)")
 PASSWORD = "browser password"
-KEYS: list[str] = []  # the server's key for the tests' own requests
-
-
-def server_key() -> str:
-    return KEYS[-1]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def instance(tmp_path_factory):
     port = _free_port()
     app = create_app(settings(tmp_path_factory.mktemp("home"), mode="team"), seed_demo=False)
     app.state.instance.service.accounts.add_user("ann", "analyst", PASSWORD)
@@ -40,10 +35,20 @@ def server(tmp_path_factory):
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.started
-    KEYS.append(app.state.instance.service.accounts.create_key("tests", user="ann")[1])
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", app.state.instance.service.accounts.create_key("tests", user="ann")[1]
     srv.should_exit = True
     thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def server(instance) -> str:
+    return instance[0]
+
+
+@pytest.fixture(scope="module")
+def key(instance) -> dict[str, str]:
+    """Headers with an API key of ann's, for the tests' own requests."""
+    return {"x-api-key": instance[1]}
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +123,8 @@ def test_login_upload_label_logout(page, server):
     assert page.context.request.get(f"{server}/api/v1/captures/{cid}").status == 401
 
 
-def test_a_form_from_another_origin_is_refused(page, server, elsewhere):
+def test_a_form_from_another_origin_is_refused(page, server, key, elsewhere):
     origin, pages = elsewhere
-    key = {"x-api-key": server_key()}
     r = httpx.post(f"{server}/api/v1/captures", headers=key, files={"file": (ESPN.name, ESPN.read_bytes())})
     cid = r.json()["id"]
     deadline = time.monotonic() + 60
