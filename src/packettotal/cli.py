@@ -534,8 +534,9 @@ def demo(ctx: click.Context) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--no-demo", is_flag=True, help="Do not analyse the demo capture on an empty instance.")
+@click.option("--allow-single", is_flag=True, help="Serve mode single (no login) on a non-loopback address.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
+def serve(ctx: click.Context, host: str, port: int, no_demo: bool, allow_single: bool) -> None:
     """Run the web console and REST API (one process: the event index has one writer)."""
     import uvicorn
 
@@ -543,10 +544,11 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
     from .web.app import create_app
     settings = ctx.obj["settings"]
     hosts = settings.allowed_hosts.split(",")
+    notice = None
     if host in ("0.0.0.0", "::"):
         if settings.allowed_hosts == config_mod.Settings.allowed_hosts:
-            click.echo("listening on every address: set PACKETTOTAL_ALLOWED_HOSTS to the names clients use "
-                       "(answering any Host header for now)", err=True)
+            notice = ("listening on every address: set PACKETTOTAL_ALLOWED_HOSTS to the names clients use "
+                      "(answering any Host header for now)")
             hosts = ["*"]
     elif host not in hosts:
         hosts.append(host)
@@ -554,10 +556,24 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool) -> None:
     sources = {**settings.sources, "allowed_hosts": "serve --host, added to "
                + ("the default" if before == "default" else before)}
     settings = dataclasses.replace(settings, allowed_hosts=",".join(hosts), sources=sources)
+    if settings.mode == "single" and not allow_single and not _loopback(host):
+        click.echo(f"packettotal: mode single has no login; refusing to listen on {host}: set mode to team or "
+                   "public (README: Accounts and modes), or pass --allow-single", err=True)
+        ctx.exit(EXIT_USAGE)
+    if notice:
+        click.echo(notice, err=True)
     app = create_app(settings, seed_demo=not no_demo)
     app.state.instance.service.claim_index()  # another process writing this home: one line, exit 2
     click.echo(f"PacketTotal on http://{host}:{port}/  (API: http://{host}:{port}/api)")
     uvicorn.Server(server.config(app, settings, host, port, log_level="info")).run()
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def run(args: list[str] | None = None) -> int:
@@ -868,3 +884,9 @@ def intel_remove(ctx: click.Context, name: str) -> None:
     """Remove a feed, its indicators and their hits."""
     _service(ctx).remove_feed(name)
     click.echo(f"feed {name} removed")
+
+
+from .cli_accounts import apikey, audit, user  # noqa: E402  (after cli: they are added to it)
+
+for _command in (user, apikey, audit):
+    cli.add_command(_command)

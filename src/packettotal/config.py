@@ -176,6 +176,24 @@ class Settings:
     rare_domain_below: int = field(default=1, metadata={
         "help": "A registered domain held by fewer than this many earlier captures is rare (finding "
                 "rare_domain); 1: only those no earlier capture held", "check": at_least(1)})
+    mode: str = field(default="single", metadata={
+        "help": "Who may do what (README: Accounts and modes). single: no accounts, whoever reaches the "
+                "instance does everything (loopback only, unless `serve --allow-single`); team: a login or an "
+                "API key for everything; public: anonymous users read, accounts do the rest",
+        "check": one_of("single", "team", "public")})
+    public_uploads: str = field(default="off", metadata={
+        "help": "In public mode, whether anonymous users may upload captures: on or off",
+        "check": one_of("on", "off")})
+    secure_cookies: str = field(default="auto", metadata={
+        "help": "Session cookies marked Secure (sent over TLS only). auto: when the request came over TLS; "
+                "always: also behind a proxy that ends TLS", "check": one_of("auto", "always")})
+    session_hours: float = field(default=12.0, metadata={
+        "help": "Hours a web login lasts", "check": positive})
+    login_max_failures: int = field(default=5, metadata={
+        "help": "Failed logins, per account and per client address, within login_window_seconds before "
+                "further tries are refused (429)", "check": at_least(1)})
+    login_window_seconds: float = field(default=900.0, metadata={
+        "help": "The window over which failed logins are counted", "check": positive})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

@@ -150,3 +150,21 @@ class RemoteError(PacketTotalError):
     """A running instance given by URL could not be reached or did not answer as its API does."""
 
     code = "remote"
+
+
+class AccountError(PacketTotalError):
+    """A user or key that cannot be made or changed as asked (a taken name, an unknown role, ...)."""
+
+    code = "account"
+
+
+class Unauthorized(PacketTotalError):
+    """No valid session or key, on an instance that needs one (setting mode)."""
+
+    code = "unauthorized"
+
+
+class TooManyLogins(PacketTotalError):
+    """Too many failed logins for this account or from this address (setting login_max_failures)."""
+
+    code = "too_many_logins"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import config as config_mod, flows as flows_mod
+from .auth.accounts import Accounts
 from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
                      StorageFull, YaraError, disk_full)
 from .ingest import (capfile, certs, files as carved, flowpackets, geo, hunts, intel, ndpi, netbios, observables,
@@ -59,6 +60,7 @@ class PacketTotal:
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
         self._db = Database.sqlite(s.db_path)
+        self.accounts = Accounts(self._db, s)  # users, keys, sessions, audit (auth/accounts.py)
         self._events = open_events(s)
         self._blobs = Blobs(s.blob_dir)
         self.validator = validate.Validator(s)

@@ -8,18 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config as config_mod, demo
-from ..errors import (Busy, Forbidden, IntelError, NotFound, PacketTotalError, QueryError, QueryTimeout, RefusedCapture,
-                      RulesRefused, YaraError)
+from ..errors import (AccountError, Busy, Forbidden, IntelError, NotFound, PacketTotalError, QueryError, QueryTimeout,
+                      RefusedCapture, RulesRefused, TooManyLogins, Unauthorized, YaraError)
 from ..instance import open_jobs
 from ..service import Submission
-from . import api, downloads, pages
+from . import access, api, downloads, login, pages
 from .guard import Guard, error_response
 
 
@@ -111,8 +111,10 @@ def create_app(settings: config_mod.Settings | None = None, seed_demo: bool = Tr
 
     app = FastAPI(title="PacketTotal", version=__version__, lifespan=lifespan,
                   description="Upload packet captures, analyse them with Suricata, read the results.",
-                  docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json",
+                  dependencies=[Depends(access.authorize)])  # every route: who asks, and may they (access.py)
     app.state.instance = instance
+    access.install(app)
 
     @app.exception_handler(PacketTotalError)
     async def on_error(request: Request, exc: PacketTotalError):
@@ -131,6 +133,8 @@ def create_app(settings: config_mod.Settings | None = None, seed_demo: bool = Tr
     hosts = [h.strip() for h in instance.service.settings.allowed_hosts.split(",") if h.strip()]
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or ["localhost", "127.0.0.1"])
     app.include_router(api.router)
+    app.include_router(login.api)
+    app.include_router(login.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.add_middleware(Guard, settings=instance.service.settings)  # added last: the outermost
@@ -142,10 +146,14 @@ def _status(exc: PacketTotalError) -> int:
         return exc.status
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, (QueryError, RulesRefused, IntelError)):
+    if isinstance(exc, (QueryError, RulesRefused, IntelError, AccountError)):
         return 400
     if isinstance(exc, Forbidden):
         return 403
+    if isinstance(exc, Unauthorized):
+        return 401
+    if isinstance(exc, TooManyLogins):
+        return 429
     if isinstance(exc, YaraError):
         return 409
     if isinstance(exc, (Busy, QueryTimeout)):

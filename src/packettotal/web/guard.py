@@ -81,7 +81,7 @@ class _Exchange:
             return 413, "too_large", (f"the request body is {human_size(int(self.declared))}, over the limit "
                                       f"of {human_size(self.limit)}")
         if self.scope["method"] not in ("GET", "HEAD", "OPTIONS") and cross_site(Headers(scope=self.scope)):
-            # no accounts, so no cookies: a page elsewhere must still not post to this instance
+            # a page elsewhere must not post to this instance (sessions: web/access.py checks a CSRF token too)
             return 403, "forbidden", "cross-site request refused"
         return None
 
@@ -180,8 +180,10 @@ class Guard:
 
 def cross_site(headers: Headers) -> bool:
     origin = headers.get("origin")
-    if not origin:  # scripts and command-line clients; browsers send Fetch metadata
-        return headers.get("sec-fetch-site") in ("cross-site", "same-site")
+    if not origin:  # scripts and command-line clients; browsers send Fetch metadata, or at least a Referer
+        referer = headers.get("referer")
+        return headers.get("sec-fetch-site") in ("cross-site", "same-site") or \
+            bool(referer and urlsplit(referer).netloc != headers.get("host", ""))
     if origin == "null":  # an opaque origin (sandboxed frame, privacy redirect): only if same-origin
         return headers.get("sec-fetch-site") != "same-origin"
     return urlsplit(origin).netloc != headers.get("host", "")

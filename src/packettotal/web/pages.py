@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from .. import flows
+from ..auth.rights import rights
 from ..errors import IntelError, QueryError, RefusedCapture, RulesRefused
 from ..ingest.hunts import MAX_RULES, MAX_RULES_BYTES
 from ..ingest.intel import default_name as intel_default_name
@@ -49,6 +50,10 @@ def _instance(request: Request):
 
 
 def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
+    who = getattr(request.state, "principal", None)  # set by web/access.py before every route
+    s = request.app.state.instance.service.settings
+    context |= {"principal": who, "csrf_token": (who.csrf if who else None) or "",
+                "may": rights(s.mode, who, s.labelling, s.public_uploads) if who else frozenset()}
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 

@@ -49,6 +49,8 @@ function uploadOne(file, list, maxBytes, single) {
   form.append("file", file, file.name);
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/api/v1/captures");
+  const csrf = document.querySelector('meta[name="csrf-token"]');
+  if (csrf) xhr.setRequestHeader("x-csrf-token", csrf.content);  // a logged-in session's (web/access.py)
   xhr.responseType = "json";
   xhr.upload.onprogress = e => { if (e.lengthComputable) bar.value = 100 * e.loaded / e.total; };
   xhr.onerror = () => { note.className = "upload-note refused"; note.textContent = "Upload failed: the connection was lost"; };

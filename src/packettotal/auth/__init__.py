@@ -1,0 +1,1 @@
+"""Accounts and rights: who is asking (users, sessions, API keys) and what they may do."""

@@ -1,0 +1,236 @@
+"""Accounts: passwords and keys stored as hashes, keys refused once revoked, sessions rotated at
+login, CSRF tokens on forms, the login rate limit, the audit log, and no secret in any log or
+answer. The web parts run the real app (TestClient); the CLI runs the real command."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from packettotal import cli
+from packettotal.errors import AccountError, TooManyLogins
+from packettotal.web.access import COOKIE
+
+from .conftest import PCAPS
+from .web import client
+
+PASSWORD = "correct horse battery"
+ESPN = PCAPS / "cs-http_espn.pcapng"
+
+
+@pytest.fixture
+def team(tmp_path):
+    with client(tmp_path / "home", mode="team") as c:
+        accounts = c.app.state.instance.service.accounts
+        accounts.add_user("ann", "analyst", PASSWORD)
+        accounts.add_user("vic", "viewer", PASSWORD)
+        yield c
+
+
+def login(c, name="ann", password=PASSWORD, **extra):
+    return c.post("/login", data={"name": name, "password": password, "next": "/", **extra})
+
+
+def csrf_of(c) -> str:
+    return c.app.state.instance.service.accounts.by_session(c.cookies[COOKIE]).csrf
+
+
+def test_passwords_and_keys_are_stored_as_hashes_only(team, tmp_path):
+    accounts = team.app.state.instance.service.accounts
+    row, key = accounts.create_key("bot", user="ann")
+    assert key.startswith(f"pt_{row['id']}_") and len(key) > 50
+    raw = (tmp_path / "home" / "packettotal.sqlite").read_bytes()
+    wal = tmp_path / "home" / "packettotal.sqlite-wal"
+    raw += wal.read_bytes() if wal.exists() else b""
+    assert PASSWORD.encode() not in raw and key.encode() not in raw
+    assert b"$argon2id$" in raw
+    assert all(key not in str(r) for r in accounts.keys()) and "digest" not in accounts.keys()[0]
+
+
+def test_a_key_works_either_header_and_is_refused_once_revoked(team):
+    accounts = team.app.state.instance.service.accounts
+    row, key = accounts.create_key("bot", user="vic")
+    assert team.get("/api/v1/captures", headers={"authorization": f"Bearer {key}"}).status_code == 200
+    assert team.get("/api/v1/captures", headers={"x-api-key": key}).status_code == 200
+    wrong = key[:-1] + ("A" if key[-1] != "A" else "B")
+    r = team.get("/api/v1/captures", headers={"x-api-key": wrong})
+    assert r.status_code == 401 and wrong not in r.text and r.headers["www-authenticate"] == "Bearer"
+    accounts.revoke_key(row["id"])
+    r = team.get("/api/v1/captures", headers={"x-api-key": key})
+    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    events = [a["event"] for a in accounts.audit()]
+    assert events[:3] == ["key_revoked", "key_used", "key_created"]  # used twice within the hour: once
+
+
+def test_a_disabled_user_loses_sessions_and_keys_at_once(team):
+    accounts = team.app.state.instance.service.accounts
+    _, key = accounts.create_key("bot", user="ann")
+    assert login(team).status_code == 303 and team.get("/").status_code == 200
+    accounts.disable_user("ann")
+    assert team.get("/").headers["location"] == "/login?next=%2F"
+    assert team.get("/api/v1/captures", headers={"x-api-key": key}).status_code == 401
+    team.cookies.clear()
+    assert login(team).status_code == 401
+
+
+def test_login_sets_a_new_session_and_ends_the_one_presented(team):
+    team.cookies.set(COOKIE, "planted-by-an-attacker", domain="testserver.local")
+    r = login(team)
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    first = team.cookies[COOKIE]
+    assert first != "planted-by-an-attacker"
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    assert login(team).status_code == 403  # logging in again while logged in is a form post of a session
+    assert login(team, csrf_token=csrf_of(team)).status_code == 303  # a new id, the old one ended
+    second = team.cookies[COOKIE]
+    assert second != first
+    team.cookies.set(COOKIE, first, domain="testserver.local")
+    assert team.get("/").status_code == 303
+    team.cookies.set(COOKIE, second, domain="testserver.local")
+    assert team.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "/\t/evil.example/", "/\\evil.example", "https://evil.example/",
+                                    "/ok\n", "javascript:alert(1)"])
+def test_login_goes_back_only_to_a_path_of_this_site(team, target):
+    r = login(team, next=target)
+    assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_login_goes_back_to_the_page_asked_for(team):
+    assert login(team, next="/hunts?x=1").headers["location"] == "/hunts?x=1"
+
+
+def test_a_session_ends_after_session_hours(tmp_path):
+    with client(tmp_path / "h", mode="team", session_hours=0.0003) as c:  # about a second
+        c.app.state.instance.service.accounts.add_user("ann", "analyst", PASSWORD)
+        assert login(c).status_code == 303 and c.get("/").status_code == 200
+        time.sleep(1.5)
+        assert c.get("/").headers["location"] == "/login?next=%2F"
+
+
+def test_cookies_are_secure_over_tls_or_when_told(tmp_path):
+    with client(tmp_path / "a", mode="team", allowed_hosts="testserver") as c:
+        c.app.state.instance.service.accounts.add_user("ann", "analyst", PASSWORD)
+        c.base_url = "https://testserver"
+        assert "Secure" in login(c).headers["set-cookie"]
+    with client(tmp_path / "b", mode="team", secure_cookies="always") as c:
+        c.app.state.instance.service.accounts.add_user("ann", "analyst", PASSWORD)
+        assert "Secure" in login(c).headers["set-cookie"]
+
+
+def test_every_form_post_of_a_session_needs_its_token(team):
+    assert login(team).status_code == 303
+    home = team.get("/").text
+    token = csrf_of(team)
+    assert f'name="csrf_token" value="{token}"' in home and f'content="{token}"' in home
+    assert team.post("/logout").status_code == 403                          # no token
+    assert team.post("/logout", data={"csrf_token": "x" * 43}).status_code == 403   # a wrong one
+    r = team.post("/api/v1/captures", files={"file": ("a.pcap", b"x")})
+    assert r.status_code == 403 and "CSRF" in r.json()["detail"]            # the script's upload too
+    r = team.post("/logout", data={"csrf_token": token}, headers={"origin": "http://elsewhere.example"})
+    assert r.status_code == 403                                             # the right token, from elsewhere
+    r = team.post("/logout", data={"csrf_token": token}, headers={"referer": "http://elsewhere.example/x"})
+    assert r.status_code == 403                                             # no Origin: the Referer is read
+    assert team.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert team.get("/").status_code == 303
+
+
+def test_login_is_rate_limited_per_account_and_per_address(team):
+    accounts = team.app.state.instance.service.accounts
+    for _ in range(5):
+        with pytest.raises(AccountError):
+            accounts.login("ann", "wrong password", "192.0.2.1")
+    with pytest.raises(TooManyLogins):  # the right password, the same account, another address
+        accounts.login("ann", PASSWORD, "192.0.2.2")
+    for i in range(5):
+        with pytest.raises(AccountError):
+            accounts.login(f"nobody{i}", "wrong password", "192.0.2.9")
+    with pytest.raises(TooManyLogins):  # another account, the same address
+        accounts.login("vic", PASSWORD, "192.0.2.9")
+    token, who = accounts.login("vic", PASSWORD, "192.0.2.3")  # neither: fine
+    assert who.role == "viewer" and accounts.by_session(token) == who
+    for _ in range(5):
+        login(team, "vic", "wrong password")
+    r = login(team, "vic", PASSWORD)
+    assert r.status_code == 429 and "too many failed logins" in r.text
+
+
+def test_no_password_or_key_in_logs_answers_or_the_audit(team, caplog):
+    caplog.set_level(logging.DEBUG)
+    accounts = team.app.state.instance.service.accounts
+    row, key = accounts.create_key("bot", user="ann")
+    answers = [login(team, "ann", "my-wrong-secret-pw"), login(team, "nobody", "my-wrong-secret-pw"),
+               team.get("/api/v1/usage", headers={"x-api-key": key}),
+               team.get("/api/v1/nothing-here", headers={"authorization": f"Bearer {key}x"})]
+    accounts.revoke_key(row["id"])
+    answers.append(team.get("/api/v1/captures", headers={"x-api-key": key}))
+    text = caplog.text + "".join(a.text + str(a.headers) for a in answers) + str(accounts.audit())
+    assert answers[0].status_code == answers[1].status_code == 401  # the same answer, known name or not
+    assert "wrong user name or password" in answers[0].text
+    for secret in ("my-wrong-secret-pw", key, key[12:]):
+        assert secret not in text
+
+
+def test_usage_counts_a_keys_requests_and_uploads(team):
+    accounts = team.app.state.instance.service.accounts
+    _, key = accounts.create_key("uploader", user="ann")
+    h = {"authorization": f"Bearer {key}"}
+    team.get("/api/v1/captures", headers=h)
+    r = team.post("/api/v1/captures", headers=h, files={"file": (ESPN.name, ESPN.read_bytes())})
+    assert r.status_code == 202
+    u = team.get("/api/v1/usage", headers=h).json()
+    assert (u["requests"], u["uploads"], u["user"], u["role"]) == (3, 1, "ann", "analyst")
+    assert team.get("/api/v1/usage").status_code == 401
+    assert login(team).status_code == 303
+    assert team.get("/api/v1/usage").status_code == 401  # a session has no key to count
+
+
+def test_a_viewer_cannot_label_and_labelling_nobody_takes_the_right_from_every_role(tmp_path):
+    with client(tmp_path / "h", mode="team", labelling="nobody") as c:
+        accounts = c.app.state.instance.service.accounts
+        accounts.add_user("root", "admin", PASSWORD)
+        _, key = accounts.create_key("k", user="root")
+        r = c.post("/api/v1/captures/" + "0" * 64 + "/labels", headers={"x-api-key": key}, json={"value": "x"})
+        assert r.status_code == 403 and "label right" in r.json()["detail"]
+
+
+def test_cli_users_keys_and_audit(tmp_path):
+    home = str(tmp_path / "home")
+    run = CliRunner().invoke
+    r = run(cli.cli, ["--home", home, "user", "add", "ann", "--role", "analyst"], input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert r.exit_code == 0 and "user ann added (analyst)" in r.output and PASSWORD not in r.output
+    r = run(cli.cli, ["--home", home, "user", "add", "bob", "--role", "viewer"], input="one-password\nanother-one\n")
+    assert r.exit_code != 0  # the two entries differ: asked again, then no more input
+    r = run(cli.cli, ["--home", home, "user", "add", "bob", "--role", "viewer", "--password-stdin"],
+            input=f"{PASSWORD}\n")
+    assert r.exit_code == 0
+    r = run(cli.cli, ["--home", home, "apikey", "create", "ci", "--user", "ann"])
+    key = r.stdout.strip()
+    assert r.exit_code == 0 and key.startswith("pt_") and len(key.splitlines()) == 1
+    key_id = key.split("_")[1]
+    listed = run(cli.cli, ["--home", home, "apikey", "list"]).output
+    assert key_id in listed and key not in listed
+    assert run(cli.cli, ["--home", home, "apikey", "revoke", key_id]).exit_code == 0
+    assert "revoked" in run(cli.cli, ["--home", home, "apikey", "list"]).output
+    assert run(cli.cli, ["--home", home, "user", "disable", "bob"]).exit_code == 0
+    users = run(cli.cli, ["--home", home, "user", "list"]).output.splitlines()
+    assert [u.split()[:3] for u in users] == [["ann", "analyst", "enabled"], ["bob", "viewer", "disabled"]]
+    import orjson
+    rows = orjson.loads(run(cli.cli, ["--home", home, "audit", "--json", "--limit", "3"]).output)
+    assert [r["event"] for r in rows] == ["user_disabled", "key_revoked", "key_created"]
+    r = run(cli.cli, ["--home", home, "user", "add", "ann", "--role", "analyst", "--password-stdin"],
+            input=f"{PASSWORD}\n")
+    assert r.exit_code != 0 and "user 'ann' exists" in str(r.exception)
+
+
+def test_serve_refuses_single_mode_off_loopback(tmp_path):
+    r = CliRunner().invoke(cli.cli, ["--home", str(tmp_path), "serve", "--host", "0.0.0.0"])
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines() == ["packettotal: mode single has no login; refusing to listen on 0.0.0.0: "
+                                             "set mode to team or public (README: Accounts and modes), or pass "
+                                             "--allow-single"]
