@@ -5,6 +5,7 @@ answer. The web parts run the real app (TestClient); the CLI runs the real comma
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import pytest
@@ -234,3 +235,15 @@ def test_serve_refuses_single_mode_off_loopback(tmp_path):
     assert r.stderr.strip().splitlines() == ["packettotal: mode single has no login; refusing to listen on 0.0.0.0: "
                                              "set mode to team or public (README: Accounts and modes), or pass "
                                              "--allow-single"]
+
+
+def test_every_post_form_a_session_is_shown_carries_its_token(team):
+    """The forms of the pages (labels, hunts, intel, bulk search and its export, log out): each
+    posts the session's token, so none is refused for want of it."""
+    assert login(team).status_code == 303
+    token = csrf_of(team)
+    page = team.post("/bulk", data={"values": "espn.go.com, 192.0.2.1", "csrf_token": token}).text
+    forms = re.findall(r'<form method="post"[^>]*>(.*?)</form>', page, re.S)
+    assert len(forms) >= 2 and all(f'name="csrf_token" value="{token}"' in f for f in forms)
+    r = team.post("/bulk/export?format=json", data={"values": "espn.go.com", "csrf_token": token})
+    assert r.status_code == 200 and r.json()[0]["input"] == "espn.go.com"
