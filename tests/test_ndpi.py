@@ -15,6 +15,8 @@ import os
 import pwd
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +27,7 @@ import sqlalchemy as sa
 from scapy.all import IP, TCP, Ether, wrpcap
 
 from packettotal.ingest import ndpi
+from packettotal.ingest.ndpi import helper
 from packettotal.service import PacketTotal
 from packettotal.store import db
 
@@ -137,7 +140,7 @@ def helper_pid(helpers: ndpi.Helpers) -> int:
 
 
 def test_one_helper_serves_every_capture_and_a_dead_one_is_replaced(tmp_path):
-    """nDPI is initialised once per worker: the same helper process answers capture after
+    """A helper is started once per worker: the same helper process answers capture after
     capture; one that died while idle is never given a capture; closing stops them."""
     helpers = ndpi.Helpers(None, keep=1)
     try:
@@ -237,13 +240,16 @@ def test_a_helper_killed_mid_capture_fails_only_that_captures_ndpi_part(tmp_path
 
 
 def test_a_helper_that_cannot_start_is_a_warning(tmp_path, monkeypatch):
-    """Its memory limit too low for Python to start: the helper exits, the capture is done."""
+    """Its memory limit too low for Python to start: the helper exits, the capture is done; the
+    warning ends with what the helper said on stderr (the folders of this installation hidden)."""
     monkeypatch.setattr(ndpi, "MAX_MEMORY", 1 << 20)
     service = PacketTotal(settings(tmp_path / "home"))
     try:
         cap = analyse(service, PCAPS / "sv-dns-udp-txt.pcap")
         assert cap["status"] == "done" and cap["summary"]["events"] > 0
-        assert [w for w in cap["warnings"] if w.startswith("nDPI: nDPI's helper exited with code")], cap["warnings"]
+        (said,) = [w for w in cap["warnings"] if w.startswith("nDPI: nDPI's helper exited with code")]
+        assert "error while loading shared libraries" in said and sys.prefix not in said, said
+        assert len(said) < ndpi.MAX_STDERR + 100
         monkeypatch.setattr(ndpi, "MAX_MEMORY", 2 << 30)
         assert analyse(service, PCAPS / "cs-ratinfected.pcapng")["summary"]["ndpi"]["flows"] == 8
     finally:
@@ -300,3 +306,104 @@ def test_pages_show_ndpi_escaped(tmp_path):
         assert cell and cell[0].startswith("HTTP · Web") and "Fake" not in cell[0] and "evil" not in cell[0]
         assert "<script>alert(1)</script>" not in page
         assert ">sql_injection</a>" not in cell[0] and "totally" not in cell[0].lower()
+
+
+def tcp_exchange(path: Path, server: str, request: bytes, response: bytes, t0: float) -> Path:
+    """One TCP connection from 10.0.0.1 to server:8080: handshake, a request, its response."""
+    c, seq, ack, port = "10.0.0.1", 1000, 5000, 8080
+    pk = [Ether() / IP(src=c, dst=server) / TCP(sport=40000, dport=port, flags="S", seq=seq),
+          Ether() / IP(src=server, dst=c) / TCP(sport=port, dport=40000, flags="SA", seq=ack, ack=seq + 1),
+          Ether() / IP(src=c, dst=server) / TCP(sport=40000, dport=port, flags="A", seq=seq + 1, ack=ack + 1),
+          Ether() / IP(src=c, dst=server) / TCP(sport=40000, dport=port, flags="PA", seq=seq + 1,
+                                                ack=ack + 1) / request,
+          Ether() / IP(src=server, dst=c) / TCP(sport=port, dport=40000, flags="PA", seq=ack + 1,
+                                                ack=seq + 1 + len(request)) / response]
+    for i, p in enumerate(pk):
+        p.time = t0 + i * 0.01
+    wrpcap(str(path), pk)
+    return path
+
+
+def test_no_capture_changes_how_another_is_named(tmp_path):
+    """nDPI keeps caches by address in its detection module (here its Ookla cache: a speed test's
+    HTTP request marks the server): each capture gets a fresh module, so a capture gives the same
+    flows alone, after one that talked to its server, and after the dev captures in sequence."""
+    speedtest = tcp_exchange(tmp_path / "a.pcap", "10.9.9.9", b"GET /speedtest HTTP/1.1\r\nHost: "
+                             b"speedtest.ooklaserver.net\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                             1.7e9)
+    later = tcp_exchange(tmp_path / "b.pcap", "10.9.9.9", b"HI\n", b"HELLO 2.9 (2.9.3) 2020-01-01.1234.abc\n",
+                         1.7e9 + 10)
+    named = [later, PCAPS / "sv-tls-cert-chain.pcap", PCAPS / "sv-dns-udp-txt.pcap", PCAPS / "cs-http_espn.pcapng"]
+    alone = {}
+    for pcap in named:
+        fresh = ndpi.Helpers(None, keep=1)
+        try:
+            alone[pcap] = fresh.run(pcap).result().flows
+        finally:
+            fresh.close()
+    assert [f["app"] for f in alone[later]] == ["HTTP.Ookla"]
+    helpers = ndpi.Helpers(None, keep=1)
+    try:
+        for pcap in [speedtest, *named, speedtest, *CAPTURES, *reversed(named)]:
+            pcap = PCAPS / pcap if isinstance(pcap, str) else pcap
+            result = helpers.run(pcap).result()
+            assert result.error is None
+            if pcap in alone:
+                assert result.flows == alone[pcap], pcap.name
+        assert len({h.proc.pid for h in helpers._idle}) == 1  # one helper all along
+    finally:
+        helpers.close()
+
+
+def test_a_helper_that_cannot_be_started_is_a_warning(tmp_path, monkeypatch):
+    """Its Popen fails (here: no such interpreter; EAGAIN, ENOMEM alike): the capture is done with
+    a warning, its socket is closed; the next capture gets a helper."""
+    service = PacketTotal(settings(tmp_path / "home"))
+    try:
+        analyse(service, PCAPS / "cs-ratinfected.pcapng")  # the service's own descriptors, opened
+        assert service._ndpi_helpers is not None
+        service._ndpi_helpers.close()  # no idle helper: the next capture starts one
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+        before = sorted(os.listdir("/proc/self/fd"))
+        with pytest.raises(FileNotFoundError):
+            ndpi.Helper(None)
+        assert sorted(os.listdir("/proc/self/fd")) == before  # its socket's two ends closed
+        cap = analyse(service, PCAPS / "sv-dns-udp-txt.pcap")
+        assert cap["status"] == "done" and cap["summary"]["events"] > 0 and "ndpi" not in cap["summary"]
+        assert "nDPI: its helper could not be started: No such file or directory" in cap["warnings"]
+        monkeypatch.undo()
+        assert analyse(service, PCAPS / "cs-ratinfected.pcapng")["summary"]["ndpi"]["flows"] == 8
+    finally:
+        service.close()
+
+
+def test_an_answer_not_of_its_shape_fails_the_helper():
+    """The helper parsed the capture: an answer of the wrong shape is its failure (the helper is
+    then ended, not given back), and a row of the wrong shape is counted, not kept."""
+    for answer in ([], "x", None, {"flows": {}}, {"flows": [], "dropped": "x"}, {"flows": [], "dropped": -1},
+                   {"flows": [], "dropped": 1.5}, {"flows": [], "dropped_more": "yes"}):
+        with pytest.raises(ndpi.HelperFailed):
+            ndpi.checked(answer)
+    assert ndpi.checked({"error": "<b>\x00"}).error == "<b>?"
+    good = {"proto": 6, "first_seen": 1.0, "src_ip": "10.0.0.1", "src_port": 1, "dest_ip": "10.0.0.2",
+            "dest_port": 2, "app": "TLS", "category": "Web", "risks": ["Self-signed Certificate"], "risk_score": 100}
+    bad = ["x", {**good, "risks": "Self-signed"}, {**good, "dest_port": 70000}, {**good, "risk_score": 1 << 70},
+           {**good, "proto": -1}, {**good, "src_port": "9" * 5000}]
+    kept, dropped = ndpi.rows([good, *bad], 100)
+    assert dropped == len(bad) and [r["risks"] for r in kept] == [["self_signed_certificate"]]
+
+
+def test_flows_past_the_cap_are_counted_up_to_a_bound(tmp_path):
+    """Flows past max_flows are counted by key up to max_skipped distinct ones, then as "at
+    least": real nDPI in a process of its own, on a capture of 160 flows."""
+    code = ("import sys; from packettotal.ingest.ndpi import helper, lib; "
+            "ndpi = lib.Library(lib.SONAME); "
+            "out = helper.analyse(ndpi, open(sys.argv[1], 'rb'), 10, int(sys.argv[2])); "
+            "print(len(out['flows']), out['dropped'], out['dropped_more'])")
+    src = str(Path(helper.__file__).resolve().parents[3])
+    counted = {}
+    for bound in (1000, 40):
+        run = subprocess.run([sys.executable, "-c", code, str(PCAPS / "sv-ftp-data-190k.pcap"), str(bound)],
+                             capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": src})
+        counted[bound] = run.stdout.split()
+    assert counted == {1000: ["10", "150", "False"], 40: ["10", "40", "True"]}

@@ -226,8 +226,8 @@ class PacketTotal:
         second = self._ndpi_start(pcap, warnings)  # beside Suricata, on the same file
         nbns = netbios.Names()  # NetBIOS names, decoded on the way (ingest/netbios.py)
         offsets = threading.Thread(target=self._index_flows, args=(row["id"], nbns), name="flow-index")
-        offsets.start()  # beside Suricata too: the packet offsets by flow (ingest/flowpackets.py)
         try:
+            offsets.start()  # beside Suricata too: the packet offsets by flow (ingest/flowpackets.py)
             with self._pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
                 assert engine.loaded is not None  # lent by the pool: its generation's rules
                 summary, obs, files_, documents, derived = self._index(row, run, engine.loaded, warnings)
@@ -237,7 +237,8 @@ class PacketTotal:
                 second.result()
             raise
         finally:
-            offsets.join()
+            if offsets.ident is not None:  # started
+                offsets.join()
         flows = self._ndpi_finish(row["id"], second, summary, obs, warnings)
         derived["netbios"] = netbios_rows = nbns.rows()
         obs += netbios.observables(row["id"], netbios_rows)
@@ -383,7 +384,11 @@ class PacketTotal:
     # nDPI, the second engine (ingest/ndpi/): its failure is a warning, never a failed capture
     def _ndpi_start(self, pcap: Path, warnings: list[str]) -> ndpi.Run | None:
         helpers = self._ndpi_helpers_for(warnings)
-        return helpers.run(pcap) if helpers is not None else None
+        try:
+            return helpers.run(pcap) if helpers is not None else None
+        except OSError as exc:  # its helper could not be started (EAGAIN, ENOMEM, ...)
+            warnings.append(f"nDPI: its helper could not be started: {exc.strerror or exc}")
+            return None
 
     def _ndpi_helpers_for(self, warnings: list[str]) -> ndpi.Helpers | None:
         mode = self.settings.ndpi
@@ -411,7 +416,8 @@ class PacketTotal:
         if result.error:
             warnings.append(f"nDPI: {result.error}")
         if result.dropped:
-            warnings.append(f"nDPI: {result.dropped:,} flows past the first {ndpi.MAX_FLOWS:,} were not kept")
+            least = "at least " if result.dropped_more else ""
+            warnings.append(f"nDPI: {least}{result.dropped:,} flows past the first {ndpi.MAX_FLOWS:,} were not kept")
         summary["ndpi"] = {"version": result.version, "flows": len(result.flows), "seconds": result.seconds}
         found = ndpi.observables(cid, result.flows)
         room = max(0, self.settings.max_observables_per_capture - len(obs))  # the capture's bound holds them too

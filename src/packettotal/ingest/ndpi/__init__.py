@@ -9,10 +9,11 @@ same capture:
     result = run.result()                              # flows, or why there are none
 
 nDPI parses attacker-controlled packets, so it never runs in PacketTotal's process: each engine
-worker has a helper process (started on its first capture and kept, so nDPI is initialised once
-per worker, not once per capture), as the unprivileged account when PacketTotal runs as root,
-killed with PacketTotal, under limits. A capture is given to it as an open file descriptor; a
-helper that crashes, is killed or is past its time gives that capture a warning and is replaced.
+worker has a helper process (started on its first capture and kept, so Python and libndpi are
+loaded once per worker; nDPI's detection module is fresh for each capture), as the unprivileged
+account when PacketTotal runs as root, killed with PacketTotal, under limits. A capture is given
+to it as an open file descriptor; a helper that crashes, is killed, is past its time or answers
+out of shape gives that capture a warning and is replaced.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ MAX_OUTPUT = 256 << 20     # bytes of one capture's answer
 MAX_MEMORY = 2 << 30       # bytes of data a helper may allocate (RLIMIT_DATA)
 MAX_FLOWS = 200_000        # flows kept per capture; the rest are counted
 MAX_NAME = 64              # characters kept of an application or category name
+MAX_STDERR = 2048          # bytes kept of a helper's stderr (its last ones), shown when it dies
 _LENGTH = struct.Struct("!Q")
 _PROTOS = {"TCP": 6, "UDP": 17, "ICMP": 1, "ICMPV6": 58, "IPV6-ICMP": 58}
 
@@ -58,6 +60,7 @@ class Result:
     error: str | None = None                          # why nDPI gave nothing
     seconds: float = 0.0
     dropped: int = 0                                  # flows past MAX_FLOWS
+    dropped_more: bool = False                        # and more than that (the helper stopped counting)
     version: str | None = None                        # nDPI's, as the helper's library says
 
 
@@ -74,10 +77,11 @@ class HelperLate(HelperFailed):
 
 
 class Helper:
-    """One helper process (helper.py), nDPI initialised in it once; one capture at a time."""
+    """One helper process (helper.py), libndpi loaded in it once; one capture at a time."""
 
     def __init__(self, run_as: RunAs | None):
         self.version: str | None = None
+        self._stderr = b""  # its last MAX_STDERR bytes
         self._started = time.monotonic()
         self._sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [sys.executable, "-m", "packettotal.ingest.ndpi.helper", str(child.fileno()), lib.SONAME,
@@ -85,13 +89,18 @@ class Helper:
         if run_as is not None:  # it drops to the account itself, once its imports are done
             argv += [str(run_as.uid), str(run_as.gid)]
         # this very package, whatever the current folder (the helper's is /)
-        path = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[3]), os.environ.get("PYTHONPATH")]))
+        path = os.pathsep.join(filter(None, [_SOURCE, os.environ.get("PYTHONPATH")]))
         try:
             self.proc = subprocess.Popen(argv, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/",
                                          env={**os.environ, "PYTHONPATH": path}, preexec_fn=_limits)
+        except BaseException:
+            self._sock.close()
+            raise
         finally:
             child.close()
+        assert self.proc.stderr is not None
+        os.set_blocking(self.proc.stderr.fileno(), False)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -103,21 +112,24 @@ class Helper:
         finally:
             os.close(fd)
 
-    def receive(self, started: float, timeout: float, limit: int) -> dict:
+    def receive(self, started: float, timeout: float, limit: int) -> object:
         """The answer to a request sent at `started` (time.monotonic()), within `timeout` seconds
-        of then or of the helper being ready, whichever is later; HelperFailed if it does not come."""
+        of then or of the helper being ready, whichever is later; HelperFailed if it does not come
+        (its shape: `checked`)."""
         if self.version is None:  # its hello first: it had START_TIMEOUT to start and initialise nDPI
             try:
                 hello = self._message(self._started + START_TIMEOUT, 4096)
             except HelperLate:
                 raise HelperFailed(f"nDPI's helper did not start in {START_TIMEOUT:g} s") from None
+            if not isinstance(hello, dict):
+                raise HelperFailed("nDPI's helper: its hello was not an object")
             if hello.get("error"):
                 raise HelperFailed(f"nDPI's helper could not start nDPI: {_shown(str(hello['error']))}")
             self.version = str(hello.get("version") or "?")[:20]
             started = max(started, time.monotonic())
         return self._message(started + timeout, limit)
 
-    def _message(self, deadline: float, limit: int) -> dict:
+    def _message(self, deadline: float, limit: int) -> object:
         (size,) = _LENGTH.unpack(self._read(_LENGTH.size, deadline))
         if size > limit:
             raise HelperFailed(f"nDPI's helper: its answer passed {limit:,} bytes")
@@ -147,7 +159,18 @@ class Helper:
             rc = self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             return "nDPI's helper closed its socket"
-        return f"nDPI's helper was killed (signal {-rc})" if rc < 0 else f"nDPI's helper exited with code {rc}"
+        why = f"nDPI's helper was killed (signal {-rc})" if rc < 0 else f"nDPI's helper exited with code {rc}"
+        said = stderr_shown(self.drain())
+        return f"{why}: {said}" if said else why
+
+    def drain(self) -> bytes:
+        """What the helper wrote to stderr so far (its last MAX_STDERR bytes): read now and then,
+        so that the pipe never fills and blocks it."""
+        assert self.proc.stderr is not None
+        with contextlib.suppress(OSError):  # BlockingIOError: nothing more for now
+            while part := os.read(self.proc.stderr.fileno(), 1 << 16):
+                self._stderr = (self._stderr + part)[-MAX_STDERR:]
+        return self._stderr
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -155,6 +178,19 @@ class Helper:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+
+
+_SOURCE = str(Path(__file__).resolve().parents[3])  # the folder holding this package
+
+
+def stderr_shown(raw: bytes) -> str:
+    """A helper's stderr for a warning: its lines on one, our folders not shown, bounded."""
+    text = raw.decode("utf-8", "replace")
+    for folder in sorted({_SOURCE, sys.prefix, sys.base_prefix}, key=len, reverse=True):
+        text = text.replace(folder, "…")
+    return _shown(" | ".join(line.strip() for line in text.splitlines() if line.strip()), MAX_STDERR)
 
 
 def _limits() -> None:
@@ -191,18 +227,19 @@ class Run:
             self.helper.close()
             return Result(error=self.failure)
         try:
-            answer = self.helper.receive(self.started, self.timeout, self.max_output)
+            answer = checked(self.helper.receive(self.started, self.timeout, self.max_output))
         except HelperFailed as exc:
             self.helper.close()
             error = f"stopped after {self.timeout:g} s" if isinstance(exc, HelperLate) else str(exc)
             return Result(error=error, seconds=round(time.monotonic() - self.started, 3), version=self.helper.version)
         seconds = round(time.monotonic() - self.started, 3)
-        self.pool.give_back(self.helper)
-        if answer.get("error"):
-            return Result(error=_shown(str(answer["error"])), seconds=seconds, version=self.helper.version)
-        flows, bad = rows(answer.get("flows") or [], self.max_flows)
+        self.helper.drain()
+        self.pool.give_back(self.helper)  # only now: one that sent no answer is never used again
+        if answer.error:
+            return Result(error=answer.error, seconds=seconds, version=self.helper.version)
+        flows, bad = rows(answer.flows, self.max_flows)
         return Result(flows, f"{bad:,} flows could not be read" if bad else None, seconds,
-                      int(answer.get("dropped") or 0), self.helper.version)
+                      answer.dropped, answer.dropped_more, self.helper.version)
 
 
 class Helpers:
@@ -249,19 +286,45 @@ class Helpers:
             h.close()
 
 
+@dataclass
+class Answer:
+    flows: list
+    dropped: int = 0
+    dropped_more: bool = False
+    error: str | None = None
+
+
+def checked(answer: object) -> Answer:
+    """The helper's answer, its shape checked (it parsed the capture: it is trusted no more than
+    the capture); HelperFailed if it is not an answer."""
+    if not isinstance(answer, dict):
+        raise HelperFailed("nDPI's helper: its answer was not an object")
+    if answer.get("error"):
+        return Answer([], error=_shown(str(answer["error"])))
+    flows, dropped, more = answer.get("flows", []), answer.get("dropped", 0), answer.get("dropped_more", False)
+    if not isinstance(flows, list) or type(dropped) is not int or dropped < 0 or not isinstance(more, bool):
+        raise HelperFailed("nDPI's helper: its answer was not one")
+    return Answer(flows, dropped, more)
+
+
 def rows(flows: list, max_flows: int) -> tuple[list[dict], int]:
     """The helper's flows as ndpi_flows rows, checked and bounded (it parsed the capture: its
     answer is trusted no more than the capture); the count of those that were not rows."""
     out, bad = [], 0
     for f in flows[:max_flows]:
         try:
-            out.append({"proto": int(f["proto"]), "first_seen": float(f["first_seen"]),
-                        "src_ip": str(f["src_ip"])[:45], "src_port": int(f["src_port"]),
-                        "dest_ip": str(f["dest_ip"])[:45], "dest_port": int(f["dest_port"]),
+            if not isinstance(f, dict) or not isinstance(f["risks"], list):
+                raise TypeError
+            proto, src_port, dest_port, score = (int(f[k]) for k in ("proto", "src_port", "dest_port", "risk_score"))
+            if not all(0 <= n < 1 << 16 for n in (proto, src_port, dest_port, score)):
+                raise ValueError  # SQLite's integers and the columns' sense
+            out.append({"proto": proto, "first_seen": float(f["first_seen"]),
+                        "src_ip": str(f["src_ip"])[:45], "src_port": src_port,
+                        "dest_ip": str(f["dest_ip"])[:45], "dest_port": dest_port,
                         "app": str(f["app"])[:MAX_NAME] or "Unknown",
                         "category": str(f["category"])[:MAX_NAME] or "Unspecified",
                         "risks": sorted({risk_name(str(r))[:MAX_NAME] for r in f["risks"][:64]}),
-                        "risk_score": int(f["risk_score"])})
+                        "risk_score": score})
         except (KeyError, TypeError, ValueError):
             bad += 1
     return out, bad

@@ -7,8 +7,9 @@ It imports all it needs, then (when given an account) drops to it and asks again
 with its parent (a change of user clears that request), then initialises nDPI and says hello.
 Over the socket it then receives a request (JSON: max_flows) carrying an open file descriptor
 of the capture (SCM_RIGHTS: it opens no file of PacketTotal's), and answers with one message,
-an 8-byte length then JSON: {flows, dropped} or {error}. A crash ends only the process; the
-parent reports it for that capture and starts another helper.
+an 8-byte length then JSON: {flows, dropped, dropped_more} or {error}; then it replaces nDPI's
+detection module with a fresh one, so that nothing of one capture is kept for the next (lib.py).
+A crash ends only the process; the parent reports it for that capture and starts another helper.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .lib import Library
 
 # as ndpiReader 4.2 (reader_util.c): packets of a flow given to nDPI before it gives up on it
 MAX_PACKETS = {6: 80, 17: 16}
+MAX_SKIPPED = 1_000_000  # distinct flows past max_flows counted (~240 B each); past that, "at least"
 _LENGTH = struct.Struct("!Q")
 
 
@@ -40,12 +42,14 @@ class Flow:
         self.found: tuple[str, str, list[str], int] | None = None  # app, category, risks, score
 
 
-def analyse(ndpi: Library, capture: BinaryIO, max_flows: int) -> dict:
+def analyse(ndpi: Library, capture: BinaryIO, max_flows: int, max_skipped: int = MAX_SKIPPED) -> dict:
     """Each flow of the capture with nDPI's app, category, risks and score (first max_flows flows;
-    the others counted). A flow's packets go to nDPI until it has named the flow and needs no
-    more (or after MAX_PACKETS), as ndpiReader does; flows still open at the end are given up."""
+    the others counted, up to max_skipped distinct ones: past that, dropped_more says there were
+    more). A flow's packets go to nDPI until it has named the flow and needs no more (or after
+    MAX_PACKETS), as ndpiReader does; flows still open at the end are given up."""
     flows: dict[tuple, Flow] = {}
     skipped: set[tuple] = set()
+    more = False
     for p in walk_file(capture):
         if isinstance(p, tuple):
             continue
@@ -58,7 +62,10 @@ def analyse(ndpi: Library, capture: BinaryIO, max_flows: int) -> dict:
         flow = flows.get(key)
         if flow is None:
             if len(flows) >= max_flows:
-                skipped.add(key)
+                if len(skipped) < max_skipped:
+                    skipped.add(key)
+                else:
+                    more = more or key not in skipped
                 continue
             flow = flows[key] = Flow(ends, p.ts, ndpi.new_flow())
         if flow.found is not None:
@@ -79,7 +86,7 @@ def analyse(ndpi: Library, capture: BinaryIO, max_flows: int) -> dict:
         out.append({"proto": proto, "first_seen": flow.first_seen, "src_ip": _ip(a), "src_port": a_port,
                     "dest_ip": _ip(b), "dest_port": b_port, "app": app, "category": category, "risks": risks,
                     "risk_score": score})
-    return {"flows": out, "dropped": len(skipped)}
+    return {"flows": out, "dropped": len(skipped), "dropped_more": more}
 
 
 def _ip(raw: bytes) -> str:
@@ -95,7 +102,8 @@ def _drop_to(uid: int, gid: int, parent: int) -> None:
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: set again
+    if ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9) == -1:  # PR_SET_PDEATHSIG, SIGKILL: set again
+        os._exit(1)  # it would outlive PacketTotal
     if os.getppid() != parent:  # the parent died before that
         os._exit(1)
 
@@ -106,7 +114,7 @@ def main(argv: list[str]) -> None:
         _drop_to(int(argv[3]), int(argv[4]), int(argv[2]))
     try:
         ndpi = Library(argv[1])
-    except (OSError, RuntimeError) as exc:  # not loadable, another version, ...
+    except (OSError, RuntimeError, AttributeError) as exc:  # not loadable, another version, a symbol missing
         send(sock, {"error": str(exc)[:300]})
         return
     send(sock, {"version": ndpi.version})
@@ -126,6 +134,10 @@ def main(argv: list[str]) -> None:
             for fd in fds:
                 os.close(fd)
         send(sock, answer)
+        try:
+            ndpi.renew()  # while the parent reads the answer: the next capture starts from nothing
+        except RuntimeError:
+            return  # dead: the parent finds it so and starts another
 
 
 if __name__ == "__main__":

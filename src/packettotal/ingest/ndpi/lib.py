@@ -1,8 +1,10 @@
 """Debian's libndpi 4.2 (package libndpi4.2) through ctypes: the only code that calls nDPI. Loaded
 in the helper process only (helper.py), never in PacketTotal's own.
 
-One `Library` is one detection module, initialised once (all protocols enabled, as ndpiReader
-does) and used for every flow of every capture the helper is given. A flow's state is a zeroed
+One `Library` holds one detection module (all protocols enabled, as ndpiReader does) for the flows
+of one capture: `renew()` replaces it with a fresh one before the next (~0.012 s of CPU), since
+nDPI keeps caches inside it keyed by address and port (ookla_cache, tls_cert_cache, stun_cache,
+...) that would let one capture change how another's flows are named. A flow's state is a zeroed
 buffer of `ndpi_detection_get_sizeof_ndpi_flow_struct()` bytes that nDPI fills; what it found is
 read through the API alone: `ndpi_protocol2name`, `ndpi_category_get_name`, and the risks from
 `ndpi_dpi2json` (its JSON serializer), whose output starts with the flow's risks by number
@@ -72,16 +74,27 @@ class Library:
         self.version = (c.ndpi_revision() or b"?").decode("ascii", "replace")
         if not self.version.startswith("4.2"):
             raise RuntimeError(f"nDPI {self.version[:20]}: this binding is for 4.2")
-        self._mod = c.ndpi_init_detection_module(0)  # ndpi_no_prefs
-        if not self._mod:
-            raise RuntimeError("ndpi_init_detection_module failed")
-        c.ndpi_set_protocol_detection_bitmask2(self._mod, (_u32 * _BITMASK_WORDS)(*[0xFFFFFFFF] * _BITMASK_WORDS))
-        c.ndpi_finalize_initialization(self._mod)
+        self._mod = self._module()
         self.flow_size = c.ndpi_detection_get_sizeof_ndpi_flow_struct()
         self._ser = ctypes.create_string_buffer(_SERIALIZER_BYTES)
         if c.ndpi_init_serializer(self._ser, JSON) != 0:
             raise RuntimeError("ndpi_init_serializer failed")
         self._process, self._extra = c.ndpi_detection_process_packet, c.ndpi_extra_dissection_possible
+
+    def _module(self) -> int:
+        c = self._c
+        mod = c.ndpi_init_detection_module(0)  # ndpi_no_prefs
+        if not mod:
+            raise RuntimeError("ndpi_init_detection_module failed")
+        c.ndpi_set_protocol_detection_bitmask2(mod, (_u32 * _BITMASK_WORDS)(*[0xFFFFFFFF] * _BITMASK_WORDS))
+        c.ndpi_finalize_initialization(mod)
+        return mod
+
+    def renew(self) -> None:
+        """A fresh detection module, nothing of the flows before it kept (every flow state of the
+        old one must have been described, i.e. freed, first)."""
+        self._c.ndpi_exit_detection_module(self._mod)
+        self._mod = self._module()
 
     def process(self, flow: ctypes.Array, packet: bytes, ms: int) -> Protocol:
         """One IP packet of the flow (ms: its time) -> what nDPI makes of the flow so far."""
