@@ -3,21 +3,18 @@ server with real Suricata."""
 
 import contextlib
 import hashlib
-import socket
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import pyzipper
-import uvicorn
 
 from packettotal import demo
 from packettotal.web.app import create_app
 
 from .conftest import PCAPS, settings
 from .test_pages import HOSTILE
+from .web import serve_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -28,29 +25,11 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium
                                 "(scripts/setup-system.sh test installs it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(s):
     """A real server of the app on these settings, on a free loopback port: its base URL."""
-    port = _free_port()
-    app = create_app(s, seed_demo=False)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(30)
+    with serve_app(create_app(s, seed_demo=False)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import time
 import httpx
 
 import pytest
-import uvicorn
 
 from packettotal.web.app import create_app
 
 from .conftest import settings
-from .test_browser import ARGS, CHROMIUM, ESPN, _free_port
+from .test_browser import ARGS, CHROMIUM, ESPN
+from .web import serve_app
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
                                 "(scripts/setup-system.sh test installs it)")
@@ -25,19 +25,10 @@ PASSWORD = "browser password"
 
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory):
-    port = _free_port()
     app = create_app(settings(tmp_path_factory.mktemp("home"), mode="team"), seed_demo=False)
     app.state.instance.service.accounts.add_user("ann", "analyst", PASSWORD)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started
-    yield f"http://127.0.0.1:{port}", app.state.instance.service.accounts.create_key("tests", user="ann")[1]
-    srv.should_exit = True
-    thread.join(30)
+    with serve_app(app) as url:
+        yield url, app.state.instance.service.accounts.create_key("tests", user="ann")[1]
 
 
 @pytest.fixture(scope="module")

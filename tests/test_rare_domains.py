@@ -3,15 +3,10 @@ hand-made inputs, then the real service (real Suricata) over a few dev captures 
 test builds: quiet below the baseline, fires on a domain no earlier capture held, quiet on a
 second capture of that registered domain, searchable, and the same after a re-analysis."""
 
-import contextlib
 import datetime as dt
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
@@ -24,6 +19,7 @@ from packettotal.store.db import Database
 from packettotal.web.app import create_app
 
 from .conftest import PCAPS, analyse, settings
+from .web import serve_app
 
 CLIENT, RESOLVER = "10.30.0.5", "10.30.0.1"
 NEW = "update-check-portal.example-new.net"
@@ -207,24 +203,9 @@ def test_the_console_shows_the_finding_with_its_domain(tmp_path):
         assert [g["capture_id"] for g in api["groups"]] == [row["id"]]
 
 
-@contextlib.contextmanager
-def serving(home: Path, **kw) -> Iterator[str]:
-    """A real server on loopback (as tests/test_browser.py's), with these settings."""
-    from .test_browser import _free_port
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(settings(home, **kw), seed_demo=False), host="127.0.0.1",
-                                        port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(30)
+def serving(home: Path, **kw):
+    """A real server on loopback, with these settings."""
+    return serve_app(create_app(settings(home, **kw), seed_demo=False))
 
 
 def test_in_a_browser_the_summary_names_the_new_domain_and_links_the_search(tmp_path):
