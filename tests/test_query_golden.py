@@ -46,8 +46,8 @@ def _tantivy(node) -> str:
     return re.sub(r'(Regex\("(?:[^"\\]|\\.)*"\))[\s\S]*?(, field:)', r"\1\2", text)
 
 
-def _json(value) -> str:
-    return json.dumps(value, sort_keys=True)
+def _json(value, indent: int | None = None) -> str:
+    return json.dumps(value, sort_keys=True, indent=indent)
 
 
 def _opensearch(node) -> str:
@@ -61,7 +61,6 @@ def _opensearch_requests() -> list[str]:
     scoped = os_req.query(q, hidden, "c1", "dns")
     tops = [catalog.BY_NAME[n] for n in ("dns.rrname", "src_ip", "dest_port")]
     bodies = {
-        "index template": template("packettotal-events"),
         "document": os_req.document("c1", 7, {
             "timestamp": "2020-02-05T12:29:11.123456+0100", "event_type": "DNS", "src_ip": "::ffff:10.0.0.5",
             "dest_ip": "not an ip", "dest_port": 53, "dns": {"rrname": "WWW.Evil.com"},
@@ -76,7 +75,8 @@ def _opensearch_requests() -> list[str]:
         "console counts (count_by_type)": os_req.count_by_type(os_req.query(None, hidden, "c1")),
         "top values": os_req.top_values(os_req.query(None, hidden, "c1"), tops, 10),
     }
-    return [f"[{name}]\n    {_json(body)}" for name, body in bodies.items()]
+    out = [f"[{name}]\n    {_json(body)}" for name, body in bodies.items()]
+    return out + ["[index template]\n" + _json(template("packettotal-events"), indent=2)]  # one line a setting
 
 
 RENDER = {"tantivy": _tantivy, "opensearch": _opensearch}

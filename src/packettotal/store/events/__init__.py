@@ -22,7 +22,8 @@ def _opensearch(s: Settings) -> EventStore:
     try:
         from .opensearch import OpenSearchEventStore  # the optional extra: pip install packettotal[opensearch]
     except ImportError:
-        raise ConfigError("events_backend opensearch needs opensearch-py: pip install 'packettotal[opensearch]'") from None
+        raise ConfigError("events_backend opensearch needs opensearch-py: "
+                          "pip install 'packettotal[opensearch]'") from None
     return OpenSearchEventStore(s.events_url, query_seconds=s.query_seconds or None)
 
 
