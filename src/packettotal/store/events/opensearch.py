@@ -12,7 +12,9 @@ import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import orjson
 from opensearchpy import ConnectionTimeout, OpenSearch, helpers
+from opensearchpy.serializer import JSONSerializer
 
 from ...errors import ConfigError, QueryError, QueryTimeout
 from ...query import fields as catalog
@@ -27,6 +29,16 @@ PAGE = req.MAX_WINDOW
 SORTABLE = frozenset({"seq"} | {f.name for f in catalog.CATALOG if f.fast})
 _FLAGS = {"verify_certs", "ssl_show_warn"}
 _PATHS = {"ca_certs", "client_cert", "client_key"}
+
+
+class OrjsonSerializer(JSONSerializer):
+    """The client's JSON by orjson: 12x faster than its own on EVE documents (docs/benchmarks.md)."""
+
+    def dumps(self, data: Any) -> str:
+        return data if isinstance(data, str) else orjson.dumps(data).decode()
+
+    def loads(self, s: str) -> Any:
+        return orjson.loads(s)
 
 
 def connection(url: str) -> tuple[dict, str]:
@@ -52,7 +64,7 @@ def connection(url: str) -> tuple[dict, str]:
 class OpenSearchEventStore:
     def __init__(self, url: str, query_seconds: float | None = None, client: OpenSearch | None = None):
         kw, self.index = connection(url)
-        self.client = client or OpenSearch(**kw, timeout=query_seconds or 60)
+        self.client = client or OpenSearch(**kw, timeout=query_seconds or 60, serializer=OrjsonSerializer())
         self._hidden: frozenset[str] = frozenset()
         self.client.indices.put_index_template(name=self.index, body=template(self.index))
         if not self.client.indices.exists(index=self.index):
