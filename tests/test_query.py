@@ -7,7 +7,7 @@ from packettotal.query import lucene
 from packettotal.query.nodes import Cidr, Exists, MatchAll, Not, Or, Phrase, Term, Wildcard
 from packettotal.store.events import BACKENDS
 
-from .conftest import settings
+from .event_backends import event_store
 
 
 def ev(i, etype, **kw):
@@ -41,12 +41,11 @@ IDS = {(c, e["n"]) for c, evs in CORPUS.items() for e in evs}
 @pytest.fixture(scope="module", params=sorted(BACKENDS))
 def store(request, tmp_path_factory):
     """The same corpus and answers for every event-store backend."""
-    s = BACKENDS[request.param](settings(tmp_path_factory.mktemp("idx")))
-    for cap, evs in CORPUS.items():
-        s.index_capture(cap, evs)
-    s.commit()
-    yield s
-    s.close()
+    with event_store(request.param, tmp_path_factory.mktemp("idx")) as s:
+        for cap, evs in CORPUS.items():
+            s.index_capture(cap, evs)
+        s.commit()
+        yield s
 
 
 def hits(store, q) -> set[int]:

@@ -144,7 +144,8 @@ class Settings:
                 "loaded into new daemons while the old ones serve, then swapped in; 0: only at start",
         "check": at_least(0)})
     events_backend: str = field(default="tantivy", metadata={
-        "help": "Event index: tantivy (embedded, in the home folder)", "check": one_of("tantivy")})
+        "help": "Event index: tantivy (embedded, in the home folder) or opensearch (a server: events_url)",
+        "check": one_of("tantivy", "opensearch")})
     query_seconds: float = field(default=10.0, metadata={
         "help": "Longest a costly query (wildcards, field existence) may run: it runs in a child process "
                 "that is stopped then, and the request answers 503; 0: no limit, run in-process",
@@ -194,6 +195,9 @@ class Settings:
                 "further tries are refused (429)", "check": at_least(1)})
     login_window_seconds: float = field(default=900.0, metadata={
         "help": "The window over which failed logins are counted", "check": positive})
+    events_url: str = field(default="", metadata={
+        "help": "With events_backend opensearch: http(s)://[user:password@]host[:port][/index] of the server "
+                "(options ?ca_certs=PATH&client_cert=PATH&client_key=PATH&verify_certs=false); empty: none"})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ...config import Settings
+from ...errors import ConfigError
 from .base import EventStore
 from .tantivy import TantivyEventStore
 
@@ -15,7 +16,18 @@ def _tantivy(s: Settings) -> EventStore:
     return TantivyEventStore(s.index_dir, query_seconds=s.query_seconds or None)
 
 
-BACKENDS: dict[str, Callable[[Settings], EventStore]] = {"tantivy": _tantivy}
+def _opensearch(s: Settings) -> EventStore:
+    if not s.events_url:
+        raise ConfigError("events_backend opensearch needs events_url (PACKETTOTAL_EVENTS_URL): the server's URL")
+    try:
+        from .opensearch import OpenSearchEventStore  # the optional extra: pip install packettotal[opensearch]
+    except ImportError:
+        raise ConfigError("events_backend opensearch needs opensearch-py: "
+                          "pip install 'packettotal[opensearch]'") from None
+    return OpenSearchEventStore(s.events_url, query_seconds=s.query_seconds or None)
+
+
+BACKENDS: dict[str, Callable[[Settings], EventStore]] = {"tantivy": _tantivy, "opensearch": _opensearch}
 
 
 def open_events(settings: Settings) -> EventStore:
