@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import config as config_mod, flows as flows_mod
+from .auth import ownership
 from .auth.accounts import Accounts
+from .auth.rights import Principal
 from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
                      StorageFull, YaraError, disk_full)
 from .ingest import (capfile, certs, files as carved, flowpackets, geo, hunts, intel, ndpi, netbios, observables,
@@ -28,6 +30,7 @@ from .listing import CaptureFilter
 from .query import (correlate, fields as catalog, indicators, labels as labels_mod, lucene, pivotsearch, suggest,
                     topvalues)
 from .query.nodes import And, Captures, Not, Or, Term
+from .store import purge
 from .store.blobs import Blobs
 from .store.db import Database, now
 from .store.events import open_events
@@ -790,6 +793,27 @@ class PacketTotal:
         return [{"capture_id": s.capture_id, "name": rows[s.capture_id]["name"], "score": s.score,
                  "submitted_at": rows[s.capture_id]["submitted_at"], "shared": s.shared,
                  "labels": labels[s.capture_id]} for s in found]
+
+    def delete_capture(self, ref: str, who: Principal, held: frozenset[str], address: str | None = None) -> dict:
+        """Delete a capture and everything of it: rows (store/purge.py), events, its file, flow
+        index and the carved files no other capture holds; audited. Raises Forbidden (not its owner
+        nor an admin), Conflict (queued or being analysed: refused, not cancelled), IndexBusy."""
+        cap = self.capture(ref)
+        if not ownership.may_delete(who, held, cap):
+            raise Forbidden("only the capture's owner or an admin may delete it")
+        cid = cap["id"]
+        self._events.claim()  # before anything goes: another process holding the index refuses it whole
+        purged = purge.purge_capture(self._db, cid)
+        self._events.hide([cid])  # unseen from now, and gone with the commit
+        self._events.delete_captures([cid])
+        self._events.commit()
+        for kind in ("captures", "flowindex"):
+            self._blobs.remove(kind, cid)
+        for sha in purged.files_gone:
+            self._blobs.remove("files", sha)
+        self.accounts.record("capture_deleted", ownership.actor_of(who), cid, address,
+                             {"name": cap["name"][:200], "size": cap["size"], "files_removed": len(purged.files_gone)})
+        return purged.capture
 
     # re-analysis
     def reanalyse(self, ref: str) -> Reanalysis:

@@ -144,5 +144,10 @@ class Accounts:
             self._store.end_session(who.session)
             self._store.record("logout", who.name, who.name, address)
 
+    def record(self, event: str, actor: str | None, subject: str | None = None, address: str | None = None,
+               detail: dict | None = None) -> None:
+        """An event of the service's to the audit log (a capture deleted, ...)."""
+        self._store.record(event, actor, subject, address, detail)
+
     def audit(self, limit: int = 100) -> list[dict]:
         return self._store.audit_log(max(1, min(limit, 10_000)))

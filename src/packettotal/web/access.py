@@ -88,6 +88,13 @@ def principal(request: Request) -> Principal | None:
     return getattr(request.state, "principal", None)
 
 
+def held(request: Request) -> tuple[Principal, frozenset[str]]:
+    """Who is asking and every right they hold (what a service call checks beyond the route's)."""
+    who = principal(request) or ANONYMOUS
+    s = request.app.state.instance.service.settings
+    return who, rights_mod.rights(s.mode, who, s.labelling, s.public_uploads)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Denied)
     async def on_denied(request: Request, exc: Denied) -> Response:
