@@ -147,6 +147,7 @@ class PacketTotal:
         if self._ndpi_helpers is not None:
             self._ndpi_helpers.close()
         self._events.close()
+        self.accounts.flush()  # the counts of key use and uploads kept in memory
         self._db.close()
         if self._geo is not None:
             self._geo.close()
