@@ -117,11 +117,13 @@ class Accounts:
             row = self._store.key(who.key_id)
             last = row["last_used"] if row else None
         at = now()
-        due = last is None or at - last >= KEY_USE_EVERY
+        if last is not None and at - last < KEY_USE_EVERY:
+            with self._audited_lock:
+                self._audited[who.key_id] = last
+            return
         with self._audited_lock:
-            self._audited[who.key_id] = at if due else last
-        if due:
-            self._store.record("key_used", f"key:{who.key_id}", who.name, address)
+            self._audited[who.key_id] = at
+        self._store.record("key_used", f"key:{who.key_id}", who.name, address)
 
     def flush(self) -> None:
         """Write the counts kept in memory (the service's close does)."""
