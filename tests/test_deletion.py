@@ -18,6 +18,7 @@ from packettotal import cli
 from packettotal.auth.rights import LOCAL, ROLES
 from packettotal.errors import Conflict, NotFound
 from packettotal.service import PacketTotal
+from packettotal.store import purge
 from packettotal.store.db import metadata
 
 from .conftest import PCAPS, analyse, settings
@@ -130,6 +131,28 @@ def test_a_capture_queued_or_being_analysed_is_refused(tmp_path):
         with pytest.raises(Conflict, match="queued"):
             pt.delete_capture(queued["id"], LOCAL, ADMIN)
         assert pt.capture(queued["id"])["status"] == "queued" and pt.capture_path(queued["id"]).exists()
+    finally:
+        pt.close()
+
+
+def test_a_deletion_cut_short_is_finished_at_the_next_start(tmp_path):
+    home = tmp_path / "home"
+    pt = PacketTotal(settings(home))
+    cap = analyse(pt, ESPN)
+    assert pt._events.documents([cap["id"]])[cap["id"]] > 0
+    purge.mark_deleting(pt._db, cap["id"])  # then the process stops, before the index commit
+    assert pt.capture(cap["id"])["status"] == "deleting"
+    assert pt._db.requeue([cap["id"]]) == []  # nor re-analysed meanwhile
+    pt.close()
+    pt = PacketTotal(settings(home))
+    try:
+        with pytest.raises(NotFound):
+            pt.capture(cap["id"])
+        assert set(rows_of(pt, cap["id"]).values()) == {0} and pt._events.documents([cap["id"]]) == {}
+        assert not pt.capture_path(cap["id"]).exists()
+        assert found(pt, "*") == set() and pt.ioc("espn.go.com")["total_captures"] == 0
+        value_counts_agree(pt)
+        assert (pt.accounts.audit(1)[0]["event"], pt.accounts.audit(1)[0]["actor"]) == ("capture_deleted", "restart")
     finally:
         pt.close()
 

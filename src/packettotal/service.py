@@ -89,6 +89,7 @@ class PacketTotal:
         # called when the YARA rules change (`serve` re-scans the stored files then)
         self.on_yara_change: Callable[[], object] | None = None
         self._clean_index()
+        self._finish_deletions()
 
     def _clean_index(self) -> None:
         """Delete what the index holds of captures a previous process never finished (killed, or
@@ -796,25 +797,43 @@ class PacketTotal:
                  "labels": labels[s.capture_id]} for s in found]
 
     def delete_capture(self, ref: str, who: Principal, held: frozenset[str], address: str | None = None) -> dict:
-        """Delete a capture and everything of it: rows (store/purge.py), events, its file, flow
-        index and the carved files no other capture holds; audited. Raises Forbidden (not its owner
-        nor an admin), Conflict (queued or being analysed: refused, not cancelled), IndexBusy."""
+        """Delete a capture and everything of it: marked `deleting`, its events deleted with an
+        index commit, then its rows (store/purge.py), its file, flow index and the carved files no
+        other capture holds; audited. Raises Forbidden (not its owner nor an admin), Conflict
+        (queued or being analysed: refused, not cancelled), IndexBusy (another process holds the
+        index: nothing is deleted). Cut short, it is finished at the next start."""
         cap = self.capture(ref)
         if not ownership.may_delete(who, held, cap):
             raise Forbidden("only the capture's owner or an admin may delete it")
         cid = cap["id"]
-        self._events.claim()  # before anything goes: another process holding the index refuses it whole
-        purged = purge.purge_capture(self._db, cid)
-        self._events.hide([cid])  # unseen from now, and gone with the commit
+        self._events.claim()
+        row = purge.mark_deleting(self._db, cid)
+        self._events.hide([cid])
         self._events.delete_captures([cid])
         self._events.commit()
+        files_gone = self._purge(cid)
+        self.accounts.record("capture_deleted", ownership.actor_of(who), cid, address,
+                             {"name": row["name"][:200], "size": row["size"], "files_removed": files_gone})
+        return row
+
+    def _purge(self, cid: str) -> int:
+        """The rows and blobs of a capture marked `deleting` whose events are gone; how many
+        carved files went with it."""
+        files_gone = purge.purge_capture(self._db, cid)
+        if files_gone is None:
+            return 0
         for kind in ("captures", "flowindex"):
             self._blobs.remove(kind, cid)
-        for sha in purged.files_gone:
+        for sha in files_gone:
             self._blobs.remove("files", sha)
-        self.accounts.record("capture_deleted", ownership.actor_of(who), cid, address,
-                             {"name": cap["name"][:200], "size": cap["size"], "files_removed": len(purged.files_gone)})
-        return purged.capture
+        return len(files_gone)
+
+    def _finish_deletions(self) -> None:
+        """Deletions cut short: their events were deleted by _clean_index (or never committed)."""
+        for cid in purge.marked(self._db):
+            if not self._events.documents([cid]):
+                self._purge(cid)
+                self.accounts.record("capture_deleted", "restart", cid, detail={"finished": True})
 
     # re-analysis
     def reanalyse(self, ref: str) -> Reanalysis:

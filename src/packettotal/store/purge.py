@@ -1,11 +1,10 @@
 """Deleting a capture from the relational store: its row and everything that cascades from it
 (observables, files, sightings, findings, labels, hunt hits, nDPI flows, certificates, NetBIOS
 names, registered domains, stats, intel hits), its values' document frequency, and the YARA scans
-of carved files no other capture holds. One transaction, under the database's one writer."""
+of carved files no other capture holds. In two steps around the deletion of its events: marked
+`deleting` (then nothing reads or analyses it), then its rows in one transaction."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -13,25 +12,39 @@ from ..errors import Conflict, NotFound
 from .db import Database, captures, files, yara_matches, yara_scans
 
 FINISHED = ("done", "failed")  # a capture queued or being analysed is refused, not cancelled
+DELETING = "deleting"  # marked: its events are being deleted; its rows go once they are
 
 
-@dataclass(frozen=True)
-class Purged:
-    capture: dict          # the row as it was
-    files_gone: list[str]  # sha256 of the carved files no capture holds any more (their blobs go)
-
-
-def purge_capture(db: Database, capture_id: str) -> Purged:
-    """Raises NotFound, or Conflict while the capture is queued or being analysed (checked in the
-    transaction that deletes it, so a job cannot start on it between the check and the delete)."""
-    c, f = captures.c, files.c
+def mark_deleting(db: Database, capture_id: str) -> dict:
+    """The capture marked `deleting` (its row as it was). Raises NotFound, or Conflict while it is
+    queued or being analysed: checked in the same transaction, so no job starts on it in between,
+    and none will (jobs take `queued` captures; re-analysis only `done` or `failed` ones)."""
+    c = captures.c
     with db._write, db.engine.begin() as conn:
         row = conn.execute(sa.select(captures).where(c.id == capture_id)).mappings().first()
         if row is None:
             raise NotFound(f"no capture {capture_id}")
-        if row["status"] not in FINISHED:
+        if row["status"] not in (*FINISHED, DELETING):
             raise Conflict(f"capture {capture_id[:12]} is {row['status']}: it can be deleted once its "
                            "analysis has finished")
+        conn.execute(sa.update(captures).where(c.id == capture_id).values(status=DELETING))
+    return dict(row)
+
+
+def marked(db: Database) -> list[str]:
+    """Captures whose deletion was cut short (the process stopped before their rows went)."""
+    with db.engine.connect() as conn:
+        return list(conn.execute(sa.select(captures.c.id).where(captures.c.status == DELETING)).scalars())
+
+
+def purge_capture(db: Database, capture_id: str) -> list[str] | None:
+    """Delete a capture marked `deleting` and its rows; the sha256 of the carved files no capture
+    holds any more (their blobs are the caller's to remove). None: no such capture is marked (another
+    process starting up finished it)."""
+    c, f = captures.c, files.c
+    with db._write, db.engine.begin() as conn:
+        if conn.execute(sa.select(c.status).where(c.id == capture_id)).scalar() != DELETING:
+            return None
         mine = set(conn.execute(sa.select(f.sha256).where(f.capture_id == capture_id)).scalars())
         db._count_values(conn, [capture_id], -1)
         conn.execute(sa.delete(captures).where(c.id == capture_id))  # the rest: ON DELETE CASCADE
@@ -41,4 +54,4 @@ def purge_capture(db: Database, capture_id: str) -> Purged:
         if gone:
             conn.execute(sa.delete(yara_matches).where(yara_matches.c.sha256.in_(gone)))
             conn.execute(sa.delete(yara_scans).where(yara_scans.c.sha256.in_(gone)))
-    return Purged(dict(row), gone)
+    return gone
