@@ -78,10 +78,17 @@ def three(tmp_path_factory):
 def test_deletion_leaves_nothing_findable_and_a_shared_file_survives(three):
     pt, a, b, c = three
     pt.add_label(a["id"], "family", "DeleteMeFamily")
+    domain = next(o["value"] for o in pt._db.capture_observables(a["id"], "domain"))
+    pt.import_feed(f"value,type\n{domain},domain\n".encode(), "deletefeed", "csv", "feed.csv")
+    hunt = pt.new_hunt('alert http any any -> any any (msg:"any http"; flow:established; sid:9912001; rev:1;)')
+    pt.run_hunt(hunt["id"])
+    held = rows_of(pt, a["id"])
+    assert all(held[t] > 0 for t in ("observables", "files", "file_seen", "labels", "capture_stats",
+                                     "capture_domains", "intel_hits", "hunt_hits")), held
+    assert pt.search("intel:deletefeed").groups and pt.search(f"hunt:{hunt['id']}").groups
     carved = pt.capture_files(a["id"])
     assert carved and carved[0]["stored"] and carved[0]["sha256"] in {f["sha256"] for f in pt.capture_files(b["id"])}
     sha = carved[0]["sha256"]
-    domain = next(o["value"] for o in pt._db.capture_observables(a["id"], "domain"))
     assert found(pt, f'"{domain}"') == found(pt, f'*:"{domain}" OR http.hostname:"{domain}"') == {a["id"], b["id"]}
     assert pt.ioc(domain)["total_captures"] == 2
     assert pt._db.value_counts([domain])[domain] == 2
@@ -101,6 +108,8 @@ def test_deletion_leaves_nothing_findable_and_a_shared_file_survives(three):
     assert pt._events.documents([a["id"]]) == {}
     assert found(pt, f'"{domain}"') == found(pt, f'*:"{domain}" OR http.hostname:"{domain}"') == {b["id"]}
     assert not pt.search("family:DeleteMeFamily").groups
+    assert found(pt, "intel:deletefeed") == {b["id"]} and found(pt, f"hunt:{hunt['id']}") == {b["id"], c["id"]}
+    assert a["id"] not in {h["capture_id"] for h in pt.hunt(hunt["id"])["captures"]}
     assert a["id"] not in found(pt, "*") and found(pt, "*") == {b["id"], c["id"]}
     pivot = pt.ioc(domain)
     assert pivot["total_captures"] == 1 and [x["capture_id"] for x in pivot["captures"]] == [b["id"]]
