@@ -32,7 +32,9 @@ POLICY = {
     "label": {"POST /api/v1/captures/{ref}/labels", "DELETE /api/v1/captures/{ref}/labels/{label_id}",
               "POST /captures/{ref}/labels", "POST /captures/{ref}/labels/{label_id}/delete"},
     "upload": {"POST /api/v1/captures", "POST /upload", "POST /api/v1/captures/{ref}/reanalyse",
-               "POST /captures/{ref}/reanalyse", "POST /api/v1/hunts", "POST /hunts"},
+               "POST /captures/{ref}/reanalyse", "POST /api/v1/hunts", "POST /hunts",
+               # and then its owner or an admin (auth/ownership.py; test_deletion.py)
+               "DELETE /api/v1/captures/{ref}", "POST /captures/{ref}/delete"},
     "admin": {"POST /api/v1/reanalyse", "POST /api/v1/yara/scan", "POST /api/v1/intel", "POST /intel",
               "DELETE /api/v1/intel/{name}", "POST /intel/{name}/delete", "DELETE /api/v1/hunts/{hunt_id}",
               "POST /hunts/{hunt_id}/delete"},

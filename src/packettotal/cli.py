@@ -64,10 +64,12 @@ def result_row(row: dict) -> dict:
 @click.option("--label", "labels", multiple=True, metavar="KIND:VALUE",
               help=f"Label every capture ({', '.join(catalog.LABEL_KINDS)}); repeatable.")
 @click.option("--server", metavar="URL", help="Submit to a running instance over its REST API instead.")
+@click.option("--api-key", envvar="PACKETTOTAL_API_KEY", metavar="KEY", show_envvar=True,
+              help="The API key --server takes (sent as Authorization: Bearer; never printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
 @click.pass_context
 def analyze(ctx: click.Context, paths: tuple[Path, ...], labels: tuple[str, ...], server: str | None,
-            as_json: bool) -> None:
+            api_key: str | None, as_json: bool) -> None:
     """Analyse captures (pcap, pcapng, or gzip/bzip2/xz/zstd-compressed), and the captures in
     folders (recursive; other files are skipped, with the reason). Exit 0: all done, 1: some
     failed or were refused, 2: usage, or the home is held by another process (a `serve`)."""
@@ -80,7 +82,7 @@ def analyze(ctx: click.Context, paths: tuple[Path, ...], labels: tuple[str, ...]
         click.echo("no packet capture to analyse", err=True)
         ctx.exit(EXIT_FAILED)
     if server:
-        ordered = _analyze_remote(server, found.files, wanted, as_json)
+        ordered = _analyze_remote(server, found.files, wanted, as_json, api_key)
     else:
         ordered = _analyze_here(ctx, found.files, wanted, as_json)
     _print_results(ordered, as_json)
@@ -146,12 +148,13 @@ def _analyze_here(ctx: click.Context, paths: list[Path], labels: list[tuple[str,
     return [results[p] for p in paths]
 
 
-def _analyze_remote(server: str, paths: list[Path], labels: list[tuple[str, str]], as_json: bool) -> list[dict]:
+def _analyze_remote(server: str, paths: list[Path], labels: list[tuple[str, str]], as_json: bool,
+                    api_key: str | None) -> list[dict]:
     """The same rows, from a running instance: each file uploaded, labelled, then waited for."""
     from rich.progress import Progress
 
     from .remote import Remote
-    remote = Remote(server)
+    remote = Remote(server, api_key=api_key)
     try:
         results: dict[Path, dict] = {}
         ids: dict[Path, str] = {}
@@ -331,6 +334,22 @@ def ioc(ctx: click.Context, value: str, as_json: bool) -> None:
         click.echo("seen with it most often:")
         for r in found["co_occurring"][:10]:
             click.echo(f"  {r['captures']:4} of its captures ({r['df']} in all)  {r['kind']:12} {r['value']}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--yes", is_flag=True, help="Delete without asking.")
+@click.pass_context
+def delete(ctx: click.Context, ref: str, yes: bool) -> None:
+    """Delete a capture for good: its events, indicators, labels, findings and files (a carved file
+    another capture holds stays). Refused while it is queued or being analysed; audited."""
+    from .auth.rights import LOCAL, ROLES
+    pt = _service(ctx)
+    cap = pt.capture(ref)
+    if not yes:
+        click.confirm(f"delete capture {cap['id'][:16]} ({cap['name']}) and everything of it?", abort=True)
+    pt.delete_capture(cap["id"], dataclasses.replace(LOCAL, name="cli"), ROLES["admin"])
+    click.echo(f"capture {cap['id']} deleted")
 
 
 @cli.command()

@@ -198,6 +198,18 @@ class Settings:
     events_url: str = field(default="", metadata={
         "help": "With events_backend opensearch: http(s)://[user:password@]host[:port][/index] of the server "
                 "(options ?ca_certs=PATH&client_cert=PATH&client_key=PATH&verify_certs=false); empty: none"})
+    requests_per_minute: int = field(default=0, metadata={
+        "help": "Requests one API key may make in any 60 seconds; more get 429 with Retry-After (0: no limit)",
+        "check": at_least(0)})
+    uploads_per_day: int = field(default=0, metadata={
+        "help": "Captures one user (or a key of its own) may upload per UTC day; more get 429 (0: no limit)",
+        "check": at_least(0)})
+    upload_bytes_per_day: int = field(default=0, metadata={
+        "help": "Bytes of uploads one user (or a key of its own) may send per UTC day: an upload larger than "
+                "what is left gets 413, any once none is left 429 (0: no limit)", "check": at_least(0)})
+    usage_flush_seconds: float = field(default=5.0, metadata={
+        "help": "How often the counts of key use and uploads kept in memory are written to the database "
+                "(and at shutdown)", "check": positive})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

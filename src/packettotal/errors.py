@@ -130,6 +130,23 @@ class Forbidden(PacketTotalError):
     code = "forbidden"
 
 
+class Conflict(PacketTotalError):
+    """What was asked cannot be done in the state the thing is in (a capture being analysed)."""
+
+    code = "conflict"
+
+
+class OverLimit(PacketTotalError):
+    """A key's rate limit or an upload quota (settings requests_per_minute, uploads_per_day,
+    upload_bytes_per_day): 429 with Retry-After, or 413 for one upload larger than what is left."""
+
+    code = "over_limit"
+
+    def __init__(self, message: str, *, status: int = 429, retry_after: int | None = None):
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
 class QueryTimeout(PacketTotalError):
     """A costly query ran past its time budget and was stopped (setting query_seconds)."""
 

@@ -16,11 +16,12 @@ TIMEOUT = 120.0  # seconds one request may take (an upload is checked before it 
 
 
 class Remote:
-    def __init__(self, base: str, timeout: float = TIMEOUT):
+    def __init__(self, base: str, timeout: float = TIMEOUT, api_key: str | None = None):
         if not base.startswith(("http://", "https://")):
             raise RemoteError(f"--server takes an http(s) URL, not {base[:80]!r}")
         self.base = base.rstrip("/")
-        self._http = httpx.Client(base_url=self.base, timeout=timeout, follow_redirects=False)
+        headers = {"authorization": f"Bearer {api_key.strip()}"} if api_key and api_key.strip() else None
+        self._http = httpx.Client(base_url=self.base, timeout=timeout, follow_redirects=False, headers=headers)
 
     def close(self) -> None:
         self._http.close()

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import config as config_mod, flows as flows_mod
+from .auth import ownership
 from .auth.accounts import Accounts
+from .auth.rights import Principal
 from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
                      StorageFull, YaraError, disk_full)
 from .ingest import (capfile, certs, files as carved, flowpackets, geo, hunts, intel, ndpi, netbios, observables,
@@ -28,6 +30,7 @@ from .listing import CaptureFilter
 from .query import (correlate, fields as catalog, indicators, labels as labels_mod, lucene, pivotsearch, suggest,
                     topvalues)
 from .query.nodes import And, Captures, Not, Or, Term
+from .store import purge
 from .store.blobs import Blobs
 from .store.db import Database, now
 from .store.events import open_events
@@ -86,6 +89,7 @@ class PacketTotal:
         # called when the YARA rules change (`serve` re-scans the stored files then)
         self.on_yara_change: Callable[[], object] | None = None
         self._clean_index()
+        self._finish_deletions()
 
     def _clean_index(self) -> None:
         """Delete what the index holds of captures a previous process never finished (killed, or
@@ -144,6 +148,7 @@ class PacketTotal:
         if self._ndpi_helpers is not None:
             self._ndpi_helpers.close()
         self._events.close()
+        self.accounts.flush()  # the counts of key use and uploads kept in memory
         self._db.close()
         if self._geo is not None:
             self._geo.close()
@@ -790,6 +795,45 @@ class PacketTotal:
         return [{"capture_id": s.capture_id, "name": rows[s.capture_id]["name"], "score": s.score,
                  "submitted_at": rows[s.capture_id]["submitted_at"], "shared": s.shared,
                  "labels": labels[s.capture_id]} for s in found]
+
+    def delete_capture(self, ref: str, who: Principal, held: frozenset[str], address: str | None = None) -> dict:
+        """Delete a capture and everything of it: marked `deleting`, its events deleted with an
+        index commit, then its rows (store/purge.py), its file, flow index and the carved files no
+        other capture holds; audited. Raises Forbidden (not its owner nor an admin), Conflict
+        (queued or being analysed: refused, not cancelled), IndexBusy (another process holds the
+        index: nothing is deleted). Cut short, it is finished at the next start."""
+        cap = self.capture(ref)
+        if not ownership.may_delete(who, held, cap):
+            raise Forbidden("only the capture's owner or an admin may delete it")
+        cid = cap["id"]
+        self._events.claim()
+        row = purge.mark_deleting(self._db, cid)
+        self._events.hide([cid])
+        self._events.delete_captures([cid])
+        self._events.commit()
+        files_gone = self._purge(cid)
+        self.accounts.record("capture_deleted", ownership.actor_of(who), cid, address,
+                             {"name": row["name"][:200], "size": row["size"], "files_removed": files_gone})
+        return row
+
+    def _purge(self, cid: str) -> int:
+        """The rows and blobs of a capture marked `deleting` whose events are gone; how many
+        carved files went with it."""
+        files_gone = purge.purge_capture(self._db, cid)
+        if files_gone is None:
+            return 0
+        for kind in ("captures", "flowindex"):
+            self._blobs.remove(kind, cid)
+        for sha in files_gone:
+            self._blobs.remove("files", sha)
+        return len(files_gone)
+
+    def _finish_deletions(self) -> None:
+        """Deletions cut short: their events were deleted by _clean_index (or never committed)."""
+        for cid in purge.marked(self._db):
+            if not self._events.documents([cid]):
+                self._purge(cid)
+                self.accounts.record("capture_deleted", "restart", cid, detail={"finished": True})
 
     # re-analysis
     def reanalyse(self, ref: str) -> Reanalysis:

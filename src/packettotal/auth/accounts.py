@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 
 from ..config import Settings
 from ..errors import AccountError, NotFound, TooManyLogins
 from ..store.accounts import AccountStore
 from ..store.db import Database, now
-from . import secrets
+from . import limits, secrets
 from .rights import ROLES, Principal
+from .usage import Meter
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024  # bounded: argon2 hashes what it is given
-KEY_USE_EVERY = dt.timedelta(hours=1)  # a key's use is audited once an hour
+KEY_USE_EVERY = dt.timedelta(hours=1)  # a key's use is audited at most once an hour
 
 
 def _check_name(name: str, what: str) -> None:
@@ -32,6 +34,10 @@ class Accounts:
     def __init__(self, db: Database, settings: Settings):
         self._store = AccountStore(db)
         self.settings = settings
+        self._meter = Meter(self._store, settings.usage_flush_seconds)  # counts, written in batches
+        self._rate = limits.RateLimiter()
+        self._audited: dict[str, dt.datetime] = {}  # key -> when its use was last audited
+        self._audited_lock = threading.Lock()
 
     # users
     def add_user(self, name: str, role: str, password: str, actor: str = "cli") -> dict:
@@ -88,21 +94,60 @@ class Accounts:
             return None
         return Principal("key", role=row["role"], name=row["user"], key_id=row["id"])
 
-    def count_use(self, who: Principal, upload: bool, address: str | None) -> None:
-        """Count a key's request; the first in an hour goes to the audit log."""
-        if who.key_id is None:
-            return
-        before = self._store.count_key_use(who.key_id, upload)
-        if before is None or now() - before >= KEY_USE_EVERY:
-            self._store.record("key_used", f"key:{who.key_id}", who.name, address)
+    def admit(self, who: Principal, upload_bytes: int | None, address: str | None) -> None:
+        """Count a request of a key, and an upload (of `upload_bytes`) of a key or a user; or raise
+        OverLimit: the key's rate limit (429), its user's (or its own) upload quota (429, or 413
+        for one upload larger than what is left). A key's use is audited at most once an hour."""
+        s = self.settings
+        if who.key_id:
+            self._rate.take(who.key_id, s.requests_per_minute)
+        subject = limits.subject_of(who)
+        if upload_bytes is not None and subject and (s.uploads_per_day or s.upload_bytes_per_day):
+            limits.check_upload(self._meter.uploads_today(subject), upload_bytes, s.uploads_per_day,
+                                s.upload_bytes_per_day, now())
+        if who.key_id:
+            self._audit_use(who, address)
+        self._meter.count(who.key_id, subject, upload_bytes)
 
-    def usage(self, key_id: str) -> dict:
-        row = self._store.key(key_id)
+    def _audit_use(self, who: Principal, address: str | None) -> None:
+        assert who.key_id is not None
+        with self._audited_lock:
+            last = self._audited.get(who.key_id)
+        if last is None:  # first seen by this process: its last use, as written
+            row = self._store.key(who.key_id)
+            last = row["last_used"] if row else None
+        at = now()
+        if last is not None and at - last < KEY_USE_EVERY:
+            with self._audited_lock:
+                self._audited[who.key_id] = last
+            return
+        with self._audited_lock:
+            self._audited[who.key_id] = at
+        self._store.record("key_used", f"key:{who.key_id}", who.name, address)
+
+    def flush(self) -> None:
+        """Write the counts kept in memory (the service's close does)."""
+        self._meter.flush()
+
+    def usage(self, who: Principal) -> dict:
+        """A key's requests and uploads (written and not yet), the limits and what is left of them."""
+        row = self._store.key(who.key_id or "")
         if row is None:
-            raise NotFound(f"no API key {key_id!r}")
+            raise NotFound(f"no API key {who.key_id!r}")
+        s = self.settings
+        requests, uploads, last = self._meter.pending(row["id"])
+        subject = limits.subject_of(who)
+        sent = self._meter.uploads_today(subject) if subject else (0, 0)
         return {"key": row["id"], "name": row["name"], "user": row["user"], "role": row["role"],
-                "created_at": row["created_at"], "last_used": row["last_used"],
-                "requests": row["requests"], "uploads": row["uploads"]}
+                "created_at": row["created_at"], "last_used": last or row["last_used"],
+                "requests": row["requests"] + requests, "uploads": row["uploads"] + uploads,
+                "limits": {"requests_per_minute": s.requests_per_minute or None,
+                           "uploads_per_day": s.uploads_per_day or None,
+                           "upload_bytes_per_day": s.upload_bytes_per_day or None},
+                "today": {"uploads": sent[0], "bytes": sent[1], "counted_for": subject},
+                "left": {"requests_this_minute": self._rate.left(row["id"], s.requests_per_minute),
+                         "uploads_today": max(0, s.uploads_per_day - sent[0]) if s.uploads_per_day else None,
+                         "bytes_today": max(0, s.upload_bytes_per_day - sent[1]) if s.upload_bytes_per_day else None}}
 
     # web sessions
     def login(self, name: str, password: str, address: str | None) -> tuple[str, Principal]:
@@ -143,6 +188,11 @@ class Accounts:
         if who.session:
             self._store.end_session(who.session)
             self._store.record("logout", who.name, who.name, address)
+
+    def record(self, event: str, actor: str | None, subject: str | None = None, address: str | None = None,
+               detail: dict | None = None) -> None:
+        """An event of the service's to the audit log (a capture deleted, ...)."""
+        self._store.record(event, actor, subject, address, detail)
 
     def audit(self, limit: int = 100) -> list[dict]:
         return self._store.audit_log(max(1, min(limit, 10_000)))

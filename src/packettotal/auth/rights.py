@@ -28,6 +28,7 @@ ROUTES: dict[str, str] = {
     f"POST {_API}/reanalyse": ADMIN,
     f"GET {_API}/captures": READ,
     f"GET {_API}/captures/{{ref}}": READ,
+    f"DELETE {_API}/captures/{{ref}}": UPLOAD,  # and, in the service, its owner or an admin (auth/ownership.py)
     f"GET {_API}/captures/{{ref}}/events": READ,
     f"GET {_API}/captures/{{ref}}/files": READ,
     f"GET {_API}/captures/{{ref}}/files/{{sha256}}": READ,
@@ -74,6 +75,7 @@ ROUTES: dict[str, str] = {
     "POST /captures/{ref}/labels": LABEL,
     "POST /captures/{ref}/labels/{label_id}/delete": LABEL,
     "POST /captures/{ref}/reanalyse": UPLOAD,
+    "POST /captures/{ref}/delete": UPLOAD,  # as its API route
     "GET /hunts": READ,
     "POST /hunts": UPLOAD,
     "GET /hunts/{hunt_id}": READ,

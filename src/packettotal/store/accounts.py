@@ -58,7 +58,17 @@ audit = sa.Table(
     sqlite_autoincrement=True,
 )
 
-TABLES = [users, api_keys, sessions, audit]
+# uploads per user (or key of its own) and UTC day: what uploads_per_day and upload_bytes_per_day count
+upload_days = sa.Table(
+    "upload_days", metadata,
+    sa.Column("subject", sa.String(80), nullable=False),         # user:<name> | key:<id>
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("uploads", sa.Integer, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("subject", "day"),
+)
+
+TABLES = [users, api_keys, sessions, audit, upload_days]
 _USER = [users.c.id, users.c.name, users.c.role, users.c.disabled, users.c.created_at]  # never the hash
 
 
@@ -133,13 +143,26 @@ class AccountStore:
                                                                api_keys.c.revoked_at.is_(None))
                                      .values(revoked_at=now())).rowcount)
 
-    def count_key_use(self, key_id: str, upload: bool) -> dt.datetime | None:
-        """Count one request (and upload) of a key; when it was used before (None: never)."""
+    def add_use(self, keys: dict[str, tuple[int, int, dt.datetime]],
+                days: dict[tuple[str, dt.date], tuple[int, int]]) -> None:
+        """Counts gathered in memory (auth/usage.py), in one transaction: per key (requests,
+        uploads, last used), per subject and day (uploads, bytes)."""
+        k, d = api_keys.c, upload_days.c
         with self.db._write, self.db.engine.begin() as conn:
-            before = conn.execute(sa.select(api_keys.c.last_used).where(api_keys.c.id == key_id)).scalar()
-            conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(
-                requests=api_keys.c.requests + 1, uploads=api_keys.c.uploads + int(upload), last_used=now()))
-        return before
+            for key_id, (requests, uploads, last) in keys.items():
+                conn.execute(sa.update(api_keys).where(k.id == key_id).values(
+                    requests=k.requests + requests, uploads=k.uploads + uploads, last_used=last))
+            for (subject, day), (uploads, size) in days.items():
+                where = sa.and_(d.subject == subject, d.day == day)
+                if not conn.execute(sa.update(upload_days).where(where).values(
+                        uploads=d.uploads + uploads, bytes=d.bytes + size)).rowcount:
+                    conn.execute(sa.insert(upload_days).values(subject=subject, day=day, uploads=uploads, bytes=size))
+
+    def uploads_on(self, subject: str, day: dt.date) -> tuple[int, int]:
+        """(uploads, bytes) recorded for a subject on a day."""
+        d = upload_days.c
+        rows = self.db._rows(sa.select(d.uploads, d.bytes).where(d.subject == subject, d.day == day))
+        return (rows[0]["uploads"], rows[0]["bytes"]) if rows else (0, 0)
 
     # sessions
     def add_session(self, token_digest: str, user_id: int, csrf: str, expires_at: dt.datetime) -> None:

@@ -56,6 +56,9 @@ class Blobs:
         os.replace(tmp, dest)
         return dest
 
+    def remove(self, kind: str, sha256: str) -> None:
+        self.path(kind, sha256).unlink(missing_ok=True)
+
     def open(self, kind: str, sha256: str):
         p = self.path(kind, sha256)
         if not p.exists():

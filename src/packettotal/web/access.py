@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from ..auth import rights as rights_mod, secrets
-from ..auth.rights import ANONYMOUS, LOCAL, UPLOAD, Principal
+from ..auth.rights import ANONYMOUS, LOCAL, Principal
 from .guard import UPLOADS, error_response, is_api
 
 COOKIE = "pt_session"
@@ -67,8 +67,17 @@ async def authorize(request: Request) -> None:
         raise Denied(403, f"the {who.role} role does not have the {right} right")
     if request.method not in SAFE and who.session:
         await check_csrf(request, who)
-    if who.key_id:
-        await run_in_threadpool(service.accounts.count_use, who, right == UPLOAD, client_address(request))
+    upload = (request.method, request.url.path) in UPLOADS
+    if who.key_id or (upload and who.signed_in):  # counted (/api/v1/usage), and limited (auth/limits.py)
+        size = upload_size(request, s.max_upload_bytes) if upload else None
+        await run_in_threadpool(service.accounts.admit, who, size, client_address(request))
+
+
+def upload_size(request: Request, cap: int) -> int:
+    """What an upload counts against a bytes quota: its Content-Length (the guard holds it to that),
+    or the largest upload accepted when it is sent without one."""
+    declared = request.headers.get("content-length", "")
+    return min(int(declared), cap) if declared.isdigit() else cap
 
 
 async def check_csrf(request: Request, who: Principal) -> None:
@@ -86,6 +95,13 @@ async def check_csrf(request: Request, who: Principal) -> None:
 
 def principal(request: Request) -> Principal | None:
     return getattr(request.state, "principal", None)
+
+
+def held(request: Request) -> tuple[Principal, frozenset[str]]:
+    """Who is asking and every right they hold (what a service call checks beyond the route's)."""
+    who = principal(request) or ANONYMOUS
+    s = request.app.state.instance.service.settings
+    return who, rights_mod.rights(s.mode, who, s.labelling, s.public_uploads)
 
 
 def install(app: FastAPI) -> None:

@@ -24,7 +24,7 @@ from ..query import fields as catalog
 from ..query.lucene import QUERY_BYTES
 from ..query.values import INT_MAX
 from ..query import topvalues
-from . import bulkexport, counts as panels, downloads, listing_params, uploads
+from . import access, bulkexport, counts as panels, downloads, listing_params, uploads
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
@@ -393,6 +393,14 @@ async def submit(request: Request):
             body["reanalyse_url"] = f"/api/v1/captures/{cid}/reanalyse"
         return JSONResponse(body, status_code=303, headers={"location": body["status_url"]})
     return JSONResponse(body, status_code=202)
+
+
+@router.delete("/captures/{ref}", status_code=204, responses={403: {"model": Error}, 409: {"model": Error}, **ERRORS},
+               summary="Delete a capture and everything of it (its owner or an admin; 409 while it is analysed)")
+def delete_capture(request: Request, ref: Ref):
+    who, held = access.held(request)
+    _instance(request).service.delete_capture(ref, who, held, access.client_address(request))
+    return Response(status_code=204)
 
 
 @router.post("/captures/{ref}/reanalyse", status_code=202, response_model=Submitted, responses=ERRORS,

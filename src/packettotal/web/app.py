@@ -15,8 +15,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, config as config_mod, demo
-from ..errors import (AccountError, Busy, Forbidden, IntelError, NotFound, PacketTotalError, QueryError, QueryTimeout,
-                      RefusedCapture, RulesRefused, TooManyLogins, Unauthorized, YaraError)
+from ..errors import (AccountError, Busy, Conflict, Forbidden, IntelError, NotFound, OverLimit, PacketTotalError,
+                      QueryError, QueryTimeout, RefusedCapture, RulesRefused, TooManyLogins, Unauthorized, YaraError)
 from ..instance import open_jobs
 from ..service import Submission
 from . import access, api, downloads, login, pages
@@ -118,7 +118,8 @@ def create_app(settings: config_mod.Settings | None = None, seed_demo: bool = Tr
 
     @app.exception_handler(PacketTotalError)
     async def on_error(request: Request, exc: PacketTotalError):
-        headers = {"retry-after": str(exc.retry_after)} if isinstance(exc, Busy) else None
+        retry = exc.retry_after if isinstance(exc, (Busy, OverLimit)) else None
+        headers = {"retry-after": str(retry)} if retry is not None else None
         return error_response(request.scope, _status(exc), headers=headers, **exc.as_dict())
 
     @app.exception_handler(StarletteHTTPException)
@@ -142,8 +143,10 @@ def create_app(settings: config_mod.Settings | None = None, seed_demo: bool = Tr
 
 
 def _status(exc: PacketTotalError) -> int:
-    if isinstance(exc, RefusedCapture):
+    if isinstance(exc, (RefusedCapture, OverLimit)):
         return exc.status
+    if isinstance(exc, Conflict):
+        return 409
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, (QueryError, RulesRefused, IntelError, AccountError)):

@@ -28,6 +28,9 @@ class Usage(BaseModel):
     last_used: dt.datetime | None
     requests: int
     uploads: int
+    limits: dict[str, int | None]  # requests_per_minute, uploads_per_day, upload_bytes_per_day (None: no limit)
+    today: dict[str, int | str | None]  # uploads, bytes (UTC day) and whom they count for (user:NAME | key:ID)
+    left: dict[str, int | None]  # requests_this_minute, uploads_today, bytes_today (None: no limit)
 
 
 def _next(value: object) -> str:
@@ -77,9 +80,9 @@ async def logout(request: Request):
 
 
 @api.get("/usage", response_model=Usage, responses={401: {"model": Error}},
-         summary="The calling API key's requests and uploads")
+         summary="The calling API key's requests and uploads, its limits and what is left of them")
 def usage(request: Request) -> dict:
     who = access.principal(request)
     if who is None or who.key_id is None:
         raise Unauthorized("usage is counted per API key: send one (Authorization: Bearer KEY)")
-    return request.app.state.instance.service.accounts.usage(who.key_id)
+    return request.app.state.instance.service.accounts.usage(who)

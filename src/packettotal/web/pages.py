@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from .. import flows
+from ..auth import ownership
 from ..auth.rights import rights
 from ..errors import IntelError, QueryError, RefusedCapture, RulesRefused
 from ..ingest.hunts import MAX_RULES, MAX_RULES_BYTES
@@ -26,7 +27,7 @@ from ..ingest.validate import human_size
 from ..query import correlate, fields as catalog, indicators
 from ..query.lucene import QUERY_BYTES
 from ..service import MAX_OFFSET, searchable
-from . import bulkexport, captures_list, charts, counts as panels, listing_params, tabs, uploads
+from . import access, bulkexport, captures_list, charts, counts as panels, listing_params, tabs, uploads
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZES = (25, 50, 100, 500)
@@ -42,6 +43,7 @@ _env.filters["size"] = lambda n: human_size(n) if isinstance(n, int) else "–"
 _env.filters["phrase"] = lambda v: '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 _env.filters["severity"] = severity_label
 _env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, (int, float)) else "–"
+_env.globals["may_delete"] = ownership.may_delete  # the console's delete form
 templates = Jinja2Templates(env=_env)
 
 
@@ -228,6 +230,14 @@ def reanalyse(request: Request, ref: str):
     """The console's button: analyse the capture again with the current rules."""
     row = _instance(request).reanalyse(ref)
     return RedirectResponse(f"/captures/{row['id']}", status_code=303)
+
+
+@router.post("/captures/{ref}/delete", response_class=HTMLResponse)
+def delete_capture(request: Request, ref: str):
+    """The console's delete form (its owner or an admin)."""
+    who, held = access.held(request)
+    _instance(request).service.delete_capture(ref, who, held, access.client_address(request))
+    return RedirectResponse("/captures", status_code=303)
 
 
 @router.get("/hunts", response_class=HTMLResponse)
