@@ -144,5 +144,9 @@ class Accounts:
             self._store.end_session(who.session)
             self._store.record("logout", who.name, who.name, address)
 
+    def record(self, event: str, actor: str | None, subject: str | None, detail: dict | None = None) -> None:
+        """An entry of the audit log (a visibility change, ...)."""
+        self._store.record(event, actor, subject, detail=detail)
+
     def audit(self, limit: int = 100) -> list[dict]:
         return self._store.audit_log(max(1, min(limit, 10_000)))

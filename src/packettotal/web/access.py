@@ -5,6 +5,7 @@ allow, and checks the CSRF token of every unsafe request a session cookie authen
 
 from __future__ import annotations
 
+import copy
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -69,6 +70,23 @@ async def authorize(request: Request) -> None:
         await check_csrf(request, who)
     if who.key_id:
         await run_in_threadpool(service.accounts.count_use, who, right == UPLOAD, client_address(request))
+    request.state.instance = await run_in_threadpool(viewing, request.app.state.instance, who)
+
+
+def viewing(instance, who: Principal):
+    """The app's instance as `who` sees it: its service is the service's view for `who`
+    (service.as_: every read scoped to the captures `who` may see), the routes' only service."""
+    view = instance.service.as_(who)
+    if view is instance.service:
+        return instance
+    scoped = copy.copy(instance)  # the same workers and threads; submit, reanalyse, hunt go through the view
+    scoped.service = view
+    return scoped
+
+
+def instance_of(request: Request):
+    """The request's instance (`viewing`), set by `authorize` before every route."""
+    return request.state.instance
 
 
 async def check_csrf(request: Request, who: Principal) -> None:
