@@ -182,7 +182,8 @@ class PacketTotal:
         try:
             sub = self._unscoped._store(staged, path, name)
             who = self.viewer
-            self._unscoped._db.record_upload(sub.capture["id"], visibility.identity(who), visibility.default_visibility(who))
+            self._unscoped._db.record_upload(sub.capture["id"], visibility.identity(who),
+                                             visibility.default_visibility(who))
             return sub
         except Exception as exc:
             staged.path.unlink(missing_ok=True)
