@@ -861,11 +861,14 @@ class Database:
         """capture_id, owner, visibility, share_with of every upload not public, and the ids of
         the captures some public upload opens (`public`)."""
         u = uploads.c
-        rows = self._rows(sa.select(u.capture_id, u.owner, u.visibility, u.share_with)
-                          .where(u.visibility != "public"))
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn:  # tuples, not mappings: this runs once per request
             opened = set(conn.execute(sa.select(u.capture_id).distinct().where(u.visibility == "public")).scalars())
-        return [r | {"public": r["capture_id"] in opened} for r in rows]
+            private = conn.execute(sa.select(u.capture_id, u.owner).where(u.visibility == "private")).all()
+            shared = conn.execute(sa.select(u.capture_id, u.owner, u.share_with).where(u.visibility == "shared")).all()
+        return ([{"capture_id": c, "owner": o, "visibility": "private", "share_with": [], "public": c in opened}
+                 for c, o in private]
+                + [{"capture_id": c, "owner": o, "visibility": "shared", "share_with": w, "public": c in opened}
+                   for c, o, w in shared])
 
     def counted_in(self, values: Iterable[str], capture_ids: Iterable[str]) -> dict[str, int]:
         """value -> how many of these captures hold it."""
