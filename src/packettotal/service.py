@@ -128,10 +128,11 @@ class PacketTotal:
 
     @property
     def _pool(self) -> suricata.EnginePool:
-        with self._pool_lock:  # workers race here on first use: one pool, one set of daemons
-            if self._made_pool is None:
-                self._made_pool = suricata.EnginePool(self.settings)
-        return self._made_pool
+        base = self._unscoped  # a view (as_) never makes a pool of its own
+        with base._pool_lock:  # workers race here on first use: one pool, one set of daemons
+            if base._made_pool is None:
+                base._made_pool = suricata.EnginePool(self.settings)
+        return base._made_pool
 
     def claim_index(self) -> None:
         """Hold the event index's writer from now on: a process that analyses takes it before any
