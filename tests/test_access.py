@@ -277,17 +277,21 @@ def test_one_file_uploaded_by_two_users_is_each_ones_own_and_a_public_copy_revea
             keys[name] = accounts.create_key(name, user=name)[1]
         h = {w: visibility_world.headers(keys, w) for w in visibility_world.SEES}
         path = visibility_world.dns_capture(tmp_path / "twice.pcap", ["twice.example.net"], "10.9.1.1")
-        cid = visibility_world.upload_as(c, keys, "alice", path)["id"]
+        cid = visibility_world.upload_as(c, keys, "alice", path, "acme-breach.pcap")["id"]
         c.post(f"/api/v1/captures/{cid}/labels", json={"kind": "actor", "value": "alicesactor"}, headers=h["alice"])
         assert c.get(f"/api/v1/captures/{cid}", headers=h["bob"]).status_code == 404
-        assert visibility_world.upload_as(c, keys, "bob", path)["id"] == cid  # stored once, now bob's too
-        assert c.get(f"/api/v1/captures/{cid}", headers=h["bob"]).status_code == 200
+        assert visibility_world.upload_as(c, keys, "bob", path, "bobs.pcap")["id"] == cid  # stored once, his too
+        assert c.get(f"/api/v1/captures/{cid}", headers=h["bob"]).json()["name"] == "bobs.pcap"  # not alice's name
+        assert [r["name"] for r in c.get("/api/v1/captures", headers=h["bob"]).json()] == ["bobs.pcap"]
+        assert c.get(f"/api/v1/captures/{cid}", headers=h["alice"]).json()["name"] == "acme-breach.pcap"
         assert c.get(f"/api/v1/captures/{cid}/labels", headers=h["bob"]).json() == []  # alice's upload stays hers
         assert c.get(f"/api/v1/captures/{cid}", headers=h["carol"]).status_code == 404
         assert c.get(f"/api/v1/captures/{cid}/visibility", headers=h["bob"]).json()["owner"] == "bob"
         # a public upload of it: everyone reads the capture, nobody but alice (and admins) her label
         assert c.post(f"/api/v1/captures/{cid}/visibility", json={"visibility": "public"}, headers=h["bob"]).json()
-        assert c.get(f"/api/v1/captures/{cid}", headers=h["anonymous"]).status_code == 200
+        assert c.get(f"/api/v1/captures/{cid}", headers=h["anonymous"]).json()["name"] == "bobs.pcap"
+        found = c.get("/api/v1/search", params={"q": "dns.rrname:twice.example.net"}, headers=h["carol"]).json()
+        assert [g["name"] for g in found["groups"]] == ["bobs.pcap"]
         for who in ("anonymous", "carol", "bob"):
             assert c.get(f"/api/v1/captures/{cid}/labels", headers=h[who]).json() == []
             assert searched(c, "actor:alicesactor", h[who]) == 0

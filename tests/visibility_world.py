@@ -41,8 +41,8 @@ def headers(keys: dict, who: str) -> dict:
     return {} if who == "anonymous" else {"x-api-key": keys[who]}
 
 
-def upload_as(c, keys: dict, who: str, path: Path) -> dict:
-    r = c.post("/api/v1/captures", files={"file": (path.name, path.read_bytes())}, headers=headers(keys, who))
+def upload_as(c, keys: dict, who: str, path: Path, name: str | None = None) -> dict:
+    r = c.post("/api/v1/captures", files={"file": (name or path.name, path.read_bytes())}, headers=headers(keys, who))
     assert r.status_code in (202, 303), r.text
     url, deadline = f"/api/v1/captures/{r.json()['id']}", time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -184,7 +184,7 @@ class PacketTotal:
             sub = self._unscoped._store(staged, path, name)
             who = self.viewer
             self._unscoped._db.record_upload(sub.capture["id"], visibility.identity(who),
-                                             visibility.default_visibility(who))
+                                             visibility.default_visibility(who), _display_name(name or path.name))
             return sub
         except Exception as exc:
             staged.path.unlink(missing_ok=True)

@@ -47,6 +47,15 @@ def hidden(restricted: Iterable[dict], me: str | None) -> frozenset[str]:
     return frozenset(closed - opened)
 
 
+def shown_upload(uploads: list[dict], me: str | None) -> dict | None:
+    """The upload whose name and date a viewer sees of a capture: the first, unless it is hidden
+    from them (then the viewer's own, else the first they may see); None: the capture's own."""
+    if not uploads or row_visible(uploads[0], me):
+        return None
+    seen = [u for u in uploads if u["owner"] == me and me is not None] or [u for u in uploads if row_visible(u, me)]
+    return seen[0] if seen else None
+
+
 def check_change(visibility: str, share_with: Iterable[str]) -> list[str]:
     """The users a change shares with (sorted, each once); raises QueryError for a bad request."""
     if visibility not in VISIBILITIES:

@@ -179,6 +179,7 @@ uploads = sa.Table(
     sa.Column("owner", sa.String(200)),                      # None: anonymous, or single mode
     sa.Column("visibility", sa.String(8), nullable=False),   # private | shared | public
     sa.Column("share_with", sa.JSON, nullable=False, default=list),  # user names (shared)
+    sa.Column("name", sa.Text),                              # the name this upload was given
     sa.Column("submitted_at", sa.DateTime, nullable=False),
     sa.Index("ix_uploads_capture", "capture_id"),
     sa.Index("ix_uploads_visibility", "visibility", "owner"),
@@ -834,7 +835,7 @@ class Database:
 
 
     # uploads and their visibility (auth/visibility.py decides; these only read and write rows)
-    def record_upload(self, capture_id: str, owner: str | None, visibility: str) -> dict:
+    def record_upload(self, capture_id: str, owner: str | None, visibility: str, name: str | None = None) -> dict:
         """The upload of `owner` (None: anonymous); an owner's earlier upload of it is kept as is."""
         u = uploads.c
         with self._write, self.engine.begin() as conn:
@@ -842,7 +843,7 @@ class Database:
             found = conn.execute(sa.select(uploads).where(u.capture_id == capture_id, same)).first()
             if found is None:
                 conn.execute(sa.insert(uploads).values(capture_id=capture_id, owner=owner, visibility=visibility,
-                                                       share_with=[], submitted_at=now()))
+                                                       share_with=[], name=name, submitted_at=now()))
         return self.uploads_in([capture_id])[capture_id][-1 if found is None else 0]
 
     def uploads_in(self, capture_ids: Iterable[str]) -> dict[str, list[dict]]:

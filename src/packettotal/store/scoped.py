@@ -20,7 +20,7 @@ from .events.base import CaptureHits, EventStore, Page, TopValues
 PER_CAPTURE = ("capture_files", "capture_observables", "top_observables", "certs_of", "chains_of", "netbios_of",
                "ndpi_flows_of", "ndpi_overview", "capture_intel", "capture_hunts")
 # reads answering capture id -> something: hidden keys dropped
-BY_CAPTURE = ("captures_in", "capture_names", "submitted", "intel_feeds_of", "uploads_in")
+BY_CAPTURE = ("intel_feeds_of", "uploads_in")
 
 
 class ScopedDatabase:
@@ -42,25 +42,46 @@ class ScopedDatabase:
         if capture_id in self.hidden:
             raise NotFound(f"no capture {capture_id[:80]!r}")
 
-    def _visible(self, rows: list[dict]) -> list[dict]:
-        return [r for r in rows if r["capture_id"] not in self.hidden]
+    def _visible(self, rows: list[dict], key: str = "capture_id") -> list[dict]:
+        """Rows of visible captures, each with the name and date of the upload the viewer sees
+        (a capture first uploaded privately by someone else keeps that name from them)."""
+        rows = [r for r in rows if r[key] not in self.hidden]
+        ups = self._db.uploads_in({r[key] for r in rows})
+        out = []
+        for r in rows:
+            shown = visibility.shown_upload(ups.get(r[key], []), self.me)
+            if shown is not None:
+                r = {**r, **({"name": shown["name"] or "capture"} if "name" in r else {}),
+                     **({"submitted_at": shown["submitted_at"]} if "submitted_at" in r else {})}
+            out.append(r)
+        return out
 
     # captures
     def get_capture(self, capture_id: str) -> dict:
         self._check(capture_id)
-        return self._db.get_capture(capture_id)
+        return self._visible([self._db.get_capture(capture_id)], "id")[0]
 
     def resolve(self, ref: str) -> dict:
         row = self._db.resolve(ref)
         self._check(row["id"])
-        return row
+        return self._visible([row], "id")[0]
+
+    def captures_in(self, ids: Iterable[str]) -> dict[str, dict]:
+        return {r["id"]: r for r in self._visible(list(self._db.captures_in(ids).values()), "id")}
+
+    def capture_names(self, ids: Iterable[str]) -> dict[str, str]:
+        return {cid: r["name"] for cid, r in self.captures_in(ids).items()}
+
+    def submitted(self, ids: Iterable[str]):
+        return {cid: r["submitted_at"] for cid, r in self.captures_in(ids).items()}
 
     def find_captures(self, f: CaptureFilter, limit: int = 50, offset: int = 0) -> tuple[int, list[dict]]:
         hidden = f.hidden | self.hidden
         if f.label:  # a capture labelled so only by an author whose upload the viewer may not see
             kinds = [f.label_kind] if f.label_kind else None
             hidden |= self._db.labelled(kinds, f.label, False) - self.labelled(kinds, f.label, False)
-        return self._db.find_captures(dataclasses.replace(f, hidden=hidden), limit, offset)
+        total, rows = self._db.find_captures(dataclasses.replace(f, hidden=hidden), limit, offset)
+        return total, self._visible(rows, "id")
 
     def list_captures(self, status: str | None = None, limit: int = 100, offset: int = 0) -> list[dict]:
         return self.find_captures(CaptureFilter(status=status), limit, offset)[1]
