@@ -12,6 +12,7 @@ from starlette.routing import Mount
 from packettotal.auth import rights as rights_mod
 from packettotal.web.access import COOKIE, CSRF_HEADER
 
+from . import visibility_world
 from .conftest import PCAPS
 from .web import analysed, app_routes, client
 
@@ -34,7 +35,8 @@ POLICY = {
     "upload": {"POST /api/v1/captures", "POST /upload", "POST /api/v1/captures/{ref}/reanalyse",
                "POST /captures/{ref}/reanalyse", "POST /api/v1/hunts", "POST /hunts",
                # and then its owner or an admin (auth/ownership.py; test_deletion.py)
-               "DELETE /api/v1/captures/{ref}", "POST /captures/{ref}/delete"},
+               "DELETE /api/v1/captures/{ref}", "POST /captures/{ref}/delete",
+               "POST /api/v1/captures/{ref}/visibility", "POST /captures/{ref}/visibility"},
     "admin": {"POST /api/v1/reanalyse", "POST /api/v1/yara/scan", "POST /api/v1/intel", "POST /intel",
               "DELETE /api/v1/intel/{name}", "POST /intel/{name}/delete", "DELETE /api/v1/hunts/{hunt_id}",
               "POST /hunts/{hunt_id}/delete"},
@@ -161,3 +163,146 @@ def test_access_matrix(world, mode):
                 if want != got:
                     wrong.append(f"{mode} {who} {method} {path}: expected {want}, got {got} ({r.status_code})")
     assert not wrong, "\n".join(wrong)
+
+
+# visibility per capture: private, shared and public captures, each principal seeing exactly its own
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory):
+    return visibility_world.build(tmp_path_factory.mktemp("vis-home"), tmp_path_factory.mktemp("vis-pcaps"))
+
+
+OTHER_IDS = ("{flow}", "{sha256}", "{label_id}")
+
+
+def searched(c, q: str, h: dict) -> int:
+    return c.get("/api/v1/search", params={"q": q}, headers=h).json()["total_captures"]
+
+
+def capture_routes(app) -> list[str]:
+    return sorted({r.path for r in app_routes(app) if "GET" in r.methods and "{ref}" in r.path})
+
+
+def fill(path: str, ref: str) -> str:
+    for k, v in {"{ref}": ref, "{flow}": "1", "{sha256}": "0" * 64, "{tab}": "dns", "{event_type}": "dns"}.items():
+        path = path.replace(k, v)
+    return path
+
+
+@pytest.mark.parametrize("who", visibility_world.SEES)
+def test_each_principal_reads_only_the_captures_it_may_see(seen, who):
+    ids, keys, visible = seen["ids"], seen["keys"], visibility_world.SEES[who]
+    h = visibility_world.headers(keys, who)
+    wrong = []
+    with client(seen["home"], mode="public") as c:
+        listed = c.get("/api/v1/captures", params={"limit": 100}, headers=h)
+        assert {r["id"] for r in listed.json()} == {ids[v] for v in visible}
+        assert listed.headers["x-total-count"] == str(len(visible))
+        for level, cid in ids.items():
+            for path in capture_routes(c.app):
+                r = c.get(fill(path, cid), params={"q": "event_type:dns", **PARAMS.get(path, {})}, headers=h)
+                if level not in visible and r.status_code != 404:
+                    wrong.append(f"{who} {level} {path}: {r.status_code}, not 404")
+                if level in visible and not any(x in path for x in OTHER_IDS) and r.status_code >= 400:
+                    wrong.append(f"{who} {level} {path}: {r.status_code} {r.text[:100]}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("who", visibility_world.SEES)
+def test_counts_pivots_and_scores_count_only_visible_captures(seen, who):
+    ids, keys, visible = seen["ids"], seen["keys"], visibility_world.SEES[who]
+    h, mine = visibility_world.headers(keys, who), {ids[v] for v in visible}
+    hidden_names = {visibility_world.OWN[v] for v in visibility_world.OWN if v not in visible}
+    with client(seen["home"], mode="public") as c:
+        # search, its counts and its events
+        found = c.get("/api/v1/search", params={"q": "dns.rrname:*.example.net"}, headers=h).json()
+        assert found["total_captures"] == len(visible) and {g["capture_id"] for g in found["groups"]} == mine
+        events = c.get("/api/v1/search/events", params={"q": "event_type:dns", "limit": 100}, headers=h).json()
+        assert {e["capture_id"] for e in events["events"]} == mine
+        counts = c.get("/api/v1/search/counts", params={"q": "event_type:dns", "field": "dns.rrname"},
+                       headers=h).json()
+        shown = {v["value"] for f in counts for v in f["values"]}
+        assert visibility_world.SHARED_IOC in shown and not shown & hidden_names, shown
+        for name in hidden_names:  # a hidden capture's own indicator: nowhere
+            assert searched(c, f'dns.rrname:"{name}"', h) == 0
+            assert c.get(f"/api/v1/ioc/{name}", headers=h).json()["total_captures"] == 0
+        # the pivot of the indicator they share, its total and its co-occurring values
+        pivot = c.get(f"/api/v1/ioc/{visibility_world.SHARED_IOC}", headers=h).json()
+        assert pivot["total_captures"] == len(visible) and {x["capture_id"] for x in pivot["captures"]} == mine
+        co = {x["value"]: x for x in pivot["co_occurring"]}
+        assert not set(co) & hidden_names and all(x["df"] <= len(visible) for x in co.values())
+        asked = [visibility_world.SHARED_IOC, *visibility_world.OWN.values()]
+        bulk = c.post("/api/v1/ioc/bulk", json={"values": asked}, headers=h).json()
+        totals = {r["value"]: r["total_captures"] for r in bulk}
+        assert totals[visibility_world.SHARED_IOC] == len(visible)
+        assert all(totals[n] == (0 if n in hidden_names else 1) for n in visibility_world.OWN.values())
+        # similar captures of the public one: only visible ones, the shared value counted over them
+        similar = c.get(f"/api/v1/captures/{ids['public']}/similar", headers=h).json()
+        assert {s["capture_id"] for s in similar} == mine - {ids["public"]}
+        for s in similar:
+            reason = next(r for r in s["shared"] if r["value"] == visibility_world.SHARED_IOC)
+            assert reason["captures"] == len(visible)
+        # a label of a hidden capture: not searchable, not a filter of the list
+        assert searched(c, "family:alicesecret", h) == (1 if "private" in visible else 0)
+        labelled = c.get("/api/v1/captures", params={"label": "alicesecret"}, headers=h)
+        assert labelled.headers["x-total-count"] == ("1" if "private" in visible else "0")
+        fields = c.get("/api/v1/fields", headers=h).text
+        assert not any(n in fields for n in hidden_names)
+
+
+def test_only_the_owner_or_an_admin_changes_visibility_and_removes_labels(seen):
+    ids, keys = seen["ids"], seen["keys"]
+    with client(seen["home"], mode="public") as c:
+        h = {w: visibility_world.headers(keys, w) for w in visibility_world.SEES}
+        body = {"visibility": "public"}
+        assert c.post(f"/api/v1/captures/{ids['private']}/visibility", json=body, headers=h["bob"]).status_code == 404
+        assert c.post(f"/api/v1/captures/{ids['shared']}/visibility", json=body, headers=h["carol"]).status_code == 403
+        assert c.post(f"/api/v1/captures/{ids['shared']}/visibility", json=body, headers=h["vera"]).status_code == 403
+        assert c.get(f"/api/v1/captures/{ids['shared']}/visibility", headers=h["carol"]).json() == {
+            "capture_id": ids["shared"], "owner": "alice", "visibility": "shared", "share_with": ["carol"]}
+        # bob labels the public capture; alice cannot remove his label, an admin can; a viewer cannot label
+        lb = c.post(f"/api/v1/captures/{ids['public']}/labels", json={"value": "bobs"}, headers=h["bob"]).json()
+        assert lb["author"] == "bob"
+        r = c.post(f"/api/v1/captures/{ids['public']}/labels", json={"value": "v"}, headers=h["vera"])
+        assert r.status_code == 403
+        url = f"/api/v1/captures/{ids['public']}/labels/{lb['id']}"
+        assert c.delete(url, headers=h["alice"]).status_code == 403
+        assert c.delete(url, headers=h["root"]).status_code == 204
+        audit = c.app.state.instance.service.accounts.audit(50)
+        assert any(e["event"] == "visibility_changed" and e["subject"] == ids["shared"] for e in audit)
+
+
+def test_one_file_uploaded_by_two_users_is_each_ones_own_and_a_public_copy_reveals_no_private_label(tmp_path):
+    with client(tmp_path / "h", mode="public") as c:
+        accounts, keys = c.app.state.instance.service.accounts, {}
+        for name, role in visibility_world.USERS.items():
+            accounts.add_user(name, role, visibility_world.PASSWORD)
+            keys[name] = accounts.create_key(name, user=name)[1]
+        h = {w: visibility_world.headers(keys, w) for w in visibility_world.SEES}
+        path = visibility_world.dns_capture(tmp_path / "twice.pcap", ["twice.example.net"], "10.9.1.1")
+        cid = visibility_world.upload_as(c, keys, "alice", path, "acme-breach.pcap")["id"]
+        c.post(f"/api/v1/captures/{cid}/labels", json={"kind": "actor", "value": "alicesactor"}, headers=h["alice"])
+        assert c.get(f"/api/v1/captures/{cid}", headers=h["bob"]).status_code == 404
+        assert visibility_world.upload_as(c, keys, "bob", path, "bobs.pcap")["id"] == cid  # stored once, his too
+        assert c.get(f"/api/v1/captures/{cid}", headers=h["bob"]).json()["name"] == "bobs.pcap"  # not alice's name
+        assert [r["name"] for r in c.get("/api/v1/captures", headers=h["bob"]).json()] == ["bobs.pcap"]
+        assert c.get(f"/api/v1/captures/{cid}", headers=h["alice"]).json()["name"] == "acme-breach.pcap"
+        assert c.get(f"/api/v1/captures/{cid}/labels", headers=h["bob"]).json() == []  # alice's upload stays hers
+        assert c.get(f"/api/v1/captures/{cid}", headers=h["carol"]).status_code == 404
+        assert c.get(f"/api/v1/captures/{cid}/visibility", headers=h["bob"]).json()["owner"] == "bob"
+        # a public upload of it: everyone reads the capture, nobody but alice (and admins) her label
+        assert c.post(f"/api/v1/captures/{cid}/visibility", json={"visibility": "public"}, headers=h["bob"]).json()
+        assert c.get(f"/api/v1/captures/{cid}", headers=h["anonymous"]).json()["name"] == "bobs.pcap"
+        found = c.get("/api/v1/search", params={"q": "dns.rrname:twice.example.net"}, headers=h["carol"]).json()
+        assert [g["name"] for g in found["groups"]] == ["bobs.pcap"]
+        for who in ("anonymous", "carol", "bob"):
+            assert c.get(f"/api/v1/captures/{cid}/labels", headers=h[who]).json() == []
+            assert searched(c, "actor:alicesactor", h[who]) == 0
+        own = c.get(f"/api/v1/captures/{cid}/labels", headers=h["alice"]).json()
+        assert [x["value"] for x in own] == ["alicesactor"]
+
+
+def test_single_mode_sees_everything_as_before(seen):
+    with client(seen["home"]) as c:
+        assert c.get("/api/v1/captures").headers["x-total-count"] == "3"
+        pivot = c.get(f"/api/v1/ioc/{visibility_world.SHARED_IOC}").json()
+        assert pivot["total_captures"] == 3

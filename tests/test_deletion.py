@@ -176,7 +176,10 @@ def test_api_page_and_cli_delete_with_rights_and_audit(tmp_path):
         cap = analysed_with(c, keys["root"], ESPN)
         url = f"/api/v1/captures/{cap['id']}"
         assert c.delete(url, headers=keys["vic"]).status_code == 403  # no upload right
-        r = c.delete(url, headers=keys["ann"])  # not its owner (uploads have none yet), not an admin
+        assert c.delete(url, headers=keys["ann"]).status_code == 404  # root's private upload: not even seen
+        vis = c.post(f"{url}/visibility", json={"visibility": "public"}, headers=keys["root"])
+        assert vis.status_code == 200, vis.text
+        r = c.delete(url, headers=keys["ann"])  # seen now, but neither its owner nor an admin
         assert r.status_code == 403 and "owner or an admin" in r.json()["detail"]
         assert c.delete(url).status_code == 401
         assert c.delete(url, headers=keys["root"]).status_code == 204
@@ -223,3 +226,19 @@ def analysed_with(c, headers: dict, path: Path) -> dict:
             return row
         time.sleep(0.05)
     raise AssertionError("not analysed")
+
+
+def test_an_owner_deletes_their_own_capture_not_one_another_user_uploaded_too(tmp_path):
+    with client(tmp_path / "home", mode="team") as c:
+        accounts = c.app.state.instance.service.accounts
+        for name in ("ann", "ben"):
+            accounts.add_user(name, "analyst", "correct horse battery")
+        keys = {n: {"x-api-key": accounts.create_key(n, user=n)[1]} for n in ("ann", "ben")}
+        cap = analysed_with(c, keys["ann"], PDF)
+        url = f"/api/v1/captures/{cap['id']}"
+        assert analysed_with(c, keys["ben"], PDF)["id"] == cap["id"]  # the same file: stored once, two uploads
+        r = c.delete(url, headers=keys["ann"])
+        assert r.status_code == 403 and "owner or an admin" in r.json()["detail"]  # ben's upload too
+        own = analysed_with(c, keys["ann"], ESPN)
+        assert c.delete(f"/api/v1/captures/{own['id']}", headers=keys["ann"]).status_code == 204
+        assert c.get(f"/api/v1/captures/{own['id']}", headers=keys["ann"]).status_code == 404

@@ -24,6 +24,7 @@ class CaptureFilter:
     submitted_to: dt.datetime | None = None    # UTC, exclusive
     analysed_from: dt.datetime | None = None   # finished_at
     analysed_to: dt.datetime | None = None
+    hidden: frozenset[str] = frozenset()      # captures the viewer may not see (auth/visibility.py)
 
     @property
     def empty(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import hashlib
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import config as config_mod, flows as flows_mod
-from .auth import ownership
+from .auth import ownership, visibility
 from .auth.accounts import Accounts
 from .auth.rights import Principal
 from .errors import (AnalysisFailed, EngineError, Forbidden, IntelError, NotFound, QueryError, RulesRefused,
@@ -34,6 +35,7 @@ from .store import purge
 from .store.blobs import Blobs
 from .store.db import Database, now
 from .store.events import open_events
+from .store.scoped import ScopedDatabase, ScopedEvents
 from .store.events.base import searchable  # noqa: F401  (re-exported: what of a record is searched)
 from .store.events.tantivy import MAX_OFFSET  # noqa: F401  (re-exported: the deepest offset served)
 
@@ -88,8 +90,28 @@ class PacketTotal:
                       if s.yara_rules_dir else None)
         # called when the YARA rules change (`serve` re-scans the stored files then)
         self.on_yara_change: Callable[[], object] | None = None
+        self.viewer: Principal | None = None  # None: sees everything (the CLI, the workers)
+        self._unscoped = self  # what every view (as_) stores through: dedupe sees every capture
         self._clean_index()
         self._finish_deletions()
+
+    def as_(self, who: Principal) -> PacketTotal:
+        """The service as `who` sees it: the same methods, reading through stores scoped to the
+        captures `who` may see (store/scoped.py, auth/visibility.py), the one place reads are
+        limited (an admin's view reads everything, but uploads and labels as the admin); itself
+        in single mode."""
+        if self.settings.mode == "single" or who.kind == "local":
+            return self
+        view = copy.copy(self)
+        view.viewer = who
+        if not visibility.sees_everything(self.settings.mode, who):
+            me = visibility.identity(who)
+            hidden = visibility.hidden(self._db.restricted_uploads(), me)
+            view._db = ScopedDatabase(self._db, hidden, me)  # type: ignore[assignment]
+            view._events = ScopedEvents(self._events, hidden)
+            view._capture_fields = {**self._capture_fields, **{  # label: lookups see visible labels only
+                name: partial(view._db.labelled, kinds) for name, kinds in catalog.LABELS.items()}}
+        return view
 
     def _clean_index(self) -> None:
         """Delete what the index holds of captures a previous process never finished (killed, or
@@ -108,10 +130,11 @@ class PacketTotal:
 
     @property
     def _pool(self) -> suricata.EnginePool:
-        with self._pool_lock:  # workers race here on first use: one pool, one set of daemons
-            if self._made_pool is None:
-                self._made_pool = suricata.EnginePool(self.settings)
-        return self._made_pool
+        base = self._unscoped  # a view (as_) never makes a pool of its own
+        with base._pool_lock:  # workers race here on first use: one pool, one set of daemons
+            if base._made_pool is None:
+                base._made_pool = suricata.EnginePool(self.settings)
+        return base._made_pool
 
     def claim_index(self) -> None:
         """Hold the event index's writer from now on: a process that analyses takes it before any
@@ -155,12 +178,17 @@ class PacketTotal:
 
     # write side
     def submit(self, path: Path, name: str | None = None) -> Submission:
-        """Validate and store a capture. Raises RefusedCapture (StorageFull on a full disk); a
-        known capture is returned as is."""
+        """Validate and store a capture, uploaded by the viewer (private when signed in). Raises
+        RefusedCapture (StorageFull on a full disk); a known capture is returned as is (the
+        viewer's upload of it recorded)."""
         self._record_failures()
         staged = self.validator.stage(path)
         try:
-            return self._store(staged, path, name)
+            sub = self._unscoped._store(staged, path, name)
+            who = self.viewer
+            self._unscoped._db.record_upload(sub.capture["id"], visibility.identity(who),
+                                             visibility.default_visibility(who), _display_name(name or path.name))
+            return sub
         except Exception as exc:
             staged.path.unlink(missing_ok=True)
             if disk_full(exc):
@@ -803,7 +831,7 @@ class PacketTotal:
         (queued or being analysed: refused, not cancelled), IndexBusy (another process holds the
         index: nothing is deleted). Cut short, it is finished at the next start."""
         cap = self.capture(ref)
-        if not ownership.may_delete(who, held, cap):
+        if not ownership.may_delete(who, held, self.uploads_of(cap["id"])):
             raise Forbidden("only the capture's owner or an admin may delete it")
         cid = cap["id"]
         self._events.claim()
@@ -939,12 +967,47 @@ class PacketTotal:
         note = (note or "").strip()[:1000] or None
         cid = self.capture(ref)["id"]
         return self._db.add_label({"capture_id": cid, "kind": kind, "value": value, "note": note,
-                                  "author": author, "source": source})
+                                  "author": author or visibility.identity(self.viewer), "source": source})
 
     def remove_label(self, ref: str, label_id: int) -> None:
+        """An analyst removes only their own labels, an admin any (auth/visibility.py)."""
         if self.settings.labelling != "anyone":
             raise Forbidden("labels are read-only on this instance (setting labelling)")
-        self._db.delete_label(self.capture(ref)["id"], label_id)
+        cid = self.capture(ref)["id"]
+        label = next((lb for lb in self._db.labels_of([cid])[cid] if lb["id"] == label_id), None)
+        if label is None:
+            raise NotFound(f"capture {cid[:12]} has no label {label_id}")
+        if not visibility.may_remove_label(label, self.viewer, self.settings.mode):
+            raise Forbidden("only the label's author or an admin removes it")
+        self._db.delete_label(cid, label_id)
+
+    # who may read a capture (auth/visibility.py)
+    def uploads_of(self, capture_id: str) -> list[dict]:
+        return self._db.uploads_in([capture_id])[capture_id]
+
+    def capture_visibility(self, ref: str) -> dict:
+        """The viewer's upload of a capture (owner, visibility, share_with), else its first one
+        the viewer may see; None for both when it has no upload row (public)."""
+        cid = self.capture(ref)["id"]
+        rows = self._db.uploads_in([cid])[cid]
+        me = visibility.identity(self.viewer)
+        mine = [r for r in rows if me is not None and r["owner"] == me]
+        seen = mine or [r for r in rows if visibility.row_visible(r, me)] or rows
+        row = seen[0] if seen else {"owner": None, "visibility": visibility.PUBLIC, "share_with": []}
+        return {"capture_id": cid, "owner": row["owner"], "visibility": row["visibility"],
+                "share_with": row["share_with"] or []}
+
+    def set_visibility(self, ref: str, level: str, share_with: Iterable[str] = ()) -> dict:
+        """The owner (their upload) or an admin (every upload of it) changes who may read a
+        capture; raises Forbidden, QueryError. Audited."""
+        names = visibility.check_change(level, share_with)
+        cid = self.capture(ref)["id"]
+        rows = self._db.uploads_in([cid])[cid] or [self._db.record_upload(cid, None, visibility.PUBLIC)]
+        for row in visibility.uploads_to_change(rows, self.viewer, self.settings.mode):
+            self._db.set_visibility(row["id"], level, names)
+        self.accounts.record("visibility_changed", visibility.identity(self.viewer) or "local", cid,
+                             detail={"visibility": level, "share_with": names})
+        return self.capture_visibility(cid)
 
     def labels(self, ref: str) -> list[dict]:
         cid = self.capture(ref)["id"]

@@ -53,6 +53,8 @@ ROUTES: dict[str, str] = {
     f"GET {_API}/captures/{{ref}}/labels": READ,
     f"POST {_API}/captures/{{ref}}/labels": LABEL,
     f"DELETE {_API}/captures/{{ref}}/labels/{{label_id}}": LABEL,
+    f"GET {_API}/captures/{{ref}}/visibility": READ,
+    f"POST {_API}/captures/{{ref}}/visibility": UPLOAD,  # the owner's or an admin's: the service checks which
     f"GET {_API}/engines": READ,
     f"GET {_API}/fields": READ,
     f"POST {_API}/hunts": UPLOAD,  # runs rules over the stored captures: analysis work, as an upload is
@@ -76,6 +78,7 @@ ROUTES: dict[str, str] = {
     "POST /captures/{ref}/labels/{label_id}/delete": LABEL,
     "POST /captures/{ref}/reanalyse": UPLOAD,
     "POST /captures/{ref}/delete": UPLOAD,  # as its API route
+    "POST /captures/{ref}/visibility": UPLOAD,
     "GET /hunts": READ,
     "POST /hunts": UPLOAD,
     "GET /hunts/{hunt_id}": READ,

@@ -170,6 +170,21 @@ labels = sa.Table(
     sa.UniqueConstraint("capture_id", "kind", "value_lower"),
 )
 
+# who uploaded each capture and who may read it (auth/visibility.py): one row per upload, since a
+# file stored once may be uploaded by several users; a capture without any row is public
+uploads = sa.Table(
+    "uploads", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("owner", sa.String(200)),                      # None: anonymous, or single mode
+    sa.Column("visibility", sa.String(8), nullable=False),   # private | shared | public
+    sa.Column("share_with", sa.JSON, nullable=False, default=list),  # user names (shared)
+    sa.Column("name", sa.Text),                              # the name this upload was given
+    sa.Column("submitted_at", sa.DateTime, nullable=False),
+    sa.Index("ix_uploads_capture", "capture_id"),
+    sa.Index("ix_uploads_visibility", "visibility", "owner"),
+)
+
 # hunts: a hunt's own rules run over stored captures (service.py: hunting); ids are never reused
 hunts = sa.Table(
     "hunts", metadata,
@@ -819,6 +834,64 @@ class Database:
         return self._rows(q)
 
 
+    # uploads and their visibility (auth/visibility.py decides; these only read and write rows)
+    def record_upload(self, capture_id: str, owner: str | None, visibility: str, name: str | None = None) -> dict:
+        """The upload of `owner` (None: anonymous); an owner's earlier upload of it is kept as is."""
+        u = uploads.c
+        with self._write, self.engine.begin() as conn:
+            same = u.owner.is_(None) if owner is None else u.owner == owner
+            found = conn.execute(sa.select(uploads).where(u.capture_id == capture_id, same)).first()
+            if found is None:
+                conn.execute(sa.insert(uploads).values(capture_id=capture_id, owner=owner, visibility=visibility,
+                                                       share_with=[], name=name, submitted_at=now()))
+        return self.uploads_in([capture_id])[capture_id][-1 if found is None else 0]
+
+    def uploads_in(self, capture_ids: Iterable[str]) -> dict[str, list[dict]]:
+        ids = list(capture_ids)
+        out: dict[str, list[dict]] = {i: [] for i in ids}
+        for chunk in chunks(ids):
+            for r in self._rows(sa.select(uploads).where(uploads.c.capture_id.in_(chunk)).order_by(uploads.c.id)):
+                out[r["capture_id"]].append(r)
+        return out
+
+    def set_visibility(self, upload_id: int, visibility: str, share_with: list[str]) -> None:
+        self._exec(sa.update(uploads).where(uploads.c.id == upload_id)
+                   .values(visibility=visibility, share_with=share_with))
+
+    def restricted_uploads(self) -> list[dict]:
+        """capture_id, owner, visibility, share_with of every upload not public, and the ids of
+        the captures some public upload opens (`public`)."""
+        u = uploads.c
+        with self.engine.connect() as conn:  # tuples, not mappings: this runs once per request
+            opened = set(conn.execute(sa.select(u.capture_id).distinct().where(u.visibility == "public")).scalars())
+            private = conn.execute(sa.select(u.capture_id, u.owner).where(u.visibility == "private")).all()
+            shared = conn.execute(sa.select(u.capture_id, u.owner, u.share_with).where(u.visibility == "shared")).all()
+        return ([{"capture_id": c, "owner": o, "visibility": "private", "share_with": [], "public": c in opened}
+                 for c, o in private]
+                + [{"capture_id": c, "owner": o, "visibility": "shared", "share_with": w, "public": c in opened}
+                   for c, o, w in shared])
+
+    def counted_in(self, values: Iterable[str], capture_ids: Iterable[str]) -> dict[str, int]:
+        """value -> how many of these captures hold it."""
+        o, out = observables.c, dict[str, int]()
+        ids = list(capture_ids)
+        with self.engine.connect() as conn:
+            for chunk in chunks(dict.fromkeys(values)):
+                for part in chunks(ids):
+                    for val, n in conn.execute(sa.select(o.value, sa.func.count(sa.distinct(o.capture_id)))
+                                               .where(o.value.in_(chunk), o.capture_id.in_(part)).group_by(o.value)):
+                        out[val] = out.get(val, 0) + n
+        return out
+
+    def holders_among(self, values: Iterable[str], capture_ids: Iterable[str]) -> set[str]:
+        """Which of these captures hold any of `values`."""
+        o, out, values = observables.c, set[str](), list(values)
+        with self.engine.connect() as conn:
+            for part in chunks(capture_ids):
+                out |= set(conn.execute(sa.select(o.capture_id).distinct()
+                                        .where(o.value.in_(values), o.capture_id.in_(part))).scalars())
+        return out
+
     # hunts
     def insert_hunt(self, row: dict) -> dict:
         with self._write, self.engine.begin() as conn:
@@ -946,7 +1019,7 @@ class Database:
             cond = col.like(value, escape="\\") if like else col == value.lower()
             with self.engine.connect() as conn:
                 return set(conn.execute(sa.select(c.capture_id).distinct().where(cond)).scalars())
-        wanted = _like_regex(value) if like else re.compile(re.escape(value.lower()))
+        wanted = like_regex(value) if like else re.compile(re.escape(value.lower()))
         q = sa.select(c.capture_id, c.sans)
         with self.engine.connect() as conn:
             return {cid for cid, sans in conn.execute(q) if any(wanted.fullmatch(n.lower()) for n in sans or [])}
@@ -997,7 +1070,7 @@ class Database:
             cond = col.like(value, escape="\\") if like else col == value.lower()
             with self.engine.connect() as conn:
                 return set(conn.execute(sa.select(n.capture_id).distinct().where(cond)).scalars())
-        wanted = _like_regex(value) if like else re.compile(re.escape(value.lower()))
+        wanted = like_regex(value) if like else re.compile(re.escape(value.lower()))
         q = sa.select(n.capture_id, n.risks).where(n.risk_score > 0)
         with self.engine.connect() as conn:
             return {cid for cid, risks in conn.execute(q) if any(wanted.fullmatch(r) for r in risks or [])}
@@ -1158,7 +1231,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 DERIVED = {"certs": certs, "cert_chains": cert_chains, "netbios": netbios_names}  # result key -> table
 
 
-def _like_regex(pattern: str) -> re.Pattern[str]:
+def like_regex(pattern: str) -> re.Pattern[str]:
     """A LIKE pattern (`%`, `_`, `\\` escapes) as a regular expression."""
     out, escaped = [], False
     for ch in pattern:

@@ -5,6 +5,7 @@ allow, and checks the CSRF token of every unsafe request a session cookie authen
 
 from __future__ import annotations
 
+import copy
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -71,6 +72,7 @@ async def authorize(request: Request) -> None:
     if who.key_id or (upload and who.signed_in):  # counted (/api/v1/usage), and limited (auth/limits.py)
         size = upload_size(request, s.max_upload_bytes) if upload else None
         await run_in_threadpool(service.accounts.admit, who, size, client_address(request))
+    request.state.instance = await run_in_threadpool(viewing, request.app.state.instance, who)
 
 
 def upload_size(request: Request, cap: int) -> int:
@@ -78,6 +80,22 @@ def upload_size(request: Request, cap: int) -> int:
     or the largest upload accepted when it is sent without one."""
     declared = request.headers.get("content-length", "")
     return min(int(declared), cap) if declared.isdigit() else cap
+
+
+def viewing(instance, who: Principal):
+    """The app's instance as `who` sees it: its service is the service's view for `who`
+    (service.as_: every read scoped to the captures `who` may see), the routes' only service."""
+    view = instance.service.as_(who)
+    if view is instance.service:
+        return instance
+    scoped = copy.copy(instance)  # the same workers and threads; submit, reanalyse, hunt go through the view
+    scoped.service = view
+    return scoped
+
+
+def instance_of(request: Request):
+    """The request's instance (`viewing`), set by `authorize` before every route."""
+    return request.state.instance
 
 
 async def check_csrf(request: Request, who: Principal) -> None:

@@ -175,6 +175,18 @@ class NewLabel(BaseModel):
     note: str | None = Field(default=None, max_length=1000)
 
 
+class Visibility(BaseModel):
+    capture_id: str
+    owner: str | None
+    visibility: Literal["private", "shared", "public"]
+    share_with: list[str]
+
+
+class NewVisibility(BaseModel):
+    visibility: Literal["private", "shared", "public"]
+    share_with: list[str] = Field(default_factory=list, max_length=100)
+
+
 class PivotCapture(BaseModel):
     capture_id: str
     name: str
@@ -353,7 +365,7 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
 
 
 def _instance(request: Request):
-    return request.app.state.instance
+    return access.instance_of(request)  # the service as the request's principal sees it
 
 
 def capture_json(row: dict) -> dict:
@@ -761,6 +773,18 @@ def add_label(request: Request, ref: Ref, body: NewLabel):
 def delete_label(request: Request, ref: Ref, label_id: Annotated[int, PathParam(ge=1, le=2 ** 31 - 1)]):
     _instance(request).service.remove_label(ref, label_id)
     return Response(status_code=204)
+
+
+@router.get("/captures/{ref}/visibility", response_model=Visibility, responses=ERRORS,
+            summary="Who may read a capture: its owner, private, shared (with whom) or public")
+def get_visibility(request: Request, ref: Ref):
+    return _instance(request).service.capture_visibility(ref)
+
+
+@router.post("/captures/{ref}/visibility", response_model=Visibility, responses={403: {"model": Error}, **ERRORS},
+             summary="Change who may read a capture (its owner, or an admin)")
+def set_visibility(request: Request, ref: Ref, body: NewVisibility):
+    return _instance(request).service.set_visibility(ref, body.visibility, body.share_with)
 
 
 @router.get("/engines", response_model=Engines,

@@ -48,7 +48,7 @@ templates = Jinja2Templates(env=_env)
 
 
 def _instance(request: Request):
-    return request.app.state.instance
+    return access.instance_of(request)  # the service as the request's principal sees it
 
 
 def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
@@ -118,7 +118,8 @@ def _console(service, cap: dict) -> dict:
     return {"tabs": tabs.tabs_for(tabs.counts_of(cap["summary"] or {})),
             "labels": service.labels(cap["id"]), "hunts": service.capture_hunts(cap["id"]),
             "label_kinds": catalog.LABEL_KINDS, "can_label": service.settings.labelling == "anyone",
-            "intel_count": len(service.capture_intel(cap["id"]))}
+            "intel_count": len(service.capture_intel(cap["id"])),
+            "visibility": service.capture_visibility(cap["id"]), "uploads": service.uploads_of(cap["id"])}
 
 
 def _analysed(service, ref: str) -> tuple[dict, RedirectResponse | None]:
@@ -223,6 +224,15 @@ def delete_label(request: Request, ref: str, label_id: Annotated[int, Path(ge=1,
     cap = service.capture(ref)
     service.remove_label(cap["id"], label_id)
     return RedirectResponse(f"/captures/{cap['id']}", status_code=303)
+
+
+@router.post("/captures/{ref}/visibility", response_class=HTMLResponse)
+async def set_visibility(request: Request, ref: str):
+    form = await request.form(max_files=0, max_fields=3, max_part_size=4096)
+    service = _instance(request).service
+    names = str(form.get("share_with") or "").replace(",", " ").split()
+    found = await run_in_threadpool(service.set_visibility, ref, str(form.get("visibility") or ""), names)
+    return RedirectResponse(f"/captures/{found['capture_id']}", status_code=303)
 
 
 @router.post("/captures/{ref}/reanalyse", response_class=HTMLResponse)
