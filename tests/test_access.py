@@ -306,3 +306,19 @@ def test_single_mode_sees_everything_as_before(seen):
         assert c.get("/api/v1/captures").headers["x-total-count"] == "3"
         pivot = c.get(f"/api/v1/ioc/{visibility_world.SHARED_IOC}").json()
         assert pivot["total_captures"] == 3
+
+
+def test_feed_hit_counts_count_only_visible_captures(tmp_path):
+    """An IOC feed's "captures hit" on /api/v1/intel and /intel says nothing of a private capture."""
+    world = visibility_world.build(tmp_path / "home", tmp_path)
+    keys = world["keys"]
+    with client(world["home"], mode="public") as c:
+        feed = c.app.state.instance.service.import_feed(
+            f"value,type\n{visibility_world.OWN['private']},domain\n{visibility_world.SHARED_IOC},domain\n".encode(),
+            "leaktest", "csv", "leak.csv")
+        assert feed["indicators"] == 2
+        for who, visible in visibility_world.SEES.items():
+            r = c.get("/api/v1/intel", headers=visibility_world.headers(keys, who))
+            assert r.status_code == 200, (who, r.text)
+            got = next(f for f in r.json() if f["name"] == "leaktest")
+            assert got["captures"] == len(visible), (who, got)

@@ -905,10 +905,11 @@ class Database:
             raise NotFound(f"no hunt {hunt_id}")
         return rows[0]
 
-    def list_hunts(self, limit: int = 100, offset: int = 0) -> list[dict]:
-        """Hunts, newest first, with how many captures each has hits in."""
+    def list_hunts(self, limit: int = 100, offset: int = 0, hidden: Iterable[str] = ()) -> list[dict]:
+        """Hunts, newest first, with how many captures (`hidden` apart) each has hits in."""
         h = hunt_hits.c
-        hit = (sa.select(sa.func.count()).where(h.hunt_id == hunts.c.id, h.alerts > 0)
+        hit = (sa.select(sa.func.count()).where(h.hunt_id == hunts.c.id, h.alerts > 0,
+                                                h.capture_id.not_in(list(hidden)))
                .scalar_subquery().label("hit_captures"))
         return self._rows(sa.select(hunts, hit).order_by(hunts.c.id.desc()).limit(limit).offset(offset))
 
@@ -1145,13 +1146,15 @@ class Database:
                 conn.execute(sa.delete(intel_hits).where(intel_hits.c.capture_id.in_(chunk)))
                 conn.execute(_hunt_intel(observables.c.capture_id.in_(chunk)))
 
-    def list_feeds(self) -> list[dict]:
-        """Feeds by name, each with its indicators, those expired, and the captures holding one."""
+    def list_feeds(self, hidden: Iterable[str] = ()) -> list[dict]:
+        """Feeds by name, each with its indicators, those expired, and the captures (`hidden`
+        apart) holding one."""
         f, i, h = intel_feeds.c, indicators.c, intel_hits.c
         n = sa.select(sa.func.count()).where(i.feed_id == f.id).scalar_subquery()
         expired = sa.select(sa.func.count()).where(i.feed_id == f.id, i.expires <= now()).scalar_subquery()
         hit = (sa.select(sa.func.count(sa.distinct(h.capture_id))).select_from(intel_hits)
-               .join(indicators, i.id == h.indicator_id).where(i.feed_id == f.id).scalar_subquery())
+               .join(indicators, i.id == h.indicator_id)
+               .where(i.feed_id == f.id, h.capture_id.not_in(list(hidden))).scalar_subquery())
         return self._rows(sa.select(intel_feeds, n.label("indicators"), expired.label("expired"),
                                     hit.label("captures")).order_by(f.name_lower))
 

@@ -128,6 +128,12 @@ class ScopedDatabase:
     def hunt_totals(self, hunt_id: int) -> list[dict]:
         return self._visible(self._db.hunt_totals(hunt_id))
 
+    def list_hunts(self, limit: int = 100, offset: int = 0) -> list[dict]:
+        return self._db.list_hunts(limit, offset, self.hidden)
+
+    def list_feeds(self) -> list[dict]:
+        return self._db.list_feeds(self.hidden)
+
     # labels: of visible captures, and of an author whose upload the viewer may see
     def labelled(self, kinds: Iterable[str] | None, value: str, like: bool) -> set[str]:
         kinds = list(kinds) if kinds else None
