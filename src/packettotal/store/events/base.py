@@ -120,3 +120,17 @@ class EventStore(Protocol):
                query: Node | None = None) -> Iterator[dict]: ...
     def one_budget(self) -> AbstractContextManager: ...
     def close(self) -> None: ...
+
+
+def paged_export(store: EventStore, capture_id: str, event_type: str | None, query: Node | None,
+                 page: int) -> Iterator[dict]:
+    """A capture's events in capture order, read `page` at a time by the `seq` cursor: what every
+    backend's `export` is."""
+    after = 0
+    while True:
+        got = store.events(capture_id, event_type, query, limit=page, after=after)
+        for e in got.events:
+            yield e["event"]
+        if len(got.events) < page:
+            return
+        after = got.events[-1]["seq"]

@@ -20,7 +20,7 @@ from ...errors import ConfigError, QueryError, QueryTimeout
 from ...query import fields as catalog
 from ...query.topvalues import TopValues, bucket, canonical_ip, countable
 from . import opensearch_requests as req
-from .base import CaptureHits, Page
+from .base import CaptureHits, Page, paged_export
 from .opensearch_mapping import template
 
 DEFAULT_INDEX = "packettotal-events"
@@ -179,14 +179,7 @@ class OpenSearchEventStore:
         return out
 
     def export(self, capture_id: str, event_type: str | None = None, query=None) -> Iterator[dict]:
-        last = 0
-        while True:
-            page = self.events(capture_id, event_type, query, limit=PAGE, after=last)
-            for e in page.events:
-                yield e["event"]
-            if len(page.events) < PAGE:
-                return
-            last = page.events[-1]["seq"]
+        return paged_export(self, capture_id, event_type, query, PAGE)
 
     def one_budget(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()  # each request has the client's timeout

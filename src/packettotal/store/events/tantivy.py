@@ -21,7 +21,7 @@ from ...query import fields as catalog
 from ...query.backends.tantivy import CAPTURE_FIELD, JSON_FIELD, TEXT_FIELD, TantivyTranslator
 from ...query.topvalues import MAX_SCAN, MAX_SCAN_SEARCH, Tally, TopValues, bucket, canonical_ip, countable
 from .budget import Budget, costly
-from .base import NOT_SEARCHED, CaptureHits, Page, catalogue_values, searchable
+from .base import NOT_SEARCHED, CaptureHits, Page, catalogue_values, paged_export, searchable
 
 KEYWORD = "kw"
 # tantivy orders by numeric, date and text fast fields, not by IP addresses
@@ -346,14 +346,7 @@ class TantivyEventStore:
         return out
 
     def export(self, capture_id: str, event_type: str | None = None, query=None) -> Iterator[dict]:
-        after = 0
-        while True:
-            page = self.events(capture_id, event_type, query, limit=PAGE, after=after)
-            for e in page.events:
-                yield e["event"]
-            if len(page.events) < PAGE:
-                return
-            after = page.events[-1]["seq"]
+        return paged_export(self, capture_id, event_type, query, PAGE)
 
     def close(self) -> None:
         """Let go of the writer (another process may then write; a later write opens it again)."""
