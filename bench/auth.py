@@ -46,17 +46,22 @@ def app(home: Path, mode: str) -> TestClient:
     return TestClient(create_app(s, seed_demo=False), follow_redirects=False)
 
 
+def demo_capture(c: TestClient, home: Path) -> None:
+    """The project's demo capture uploaded and analysed."""
+    capture = home / "demo.pcap"
+    demo.write(capture)
+    cid = c.post("/api/v1/captures", files={"file": (capture.name, capture.read_bytes())}).json()["id"]
+    while c.get(f"/api/v1/captures/{cid}").json()["status"] not in ("done", "failed"):
+        time.sleep(0.1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=300)
     rounds = ap.parse_args().rounds
     home = Path(tempfile.mkdtemp(prefix="pt-bench-auth-"))
     with app(home, "single") as c:
-        capture = home / "demo.pcap"
-        demo.write(capture)
-        cid = c.post("/api/v1/captures", files={"file": (capture.name, capture.read_bytes())}).json()["id"]
-        while c.get(f"/api/v1/captures/{cid}").json()["status"] not in ("done", "failed"):
-            time.sleep(0.1)
+        demo_capture(c, home)
         accounts = c.app.state.instance.service.accounts
         accounts.add_user("bench", "analyst", PASSWORD)
         key = accounts.create_key("bench", user="bench")[1]

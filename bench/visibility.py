@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from auth import app, timed  # noqa: E402
+from auth import app, demo_capture, timed  # noqa: E402
 
-from packettotal import demo  # noqa: E402
 from packettotal.store.db import now  # noqa: E402
 
 PASSWORD = "bench password"
@@ -37,11 +35,7 @@ def main() -> None:
     a = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="pt-bench-vis-"))
     with app(home, "single") as c:
-        capture = home / "demo.pcap"
-        demo.write(capture)
-        cid = c.post("/api/v1/captures", files={"file": (capture.name, capture.read_bytes())}).json()["id"]
-        while c.get(f"/api/v1/captures/{cid}").json()["status"] not in ("done", "failed"):
-            time.sleep(0.1)
+        demo_capture(c, home)
         service = c.app.state.instance.service
         db = service._db  # the bench fills rows directly: thousands of analyses would take an hour
         for i in range(a.private):
