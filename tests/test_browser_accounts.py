@@ -12,11 +12,9 @@ import httpx
 
 import pytest
 
-from packettotal.web.app import create_app
 
-from .conftest import settings
 from .test_browser import ARGS, CHROMIUM, ESPN
-from .web import serve_app
+from .web import serve_with_users
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
                                 "(scripts/setup-system.sh test installs it)")
@@ -25,10 +23,8 @@ PASSWORD = "browser password"
 
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory):
-    app = create_app(settings(tmp_path_factory.mktemp("home"), mode="team"), seed_demo=False)
-    app.state.instance.service.accounts.add_user("ann", "analyst", PASSWORD)
-    with serve_app(app) as url:
-        yield url, app.state.instance.service.accounts.create_key("tests", user="ann")[1]
+    with serve_with_users(tmp_path_factory.mktemp("home"), "team", {"ann": "analyst"}, PASSWORD) as (url, accounts):
+        yield url, accounts.create_key("tests", user="ann")[1]
 
 
 @pytest.fixture(scope="module")

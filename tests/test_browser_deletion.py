@@ -9,11 +9,9 @@ import time
 import httpx
 import pytest
 
-from packettotal.web.app import create_app
 
-from .conftest import settings
 from .test_browser import ARGS, CHROMIUM, ESPN
-from .web import serve_app
+from .web import serve_with_users
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
                                 "(scripts/setup-system.sh test installs it)")
@@ -22,10 +20,8 @@ PASSWORD = "browser password"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    app = create_app(settings(tmp_path_factory.mktemp("home"), mode="team"), seed_demo=False)
-    app.state.instance.service.accounts.add_user("root", "admin", PASSWORD)
-    with serve_app(app) as url:
-        yield url, app.state.instance.service.accounts.create_key("tests", user="root")[1]
+    with serve_with_users(tmp_path_factory.mktemp("home"), "team", {"root": "admin"}, PASSWORD) as (url, accounts):
+        yield url, accounts.create_key("tests", user="root")[1]
 
 
 def test_delete_from_the_console(server):

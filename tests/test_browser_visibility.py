@@ -8,12 +8,11 @@ import time
 
 import pytest
 
-from packettotal.web.app import create_app
 
 from . import visibility_world
-from .conftest import settings
-from .test_browser import ARGS, CHROMIUM
-from .web import serve_app
+from .test_browser import CHROMIUM
+from .test_browser_accounts import page  # noqa: F401  (the fixture: a fresh browser per test)
+from .web import serve_with_users
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
                                 "(scripts/setup-system.sh test installs it)")
@@ -23,23 +22,12 @@ OWN = "browser-private.example.net"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    app = create_app(settings(tmp_path_factory.mktemp("home"), mode="public"), seed_demo=False)
-    for name in ("ann", "ben"):
-        app.state.instance.service.accounts.add_user(name, "analyst", PASSWORD)
-    with serve_app(app) as url:
+    with serve_with_users(tmp_path_factory.mktemp("home"), "public", {"ann": "analyst", "ben": "analyst"},
+                          PASSWORD) as (url, _):
         yield url
 
 
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser.new_context().new_page()
-        browser.close()
-
-
-def log_in(page, server, name: str) -> None:
+def log_in(page, server, name: str) -> None:  # noqa: F811
     page.goto(f"{server}/login")
     page.fill('#login-form input[name="name"]', name)
     page.fill('#login-form input[name="password"]', PASSWORD)
@@ -48,12 +36,12 @@ def log_in(page, server, name: str) -> None:
     assert page.locator("#account").inner_text() == f"{name} (analyst)"
 
 
-def log_out(page) -> None:
+def log_out(page) -> None:  # noqa: F811
     with page.expect_navigation():
         page.click("#logout button")
 
 
-def test_private_upload_shared_labelled_then_nothing_private_logged_out(page, server, tmp_path):
+def test_private_upload_shared_labelled_then_nothing_private_logged_out(page, server, tmp_path):  # noqa: F811
     pcap = visibility_world.dns_capture(tmp_path / "browser-private.pcap", [OWN], "10.9.2.1")
     log_in(page, server, "ann")
     page.set_input_files("#file-input", str(pcap))

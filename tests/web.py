@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import uvicorn
@@ -83,3 +84,15 @@ def serve_app(app) -> Iterator[str]:
     finally:
         srv.should_exit = True
         thread.join(30)
+
+
+@contextlib.contextmanager
+def serve_with_users(home: Path, mode: str, users: dict[str, str], password: str) -> Iterator[tuple[str, Any]]:
+    """A real server of an instance in `mode` with these users (name -> role), all of `password`:
+    its base URL and its accounts."""
+    app = create_app(settings(home, mode=mode), seed_demo=False)
+    accounts = app.state.instance.service.accounts
+    for name, role in users.items():
+        accounts.add_user(name, role, password)
+    with serve_app(app) as url:
+        yield url, accounts
