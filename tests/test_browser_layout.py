@@ -14,7 +14,7 @@ import pytest
 from packettotal.ingest import rules
 
 from .conftest import PCAPS, settings
-from .test_browser import CHROMIUM, serving
+from .test_browser import CHROMIUM, browser, serving  # noqa: F401  (browser: the shared fixture)
 from .test_rules import folder
 
 EK = PCAPS / "cs-ek_to_cryptowall4.pcapng"  # MANIFEST.tsv: exploit kit leading to CryptoWall 4
@@ -60,24 +60,13 @@ def site(tmp_path_factory):
         yield url, _done(url, cid)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from .test_browser import ARGS
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
-
-
-def _page(browser, width: int, height: int):
+def _page(browser, width: int, height: int):  # noqa: F811
     context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
     return context, context.new_page()
 
 
 @pytest.fixture
-def wide(browser):
+def wide(browser):  # noqa: F811
     context, pg = _page(browser, 1366, 768)
     yield pg
     context.close()
@@ -89,7 +78,7 @@ def _sideways(pg) -> int:
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
-def test_no_page_of_the_exploit_kit_capture_scrolls_sideways(browser, site, width, height):
+def test_no_page_of_the_exploit_kit_capture_scrolls_sideways(browser, site, width, height):  # noqa: F811
     server, cap = site
     context, pg = _page(browser, width, height)
     try:
