@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 
 _SCALARS = (str, int, float, bool)
@@ -42,3 +43,12 @@ def _through_lists(cur: list, parts: tuple[str, ...], scalars: bool) -> list:
         if not cur:
             return []
     return cur if not scalars else [v for v in cur if isinstance(v, _SCALARS)]
+
+
+def eve_time(ts: float) -> str | None:
+    """A packet's time in EVE's form; None for a time no date holds (a pcapng's 64-bit stamp can
+    be anything)."""
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+    except (OverflowError, OSError, ValueError):
+        return None

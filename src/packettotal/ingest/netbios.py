@@ -8,12 +8,12 @@ names per capture; a name's bytes outside printable ASCII are shown as `\\xNN`.
 
 from __future__ import annotations
 
-import datetime as dt
 import struct
 from pathlib import Path
 
 import dpkt
 
+from ..records import eve_time
 from . import flowpackets
 
 PORT = 137
@@ -121,7 +121,8 @@ class Names:
                 self.dropped += 1
 
     def rows(self) -> list[dict]:
-        return [{"name": name, "suffix": suffix, "kind": kind, "ip": ip, "first_seen": _iso(first), "count": count}
+        return [{"name": name, "suffix": suffix, "kind": kind, "ip": ip, "first_seen": eve_time(first) or "",
+                 "count": count}
                 for (name, suffix, kind, ip), (first, count) in self.seen.items()]
 
 
@@ -150,11 +151,3 @@ def scan(capture: Path, names: Names) -> None:
 def label(name: str, suffix: int) -> str:
     """`WORKGROUP<1d>`, as names are usually written."""
     return f"{name}<{suffix:02x}>"
-
-
-def _iso(ts: float) -> str:
-    """EVE's form of a packet's time; "" for a time no date holds (a pcapng's 64-bit stamp can be anything)."""
-    try:
-        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
-    except (OverflowError, OSError, ValueError):
-        return ""

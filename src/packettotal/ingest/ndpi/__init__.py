@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...records import eve_time
 from ..observables import norm_ip
 from ..suricata import RunAs, _die_with_parent
 from . import lib
@@ -340,13 +341,6 @@ def _key(proto: int, a: tuple[str, int], b: tuple[str, int]) -> tuple:
     return (proto, *sorted(((norm_ip(a[0]) or a[0], a[1]), (norm_ip(b[0]) or b[0], b[1]))))
 
 
-def _eve_time(ts: float) -> str | None:
-    try:
-        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
 def observables(capture_id: str, flows: list[dict]) -> list[dict]:
     """The distinct applications (kind ndpi_app, Unknown apart) and risks (ndpi_risk) of a
     capture's flows, with their flow counts, as observables: pivots and value counts take them."""
@@ -358,7 +352,7 @@ def observables(capture_id: str, flows: list[dict]) -> list[dict]:
             s[0] += 1
             s[1], s[2] = min(s[1], f["first_seen"]), max(s[2], f["first_seen"])
     return [{"capture_id": capture_id, "kind": kind, "value": value, "field": kind.replace("_", "."),
-             "count": n, "first_seen": _eve_time(first), "last_seen": _eve_time(last)}
+             "count": n, "first_seen": eve_time(first), "last_seen": eve_time(last)}
             for (kind, value), (n, first, last) in seen.items()]
 
 
