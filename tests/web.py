@@ -13,6 +13,8 @@ from pathlib import Path
 import uvicorn
 from fastapi.testclient import TestClient
 
+from packettotal.config import Settings
+from packettotal.web import server
 from packettotal.web.app import create_app
 
 from .conftest import settings
@@ -69,10 +71,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(app) -> Iterator[str]:
-    """A real uvicorn server of `app` on a free loopback port, in a thread: its base URL."""
+def serve_app(app, as_served: Settings | None = None) -> Iterator[str]:
+    """A real uvicorn server of `app` on a free loopback port, in a thread: its base URL. With
+    `as_served`, configured as `packettotal serve` configures it (web/server.py)."""
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(server.config(app, as_served, "127.0.0.1", port, log_level="warning") if as_served
+                         else uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -210,6 +210,10 @@ class Settings:
     usage_flush_seconds: float = field(default=5.0, metadata={
         "help": "How often the counts of key use and uploads kept in memory are written to the database "
                 "(and at shutdown)", "check": positive})
+    trusted_proxies: str = field(default="", metadata={
+        "help": "Addresses or networks (comma-separated; * for any) of the reverse proxies in front of `serve`: "
+                "from them, the client's address is read from X-Forwarded-For and the scheme from "
+                "X-Forwarded-Proto (login limits, audit, Secure cookies); empty: the headers are ignored"})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

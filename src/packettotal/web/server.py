@@ -63,5 +63,6 @@ class HeadTimeoutProtocol(H11Protocol):
 def config(app: FastAPI, settings: Settings, host: str, port: int, **kwargs) -> uvicorn.Config:
     # uvicorn calls `http` as a factory, so a partial works, though its hint names a class
     protocol = partial(HeadTimeoutProtocol, header_timeout=settings.header_timeout)
-    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False,
-                          http=protocol, **kwargs)  # type: ignore[arg-type]
+    proxies = settings.trusted_proxies.strip()  # uvicorn's own X-Forwarded-* handling, for those only
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
+                          server_header=False, http=protocol, **kwargs)  # type: ignore[arg-type]
