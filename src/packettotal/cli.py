@@ -913,7 +913,7 @@ def intel_remove(ctx: click.Context, name: str) -> None:
 @click.option("--to-blobs", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="The target blob folder (captures, carved files, flow indexes).")
 @click.option("--batch", default=5000, show_default=True, type=click.IntRange(1, 1_000_000),
-              help="Rows read and inserted at a time (one transaction each).")
+              help="Rows read and inserted at a time (one transaction each); events are committed every 20 x N.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def migrate(ctx: click.Context, to_database: str, to_events: str, to_blobs: Path, batch: int, as_json: bool) -> None:

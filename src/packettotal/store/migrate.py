@@ -31,7 +31,8 @@ from .events.base import EventStore
 MARKER = ".migrating"
 BLOB_KINDS = ("captures", "files", "flowindex")
 HASHED_KINDS = frozenset({"captures", "files"})  # named by their content's sha256: checked while copied
-EVENTS_COMMIT = 200_000  # events indexed into the target between two commits (and marker updates)
+EVENTS_PER_ROW = 20  # events indexed into the target between two commits (and marker updates): 20 x batch
+PROGRESS_SECONDS = 2.0  # a table's progress line at most this often
 CONNECT_SECONDS = 10  # a target server that does not answer: how long before the error
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -197,6 +198,7 @@ class Migration:
             raise MigrationError(f"--batch must be at least 1, not {batch}")
         self.source, self.target, self.batch = source, target, batch
         self.say: Progress = progress or (lambda _line: None)
+        self.events_commit = batch * EVENTS_PER_ROW
         self.marker_path = target.blobs / MARKER
         self.same_blobs = source.blobs.resolve() == target.blobs.resolve()
 
@@ -263,12 +265,13 @@ class Migration:
             n = self._copy_table(table)
             marker.tables.append(table.name)
             self._save(marker)
-            self.say(f"rows: {table.name} {n:,}")
+            if n:
+                self.say(f"rows: {table.name} {n:,}")
 
     def _copy_table(self, table: sa.Table) -> int:
         pg = self.target.db.engine.dialect.name == "postgresql"
         insert = _insert(table, pg)
-        n = 0
+        n, shown = 0, time.monotonic()
         with self.source.db.engine.connect() as src:
             rows = src.execution_options(stream_results=True, yield_per=self.batch).execute(_select(table))
             for part in rows.partitions(self.batch):
@@ -280,7 +283,9 @@ class Migration:
                     raise MigrationError(f"the target database refused rows of table {table.name}: "
                                          f"{_first_line(exc)}") from None
                 n += len(batch)
-                self.say(f"rows: {table.name} {n:,} ...")
+                if time.monotonic() - shown >= PROGRESS_SECONDS:
+                    self.say(f"rows: {table.name} {n:,} ...")
+                    shown = time.monotonic()
         if pg and (col := table.autoincrement_column) is not None:
             with self.target.db.engine.begin() as dst:  # ids made later follow the copied ones
                 dst.execute(sa.text(f"SELECT setval(pg_get_serial_sequence(:t, :c), MAX({col.name})) "
@@ -315,7 +320,7 @@ class Migration:
                 raise MigrationError(f"the target event index refused the events of capture {cid}: "
                                      f"{_first_line(exc)}") from None
             pending.append(cid)
-            if waiting >= EVENTS_COMMIT or i == len(todo):
+            if waiting >= self.events_commit or i == len(todo):
                 self.target.events.commit()
                 marker.events += pending
                 self._save(marker)
