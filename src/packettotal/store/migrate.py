@@ -17,7 +17,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -37,6 +39,7 @@ CONNECT_SECONDS = 10  # a target server that does not answer: how long before th
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 # the target's stores, from the command's arguments
@@ -312,16 +315,10 @@ class Migration:
         waiting = 0
         total, done = sum(counts.values()), sum(counts[c] for c in marker.events if c in counts)
         for i, cid in enumerate(todo, 1):
-            try:
-                waiting += self.target.events.index_capture(cid, self.source.events.export(cid))
-            except MigrationError:
-                raise
-            except Exception as exc:
-                raise MigrationError(f"the target event index refused the events of capture {cid}: "
-                                     f"{_first_line(exc)}") from None
+            waiting += _events_step(cid, partial(self.target.events.index_capture, cid, self.source.events.export(cid)))
             pending.append(cid)
             if waiting >= self.events_commit or i == len(todo):
-                self.target.events.commit()
+                _events_step(cid, self.target.events.commit)
                 marker.events += pending
                 self._save(marker)
                 done += waiting
@@ -367,6 +364,14 @@ class Migration:
                                  f"{'; '.join(wrong[:3])}); run the command again to redo what is not done")
         return Summary(rows_s, sum(1 for n in counts.values() if n), sum(counts.values()), copied, present,
                        corrupt, resumed, {k: round(v, 2) for k, v in seconds.items()})
+
+
+def _events_step(cid: str, step: Callable[[], T]) -> T:
+    """A step of copying a capture's events; either index failing (a full disk, a server gone) is one line."""
+    try:
+        return step()
+    except Exception as exc:
+        raise MigrationError(f"copying the events of capture {cid} failed: {_first_line(exc)}") from None
 
 
 def _select(table: sa.Table) -> sa.Select:
