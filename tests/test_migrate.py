@@ -253,3 +253,18 @@ def test_plans_are_pure():
     assert migrate.compare({"x": 1, "y": 2}, {"x": 1, "y": 3, "z": 1}) == [
         "y: 2 in the source, 3 in the target", "z: 0 in the source, 1 in the target"]
     assert migrate.hidden("postgresql://pt:pw@h:5432/db") == "postgresql://pt:***@h:5432/db"
+
+
+def test_a_blob_whose_content_is_not_its_name_is_not_copied(tmp_path):
+    good, bad = b"a capture", b"tampered"
+    name = hashlib.sha256(good).hexdigest()
+    for content, root in ((good, tmp_path / "src-good"), (bad, tmp_path / "src-bad")):
+        (root / "captures" / name[:2]).mkdir(parents=True)
+        (root / "captures" / name[:2] / name).write_bytes(content)
+        (root / "captures" / name[:2] / f"{name}.tmp-1").write_bytes(b"left over")  # not a blob
+    assert [k for k, _, _ in migrate._blob_files(tmp_path / "src-bad")] == ["captures"]
+    dest = tmp_path / "dst" / "captures" / name[:2] / name
+    assert not migrate._copy_file(tmp_path / "src-bad" / "captures" / name[:2] / name, dest, check=name)
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+    assert migrate._copy_file(tmp_path / "src-good" / "captures" / name[:2] / name, dest, check=name)
+    assert dest.read_bytes() == good
