@@ -21,6 +21,7 @@ from packettotal.store.db import Database, metadata
 from packettotal.store.events.tantivy import TantivyEventStore
 
 from .conftest import PCAPS, ROOT, analyse, settings
+from .event_backends import OPENSEARCH_URL
 
 PG_ADMIN = "postgresql+psycopg://pt:pt@127.0.0.1:5432/postgres"
 EXE = Path(sys.executable).parent / "packettotal"
@@ -268,3 +269,24 @@ def test_a_blob_whose_content_is_not_its_name_is_not_copied(tmp_path):
     assert not dest.exists() and list(dest.parent.iterdir()) == []
     assert migrate._copy_file(tmp_path / "src-good" / "captures" / name[:2] / name, dest, check=name)
     assert dest.read_bytes() == good
+
+
+def test_tantivy_to_opensearch_when_a_server_is_given(home, tmp_path):
+    """Into a real OpenSearch (PACKETTOTAL_TEST_OPENSEARCH_URL; skipped without one), then back."""
+    if not OPENSEARCH_URL:
+        pytest.skip("no OpenSearch server: set PACKETTOTAL_TEST_OPENSEARCH_URL=http://host:9200 to run this")
+    base, _, query = OPENSEARCH_URL.partition("?")
+    url = f"{base.rstrip('/')}/packettotal-test-{uuid.uuid4().hex[:12]}" + (f"?{query}" if query else "")
+    pt = PacketTotal(settings(home))
+    try:
+        before = _events(pt)
+        summary = pt.migrate(f"sqlite:///{tmp_path / 'db.sqlite'}", url, tmp_path / "blobs")
+    finally:
+        pt.close()
+    moved = PacketTotal(settings(tmp_path / "os-home", events_backend="opensearch", events_url=url))
+    try:
+        assert summary.events == sum(map(len, before.values()))
+        assert {cid: list(moved._events.export(cid)) for cid in before} == before
+    finally:
+        moved._events.client.indices.delete(index=moved._events.index)  # type: ignore[attr-defined]
+        moved.close()
