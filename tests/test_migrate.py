@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from packettotal.errors import MigrationError
 from packettotal.service import PacketTotal
 from packettotal.store import migrate
-from packettotal.store.db import Database, metadata
+from packettotal.store.db import Database, metadata, value_counts
 from packettotal.store.events.tantivy import TantivyEventStore
 
 from .conftest import PCAPS, ROOT, analyse, settings
@@ -290,3 +290,19 @@ def test_tantivy_to_opensearch_when_a_server_is_given(home, tmp_path):
     finally:
         moved._events.client.indices.delete(index=moved._events.index)  # type: ignore[attr-defined]
         moved.close()
+
+
+def test_a_row_postgresql_cannot_hold_is_named_in_one_line(pg, tmp_path):
+    """Attacker-controlled text reaches the tables: PostgreSQL refuses a NUL character in a text."""
+    src = Database.sqlite(tmp_path / "src" / "packettotal.sqlite")
+    with src.engine.begin() as conn:
+        conn.execute(sa.insert(value_counts), [{"value": "fine", "captures": 1}, {"value": "a\x00b", "captures": 2}])
+    source = migrate.Ends(src, TantivyEventStore(tmp_path / "src" / "events"), tmp_path / "src" / "blobs", "src")
+    target = migrate.open_ends(pg, str(tmp_path / "events"), tmp_path / "blobs")
+    try:
+        with pytest.raises(MigrationError, match=r"refused a row of table value_counts \(value='a\\x00b'\): .*NUL"):
+            migrate.Migration(source, target).run()
+    finally:
+        source.close()
+        target.close()
+    assert (tmp_path / "blobs" / migrate.MARKER).exists()  # the same command resumes, once the row is dealt with

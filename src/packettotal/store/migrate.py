@@ -283,8 +283,8 @@ class Migration:
                     with self.target.db.engine.begin() as dst:
                         dst.execute(insert, batch)
                 except sa.exc.DBAPIError as exc:
-                    raise MigrationError(f"the target database refused rows of table {table.name}: "
-                                         f"{_first_line(exc)}") from None
+                    raise MigrationError(f"the target database refused a row of table {table.name}"
+                                         f"{self._culprit(table, insert, batch)}: {_first_line(exc)}") from None
                 n += len(batch)
                 if time.monotonic() - shown >= PROGRESS_SECONDS:
                     self.say(f"rows: {table.name} {n:,} ...")
@@ -295,6 +295,18 @@ class Migration:
                                     f"FROM {table.name} HAVING MAX({col.name}) IS NOT NULL"),
                             {"t": table.name, "c": col.name})
         return n
+
+    def _culprit(self, table: sa.Table, insert: sa.Insert, batch: list[dict]) -> str:
+        """Which row of a refused batch the target refuses, by its key (bounded), tried one at a
+        time (the table is copied again on the next run anyway)."""
+        key = [c.name for c in table.primary_key.columns] or [c.name for c in table.columns][:2]
+        for row in batch:
+            try:
+                with self.target.db.engine.begin() as dst:
+                    dst.execute(insert, [row])
+            except sa.exc.DBAPIError:
+                return " (" + ", ".join(f"{k}={str(row[k])[:60]!r}" for k in key) + ")"
+        return ""
 
     # events
     def _capture_ids(self) -> list[str]:
