@@ -183,6 +183,11 @@ def test_the_cli_copies_then_refuses_a_target_that_is_not_empty(home, tmp_path):
     bad = _cli(home, "--to-database", "mysql://x@127.0.0.1/db", "--to-events", str(tmp_path / "e"),
                "--to-blobs", str(tmp_path / "b"))
     assert bad.returncode == 2 and "sqlite:///PATH or postgresql://" in bad.stderr, bad.stderr
+    down = _cli(home, "--to-database", "postgresql://pt:secret@127.0.0.1:1/pt", "--to-events", str(tmp_path / "e"),
+                "--to-blobs", str(tmp_path / "b"))
+    assert down.returncode == 2 and down.stderr.count("\n") == 1, down.stderr
+    assert "cannot open the target database postgresql://pt:***@127.0.0.1:1/pt" in down.stderr \
+        and "secret" not in down.stderr
 
 
 def _kill_at(home: Path, args: list[str], wanted: str) -> list[str]:

@@ -66,6 +66,8 @@ def open_target(url: str) -> Database:
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     try:
         return Database(engine_url(url))
+    except ImportError:
+        raise MigrationError("a PostgreSQL target needs psycopg: pip install 'packettotal[postgresql]'") from None
     except sa.exc.DBAPIError as exc:
         raise MigrationError(f"cannot open the target database {hidden(url)}: {_first_line(exc)}") from None
 
