@@ -905,6 +905,34 @@ def intel_remove(ctx: click.Context, name: str) -> None:
     click.echo(f"feed {name} removed")
 
 
+@cli.command()
+@click.option("--to-database", required=True, metavar="URL",
+              help="The target relational store: postgresql://USER:PASSWORD@HOST[:PORT]/DB or sqlite:///PATH.")
+@click.option("--to-events", required=True, metavar="URL_OR_PATH",
+              help="The target event index: an OpenSearch http(s):// URL (as events_url takes), or a tantivy folder.")
+@click.option("--to-blobs", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="The target blob folder (captures, carved files, flow indexes).")
+@click.option("--batch", default=5000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Rows read and inserted at a time (one transaction each); events are committed every 20 x N.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def migrate(ctx: click.Context, to_database: str, to_events: str, to_blobs: Path, batch: int, as_json: bool) -> None:
+    """Copy this instance (its settings' stores) into empty ones, both ways between the embedded
+    stores and PostgreSQL / OpenSearch, then check every table's rows and every capture's events.
+    Stopped midway, the same command resumes. Exit 0: copied and checked; 2: an error (one line)."""
+    try:
+        summary = _service(ctx).migrate(to_database, to_events, to_blobs, batch,
+                                        progress=None if as_json else click.echo)
+    except PacketTotalError as exc:
+        click.echo(f"packettotal: {exc.message}", err=True)
+        ctx.exit(EXIT_USAGE)
+    if as_json:
+        _json(summary.as_dict())
+        return
+    for line in summary.lines():
+        click.echo(line)
+
+
 from .cli_accounts import apikey, audit, user  # noqa: E402  (after cli: they are added to it)
 
 for _command in (user, apikey, audit):

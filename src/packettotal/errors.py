@@ -104,6 +104,13 @@ class IndexBusy(PacketTotalError):
     code = "index_busy"
 
 
+class MigrationError(PacketTotalError):
+    """`packettotal migrate` cannot go on: a target that is not empty, not reachable, or that
+    refused what was copied; what was copied stays, and the same command resumes."""
+
+    code = "migration"
+
+
 class QueryError(PacketTotalError):
     """A search query that cannot be parsed or run; `position` is a 0-based offset when known."""
 

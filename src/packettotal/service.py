@@ -31,7 +31,7 @@ from .listing import CaptureFilter
 from .query import (correlate, fields as catalog, indicators, labels as labels_mod, lucene, pivotsearch, suggest,
                     topvalues)
 from .query.nodes import And, Captures, Not, Or, Term
-from .store import purge
+from .store import migrate as migrate_mod, purge
 from .store.blobs import Blobs
 from .store.db import Database, now
 from .store.events import open_events
@@ -1203,6 +1203,22 @@ class PacketTotal:
         return [{k: r[k] for k in ("feed", "kind", "value", "source", "confidence", "description", "expires")}
                 | {"expired": r["expires"] is not None and r["expires"] <= at}
                 for r in self._db.indicators_of(observables.lookup_forms(value))]
+
+    # moving the instance into other stores (store/migrate.py)
+    def migrate(self, to_database: str, to_events: str, to_blobs: Path, batch: int = 5000,
+                progress: Callable[[str], None] | None = None) -> migrate_mod.Summary:
+        """Copy this instance's rows, events and blobs into empty stores (or resume a copy that
+        stopped), then check them. The event index's writer is held meanwhile: no other process
+        (a `serve`, workers) writes to the instance while it is copied (raises IndexBusy)."""
+        self._events.claim()
+        s = self.settings
+        source = migrate_mod.Ends(self._db, self._events, s.blob_dir,
+                                  s.events_url if s.events_backend == "opensearch" else str(s.index_dir))
+        target = migrate_mod.open_ends(to_database, to_events, to_blobs)
+        try:
+            return migrate_mod.Migration(source, target, batch, progress).run()
+        finally:
+            target.close()
 
 
 @dataclass
