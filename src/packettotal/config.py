@@ -70,6 +70,17 @@ def host_list(v: str) -> str | None:
     return None
 
 
+def database_url(v: str) -> str | None:
+    if not v or re.match(r"sqlite:///.+|postgresql(\+psycopg)?://[^/]+/[^/?#]+", v):
+        return None
+    return "must be sqlite:///PATH or postgresql://user:password@host[:port]/name, or empty"
+
+
+def masked_url(url: str) -> str:
+    """A URL with the password of its user:password@ part replaced by ***."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)[^/]*@", r"\1***@", url, flags=re.I)
+
+
 def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("packettotal", appauthor=False))
 
@@ -210,6 +221,13 @@ class Settings:
     usage_flush_seconds: float = field(default=5.0, metadata={
         "help": "How often the counts of key use and uploads kept in memory are written to the database "
                 "(and at shutdown)", "check": positive})
+    database_url: str = field(default="", metadata={
+        "help": "The relational database: sqlite:///PATH or postgresql://user:password@host[:port]/name "
+                "(README: Scaling out: PostgreSQL); empty: the SQLite file in the home folder",
+        "check": database_url})
+    blob_root: Path | None = field(default=None, metadata={
+        "help": "Folder of the stored captures and carved files, shared by the nodes of one instance; "
+                "empty: the home folder's blobs"})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 
@@ -236,7 +254,12 @@ class Settings:
 
     @property
     def blob_dir(self) -> Path:
-        return self.home / "blobs"
+        return self.blob_root or self.home / "blobs"
+
+    @property
+    def database(self) -> str:
+        """The database's URL: database_url, or the home folder's SQLite file."""
+        return self.database_url or f"sqlite:///{self.db_path}"
 
     @property
     def work_dir(self) -> Path:
@@ -357,7 +380,11 @@ class SettingRow(typing.TypedDict):
 
 
 def describe(settings: Settings) -> list[SettingRow]:
-    """One row per setting: name, value, where it came from, help."""
-    return [{"setting": name, "value": getattr(settings, name),
+    """One row per setting: name, value (a URL's password as ***), where it came from, help."""
+    return [{"setting": name, "value": _shown_value(name, getattr(settings, name)),
              "source": settings.sources.get(name, "default"), "help": text}
             for name, text in SETTINGS_HELP.items()]
+
+
+def _shown_value(name: str, value: object) -> object:
+    return masked_url(value) if name.endswith("_url") and isinstance(value, str) else value

@@ -64,7 +64,7 @@ class PacketTotal:
         self.settings = settings or config_mod.load()
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
-        self._db = Database.sqlite(s.db_path)
+        self._db = Database.from_url(s.database)
         self.accounts = Accounts(self._db, s)  # users, keys, sessions, audit (auth/accounts.py)
         self._events = open_events(s)
         self._blobs = Blobs(s.blob_dir)
