@@ -317,10 +317,14 @@ def _nearest(name: str, known: typing.Iterable[str]) -> str | None:
     return found[0] if found else None
 
 
+TEST_ENV_PREFIX = ENV_PREFIX + "TEST_"  # the test-suite's own variables (tests/conftest.py), not settings
+
+
 def _warn_unknown_env(env: Mapping[str, str]) -> None:
     known = [*SETTINGS_HELP, "config"]
     for key in sorted(env):
-        if key.upper().startswith(ENV_PREFIX) and key not in [ENV_PREFIX + n.upper() for n in known]:
+        if key.upper().startswith(ENV_PREFIX) and key not in [ENV_PREFIX + n.upper() for n in known] \
+                and not key.startswith(TEST_ENV_PREFIX):
             near = _nearest(key[len(ENV_PREFIX):].lower(), known)
             hint = f"did you mean {ENV_PREFIX}{near.upper()}?" if near else "`packettotal config` lists them"
             import logging  # as difflib: light commands do not otherwise load it

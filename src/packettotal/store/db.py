@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from ..errors import NotFound
 
@@ -359,9 +359,7 @@ class Database:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = sa.create_engine(engine_url(url), future=True)
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = make_engine(url)
         self._write = threading.Lock()
         from . import schema  # the tables made, or brought to the code's revision (store/migrations/)
         schema.prepare(self.engine)
@@ -369,18 +367,16 @@ class Database:
     @classmethod
     def from_url(cls, url: str) -> Database:
         """sqlite:///PATH (its folder made) or postgresql://user:password@host[:port]/name."""
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return cls(url)
 
     @classmethod
     def sqlite(cls, path: Path) -> Database:
         return cls.from_url(f"sqlite:///{path}")
 
-    def insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
+    def insert(self, table: sa.Table) -> sqlite_dialect.Insert | postgresql.Insert:
         """The dialect's INSERT, which has on_conflict_do_nothing and on_conflict_do_update."""
         if self.engine.dialect.name == "sqlite":
-            return sqlite.insert(table)
+            return sqlite_dialect.insert(table)
         from sqlalchemy.dialects import postgresql  # its dialect module costs ~0.5 s to import: only when used
         return postgresql.insert(table)
 
@@ -1200,9 +1196,14 @@ def _alerts(summary: dict | None) -> int:
     return n if isinstance(n, int) else 0
 
 
-def engine_url(url: str) -> str:
-    """SQLAlchemy's URL of a database_url: PostgreSQL through psycopg 3."""
-    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
+def make_engine(url: str) -> sa.Engine:
+    """The engine of a database_url: SQLite (its folder made, WAL) or PostgreSQL through psycopg 3."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url), future=True)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

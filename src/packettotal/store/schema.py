@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 
 from ..errors import ConfigError
 from . import accounts  # noqa: F401  (its tables are part of the metadata)
-from .db import _alerts, capture_stats, captures, chunks, metadata, observables, value_counts
+from .db import _alerts, capture_stats, captures, chunks, make_engine, metadata, observables, value_counts
 
 BASELINE = "0001"  # the schema as it was when Alembic took over
 LOCK_KEY = 0x5041_4354  # "PACT": PostgreSQL's advisory lock on the schema (two nodes starting together)
@@ -86,18 +86,26 @@ def prepare(engine: sa.Engine, upgrade: bool = False) -> None:
         command.upgrade(alembic_config(conn), "head")
 
 
-def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
-    """Bring a database to the head, PostgreSQL's too: (its revision before, after)."""
-    with engine.connect() as conn:
-        before = current(conn)
-    prepare(engine, upgrade=True)
-    return before, head()
+def upgrade(url: str) -> tuple[str | None, str]:
+    """Bring the database at `url` to the head, PostgreSQL's too: (its revision before, after)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            before = current(conn)
+        prepare(engine, upgrade=True)
+        return before, head()
+    finally:
+        engine.dispose()
 
 
-def revision(engine: sa.Engine) -> tuple[str | None, str]:
-    """(the database's revision, the code's)."""
-    with engine.connect() as conn:
-        return current(conn), head()
+def revision(url: str) -> tuple[str | None, str]:
+    """(the revision of the database at `url`, the code's)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return current(conn), head()
+    finally:
+        engine.dispose()
 
 
 def _old_upkeep(conn: sa.Connection) -> None:
