@@ -15,6 +15,8 @@ PCAPS = (ROOT / ".." / "shared" / "pcaps").resolve()
 # second run), made for each home and dropped after the test module
 TEST_DATABASE_URL = os.environ.get("PACKETTOTAL_TEST_DATABASE_URL", "")
 ON_PG = TEST_DATABASE_URL.startswith("postgres")
+# a test of the embedded database's own disk (a full home filesystem): PostgreSQL's is elsewhere
+sqlite_only = pytest.mark.skipif(ON_PG, reason="fills the home's disk, where the database is only with SQLite")
 _made: set[str] = set()  # the databases made for the module running
 
 
@@ -46,6 +48,12 @@ def home_env(home: Path) -> dict[str, str]:
     """The variables a `packettotal` subprocess needs to open the instance in `home`."""
     url = database_url(home)
     return {"PACKETTOTAL_HOME": str(home), **({"PACKETTOTAL_DATABASE_URL": url} if url else {})}
+
+
+def use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """The `packettotal` commands this process runs (cli.run, CliRunner) open the instance in `home`."""
+    for key, value in home_env(home).items():
+        monkeypatch.setenv(key, value)
 
 
 def settings(home: Path, **kw) -> config.Settings:

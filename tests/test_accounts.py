@@ -8,6 +8,8 @@ import logging
 import re
 import time
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -15,7 +17,7 @@ from packettotal import cli
 from packettotal.errors import AccountError, TooManyLogins
 from packettotal.web.access import COOKIE
 
-from .conftest import PCAPS
+from .conftest import PCAPS, use_home
 from .web import client
 
 PASSWORD = "correct horse battery"
@@ -200,8 +202,9 @@ def test_a_viewer_cannot_label_and_labelling_nobody_takes_the_right_from_every_r
         assert r.status_code == 403 and "label right" in r.json()["detail"]
 
 
-def test_cli_users_keys_and_audit(tmp_path):
+def test_cli_users_keys_and_audit(tmp_path, monkeypatch):
     home = str(tmp_path / "home")
+    use_home(monkeypatch, Path(home))
     run = CliRunner().invoke
     r = run(cli.cli, ["--home", home, "user", "add", "ann", "--role", "analyst"], input=f"{PASSWORD}\n{PASSWORD}\n")
     assert r.exit_code == 0 and "user ann added (analyst)" in r.output and PASSWORD not in r.output
