@@ -13,7 +13,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -24,9 +23,9 @@ import sqlalchemy as sa  # noqa: E402
 from packettotal.store.db import Database  # noqa: E402
 
 
-def timed(open_it: Callable[[], Database]) -> float:
+def timed(url: str) -> float:
     start = time.perf_counter()
-    db = open_it()
+    db = Database.from_url(url)
     took = time.perf_counter() - start
     db.close()
     return took
@@ -43,15 +42,15 @@ def main() -> None:
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'db.sqlite'}"
-            results["SQLite"]["create"].append(timed(lambda: Database.from_url(url)))
-            results["SQLite"]["reopen"].append(timed(lambda: Database.from_url(url)))
+            results["SQLite"]["create"].append(timed(url))
+            results["SQLite"]["reopen"].append(timed(url))
         name = f"pt_bench_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(args.admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
             url = sa.engine.make_url(args.admin).set(database=name).render_as_string(hide_password=False)
-            results["PostgreSQL"]["create"].append(timed(lambda: Database.from_url(url)))
-            results["PostgreSQL"]["reopen"].append(timed(lambda: Database.from_url(url)))
+            results["PostgreSQL"]["create"].append(timed(url))
+            results["PostgreSQL"]["reopen"].append(timed(url))
         finally:
             with psycopg.connect(args.admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
