@@ -56,6 +56,11 @@ def differences(url: str) -> list:
         engine.dispose()
 
 
+def test_the_code_s_head_is_the_newest_migration():
+    from alembic.script import ScriptDirectory
+    assert ScriptDirectory(str(schema.MIGRATIONS)).get_current_head() == schema.HEAD
+
+
 def test_an_empty_sqlite_database_is_the_metadata_at_the_head(tmp_path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     Database.from_url(url).close()
@@ -145,6 +150,7 @@ def newer_code(tmp_path, monkeypatch):
     shutil.copytree(schema.MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "versions" / "0002_later.py").write_text(SECOND)
     monkeypatch.setattr(schema, "MIGRATIONS", folder)
+    monkeypatch.setattr(schema, "HEAD", "0002")
 
 
 def has_later(url: str) -> bool:
