@@ -37,9 +37,15 @@ lint:
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
+# The suite twice: on the embedded SQLite database, then with every test's database on PostgreSQL
+# (and the broker on Redis), both started on loopback by scripts/setup-services.sh.
+TEST_DATABASE_URL ?= postgresql://pt:pt@127.0.0.1:5432/postgres
+TEST_BROKER_URL   ?= redis://127.0.0.1:6379/0
 test: setup-test
 	@$(MAKE) --no-print-directory lint
 	$(BIN)/pytest
+	bash scripts/setup-services.sh
+	PACKETTOTAL_TEST_DATABASE_URL=$(TEST_DATABASE_URL) PACKETTOTAL_TEST_BROKER_URL=$(TEST_BROKER_URL) $(BIN)/pytest
 
 bench: setup-test
 	bash scripts/setup-system.sh bench

@@ -8,14 +8,17 @@ import logging
 import re
 import time
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
 from packettotal import cli
 from packettotal.errors import AccountError, TooManyLogins
+from packettotal.store.db import make_engine, metadata
 from packettotal.web.access import COOKIE
 
-from .conftest import PCAPS
+from .conftest import ON_PG, PCAPS, settings, use_home
 from .web import client
 
 PASSWORD = "correct horse battery"
@@ -39,13 +42,23 @@ def csrf_of(c) -> str:
     return c.app.state.instance.service.accounts.by_session(c.cookies[COOKIE]).csrf
 
 
+def stored(home: Path) -> bytes:
+    """What the database holds: the SQLite file (and its log), or every row of PostgreSQL's tables."""
+    if not ON_PG:
+        wal = home / "packettotal.sqlite-wal"
+        return (home / "packettotal.sqlite").read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    engine = make_engine(settings(home).database)
+    with engine.connect() as conn:
+        rows = [r for t in metadata.sorted_tables for r in conn.execute(t.select())]
+    engine.dispose()
+    return repr(rows).encode()
+
+
 def test_passwords_and_keys_are_stored_as_hashes_only(team, tmp_path):
     accounts = team.app.state.instance.service.accounts
     row, key = accounts.create_key("bot", user="ann")
     assert key.startswith(f"pt_{row['id']}_") and len(key) > 50
-    raw = (tmp_path / "home" / "packettotal.sqlite").read_bytes()
-    wal = tmp_path / "home" / "packettotal.sqlite-wal"
-    raw += wal.read_bytes() if wal.exists() else b""
+    raw = stored(tmp_path / "home")
     assert PASSWORD.encode() not in raw and key.encode() not in raw
     assert b"$argon2id$" in raw
     assert all(key not in str(r) for r in accounts.keys()) and "digest" not in accounts.keys()[0]
@@ -200,8 +213,9 @@ def test_a_viewer_cannot_label_and_labelling_nobody_takes_the_right_from_every_r
         assert r.status_code == 403 and "label right" in r.json()["detail"]
 
 
-def test_cli_users_keys_and_audit(tmp_path):
+def test_cli_users_keys_and_audit(tmp_path, monkeypatch):
     home = str(tmp_path / "home")
+    use_home(monkeypatch, Path(home))
     run = CliRunner().invoke
     r = run(cli.cli, ["--home", home, "user", "add", "ann", "--role", "analyst"], input=f"{PASSWORD}\n{PASSWORD}\n")
     assert r.exit_code == 0 and "user ann added (analyst)" in r.output and PASSWORD not in r.output

@@ -166,7 +166,7 @@ def test_the_home_links_the_list(site):
 
 def test_a_database_from_before_the_alert_counts_gets_them(tmp_path):
     """capture_stats is filled once from the summaries of a database made before it."""
-    import sqlite3
+    import sqlalchemy as sa
 
     from packettotal import listing
     from packettotal.service import PacketTotal
@@ -181,10 +181,11 @@ def test_a_database_from_before_the_alert_counts_gets_them(tmp_path):
         loud, quiet = (analyse(pt, PCAPS / n)["id"] for n in (ALERTING[0], QUIET[0]))
     finally:
         pt.close()
-    db = sqlite3.connect(s.db_path)
-    db.execute("DROP TABLE capture_stats")  # as a database of the version before
-    db.commit()
-    db.close()
+    engine = sa.create_engine(s.database.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:  # as a database of the version before (and before the migrations)
+        conn.execute(sa.text("DROP TABLE capture_stats"))
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+    engine.dispose()
     pt = PacketTotal(s)
     try:
         assert [r["id"] for r in pt.find_captures(listing.make(has_alerts=True)).rows] == [loud]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PCAPS, ROOT
+from .conftest import PCAPS, ROOT, home_env
 
 EXE = Path(sys.executable).parent / "packettotal"
 
@@ -21,7 +21,7 @@ def home(tmp_path_factory):
 
 
 def run(home, *args, check=None):
-    env = {**os.environ, "PACKETTOTAL_HOME": str(home), "PACKETTOTAL_ENGINES": "1"}
+    env = {**os.environ, **home_env(home), "PACKETTOTAL_ENGINES": "1"}
     p = subprocess.run([str(EXE), *args], capture_output=True, env=env, timeout=300, cwd=ROOT)
     if check is not None:
         assert p.returncode == check, p.stderr.decode()
@@ -92,7 +92,7 @@ def test_fields_lists_the_catalogue(home):
 
 
 def test_python_dash_m_is_the_same_command(home):
-    env = {**os.environ, "PACKETTOTAL_HOME": str(home)}
+    env = {**os.environ, **home_env(home)}
     p = subprocess.run([sys.executable, "-m", "packettotal", "fields", "--json"], capture_output=True, env=env,
                        timeout=60, cwd=ROOT)
     assert p.returncode == 0 and p.stdout == run(home, "fields", "--json", check=0).stdout
@@ -112,7 +112,7 @@ def test_one_capture_under_two_names_and_the_database_closed(tmp_path):
 
 
 def test_output_that_cannot_be_written_is_not_a_success(home):
-    env = {**os.environ, "PACKETTOTAL_HOME": str(home)}
+    env = {**os.environ, **home_env(home)}
     with open("/dev/full", "w") as full:
         p = subprocess.run([str(EXE), "search", "--help"], stdout=full, stderr=subprocess.PIPE, env=env, timeout=60)
     assert p.returncode != 0 and b"No space left on device" in p.stderr

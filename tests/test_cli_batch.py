@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import PCAPS
+from .conftest import PCAPS, home_env
 from .test_cli import run
 from .test_web_limits import serving
 
@@ -143,7 +143,7 @@ def test_the_serve_command_holds_its_home_from_its_start(folder, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PACKETTOTAL_HOME": str(home), "PACKETTOTAL_ENGINES": "1"}
+    env = {**os.environ, **home_env(home), "PACKETTOTAL_ENGINES": "1"}
     served = subprocess.Popen([str(EXE), "serve", "--port", str(port), "--no-demo"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

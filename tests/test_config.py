@@ -230,3 +230,18 @@ def test_every_setting_is_documented_in_the_readme():
     documented = re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE)
     assert documented == list(config.SETTINGS_HELP)
     assert "packettotal config" in section
+
+
+def test_blob_root_holds_the_stored_captures_instead_of_the_home(tmp_path):
+    from packettotal.service import PacketTotal
+
+    from .conftest import PCAPS, settings
+    shared = tmp_path / "shared-blobs"
+    pt = PacketTotal(settings(tmp_path / "home", blob_root=shared))
+    try:
+        sub = pt.submit(PCAPS / "sv-icmp-echo.pcap", "echo.pcap")
+        cid = sub.capture["id"]
+        assert (shared / "captures" / cid[:2] / cid).is_file()
+        assert not (tmp_path / "home" / "blobs" / "captures").exists()
+    finally:
+        pt.close()

@@ -21,7 +21,7 @@ from packettotal.service import PacketTotal
 from packettotal.store import purge
 from packettotal.store.db import metadata
 
-from .conftest import PCAPS, analyse, settings
+from .conftest import PCAPS, analyse, settings, use_home
 from .web import client
 
 PDF = PCAPS / "sv-http-pdf-download.pcap"  # one carved PDF
@@ -166,8 +166,9 @@ def test_a_deletion_cut_short_is_finished_at_the_next_start(tmp_path):
         pt.close()
 
 
-def test_api_page_and_cli_delete_with_rights_and_audit(tmp_path):
+def test_api_page_and_cli_delete_with_rights_and_audit(tmp_path, monkeypatch):
     home = tmp_path / "home"
+    use_home(monkeypatch, home)
     with client(home, mode="team") as c:
         accounts = c.app.state.instance.service.accounts
         for name, role in (("root", "admin"), ("ann", "analyst"), ("vic", "viewer")):

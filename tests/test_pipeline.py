@@ -13,7 +13,6 @@ from packettotal.errors import RefusedCapture
 from packettotal.query import lucene
 from packettotal.service import PacketTotal
 
-from packettotal import config
 
 from .conftest import PCAPS, analyse, manifest, settings
 
@@ -240,7 +239,7 @@ def test_missing_capture_blob_fails_the_job_not_the_service(service, tmp_path):
 def test_parallel_engines_keep_captures_apart(tmp_path):
     """Two daemons, two workers, one batch: every capture gets exactly its own EVE."""
     from packettotal.jobs.local import LocalJobs
-    pt = PacketTotal(config.load(env={}, home=tmp_path / "home", engines=2))
+    pt = PacketTotal(settings(tmp_path / "home", engines=2))
     jobs = LocalJobs(pt)
     try:
         names = ["cs-aurora.pcapng", "cs-cryptowall4_c2.pcapng", "sv-http-4files.pcap", "sv-dns-udp-txt.pcap",

@@ -98,7 +98,7 @@ def test_a_batch_is_judged_in_ingest_order_whatever_order_it_comes_in():
 
 
 def test_the_store_counts_earlier_captures_only_and_only_as_far_as_needed(tmp_path):
-    db = Database.sqlite(tmp_path / "db.sqlite")
+    db = Database.from_url(settings(tmp_path).database)
     t0 = dt.datetime(2026, 1, 1)
     ids = [f"{i:064x}" for i in range(6)]
     for i, cid in enumerate(ids):  # the last two submitted at the same moment: by id then

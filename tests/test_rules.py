@@ -14,7 +14,7 @@ from packettotal.errors import RulesetError
 from packettotal.ingest import rules
 from packettotal.service import PacketTotal
 
-from .conftest import PCAPS, analyse, settings
+from .conftest import PCAPS, analyse, settings, use_home
 
 ONE = 'alert http any any -> any any (msg:"PT test one"; content:"zzqq"; sid:9300001; rev:1;)'
 TWO = 'alert dns any any -> any any (msg:"PT test google"; dns.query; content:"google.com"; sid:9300002; rev:1;)'
@@ -180,8 +180,9 @@ def test_a_folder_without_rules_a_non_archive_and_a_taken_name_are_refused(tiny,
     assert rules.installed(s) == ruleset
 
 
-def test_the_engines_load_the_ruleset_and_each_capture_records_its_version(tiny, tmp_path, capsys):
+def test_the_engines_load_the_ruleset_and_each_capture_records_its_version(tiny, tmp_path, capsys, monkeypatch):
     s, _, ruleset = tiny
+    use_home(monkeypatch, s.home)
     pt = PacketTotal(s)
     try:
         row = analyse(pt, PCAPS / "sv-dns-udp-txt.pcap")

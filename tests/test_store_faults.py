@@ -15,7 +15,7 @@ from packettotal.errors import StorageFull
 from packettotal.query.nodes import MatchAll
 from packettotal.service import PacketTotal
 
-from .conftest import PCAPS, settings
+from .conftest import PCAPS, settings, sqlite_only
 from .web import client, upload
 
 BIG = PCAPS / "sv-dhcp-flood.pcap"     # 10,000 DHCP events: its index commit needs megabytes
@@ -65,6 +65,7 @@ def assert_done_and_searchable(pt: PacketTotal, capture_id: str) -> None:
     assert hits[capture_id] == pt._events.documents([capture_id])[capture_id]  # all it holds is seen
 
 
+@sqlite_only
 def test_a_full_disk_fails_the_captures_with_a_reason_and_later_ones_are_indexed(small_home):
     pt = PacketTotal(settings(small_home))
     try:
@@ -100,6 +101,7 @@ def test_a_full_disk_fails_the_captures_with_a_reason_and_later_ones_are_indexed
         pt.close()
 
 
+@sqlite_only
 def test_a_failed_database_write_after_the_commit_leaves_nothing_visible(small_home):
     """The index committed but the database could not record the capture `done`: it fails with
     the reason (recorded later), its events are not seen, and a restart deletes them."""

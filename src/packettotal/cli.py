@@ -931,6 +931,29 @@ def migrate(ctx: click.Context, to_database: str, to_events: str, to_blobs: Path
         return
     for line in summary.lines():
         click.echo(line)
+@cli.group()
+def db() -> None:
+    """The relational database's schema revision (`db current`, `db upgrade`)."""
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """The database's schema revision and the one this version of PacketTotal needs."""
+    from .service import PacketTotal
+    revision, head = PacketTotal.database_revision(ctx.obj["settings"])
+    state = "not made yet" if revision is None else "current" if revision == head else "behind: `db upgrade`"
+    click.echo(f"database {revision or '(none)'}, code {head}: {state}")
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Bring the database to this version's schema (PostgreSQL: once, from one node, before the others
+    start; an embedded SQLite file upgrades itself when opened)."""
+    from .service import PacketTotal
+    before, after = PacketTotal.upgrade_database(ctx.obj["settings"])
+    click.echo(f"database at {after}" + ("" if before == after else f" (was {before or 'not made'})"))
 
 
 from .cli_accounts import apikey, audit, user  # noqa: E402  (after cli: they are added to it)

@@ -70,6 +70,17 @@ def host_list(v: str) -> str | None:
     return None
 
 
+def database_url(v: str) -> str | None:
+    if not v or re.match(r"sqlite:///.+|postgresql(\+psycopg)?://[^/]+/[^/?#]+", v):
+        return None
+    return "must be sqlite:///PATH or postgresql://user:password@host[:port]/name, or empty"
+
+
+def masked_url(url: str) -> str:
+    """A URL with the password of its user:password@ part replaced by ***."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)[^/]*@", r"\1***@", url, flags=re.I)
+
+
 def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("packettotal", appauthor=False))
 
@@ -214,6 +225,13 @@ class Settings:
         "help": "Addresses or networks (comma-separated; * for any) of the reverse proxies in front of `serve`: "
                 "from them, the client's address is read from X-Forwarded-For and the scheme from "
                 "X-Forwarded-Proto (login limits, audit, Secure cookies); empty: the headers are ignored"})
+    database_url: str = field(default="", metadata={
+        "help": "The relational database: sqlite:///PATH or postgresql://user:password@host[:port]/name "
+                "(README: Scaling out: PostgreSQL); empty: the SQLite file in the home folder",
+        "check": database_url})
+    blob_root: Path | None = field(default=None, metadata={
+        "help": "Folder of the stored captures and carved files, shared by the nodes of one instance; "
+                "empty: the home folder's blobs"})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 
@@ -240,7 +258,12 @@ class Settings:
 
     @property
     def blob_dir(self) -> Path:
-        return self.home / "blobs"
+        return self.blob_root or self.home / "blobs"
+
+    @property
+    def database(self) -> str:
+        """The database's URL: database_url, or the home folder's SQLite file."""
+        return self.database_url or f"sqlite:///{self.db_path}"
 
     @property
     def work_dir(self) -> Path:
@@ -298,10 +321,14 @@ def _nearest(name: str, known: typing.Iterable[str]) -> str | None:
     return found[0] if found else None
 
 
+TEST_ENV_PREFIX = ENV_PREFIX + "TEST_"  # the test-suite's own variables (tests/conftest.py), not settings
+
+
 def _warn_unknown_env(env: Mapping[str, str]) -> None:
     known = [*SETTINGS_HELP, "config"]
     for key in sorted(env):
-        if key.upper().startswith(ENV_PREFIX) and key not in [ENV_PREFIX + n.upper() for n in known]:
+        if key.upper().startswith(ENV_PREFIX) and key not in [ENV_PREFIX + n.upper() for n in known] \
+                and not key.startswith(TEST_ENV_PREFIX):
             near = _nearest(key[len(ENV_PREFIX):].lower(), known)
             hint = f"did you mean {ENV_PREFIX}{near.upper()}?" if near else "`packettotal config` lists them"
             import logging  # as difflib: light commands do not otherwise load it
@@ -361,7 +388,11 @@ class SettingRow(typing.TypedDict):
 
 
 def describe(settings: Settings) -> list[SettingRow]:
-    """One row per setting: name, value, where it came from, help."""
-    return [{"setting": name, "value": getattr(settings, name),
+    """One row per setting: name, value (a URL's password as ***), where it came from, help."""
+    return [{"setting": name, "value": _shown_value(name, getattr(settings, name)),
              "source": settings.sources.get(name, "default"), "help": text}
             for name, text in SETTINGS_HELP.items()]
+
+
+def _shown_value(name: str, value: object) -> object:
+    return masked_url(value) if name.endswith("_url") and isinstance(value, str) else value

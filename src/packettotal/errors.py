@@ -6,6 +6,9 @@ import errno
 import sqlite3
 
 
+PG_DISK_FULL = "53100"  # PostgreSQL's SQLSTATE disk_full
+
+
 class PacketTotalError(Exception):
     """Root of all errors shown to users. `code` is a stable machine-readable kind."""
 
@@ -45,12 +48,15 @@ class StorageFull(RefusedCapture):
 
 
 def disk_full(exc: BaseException) -> bool:
-    """Did a write fail for want of disk space? An OSError, SQLite's SQLITE_FULL (as itself or
-    wrapped by SQLAlchemy), or tantivy's error text (it keeps only the OS error's message)."""
+    """Did a write fail for want of disk space? An OSError, SQLite's SQLITE_FULL or PostgreSQL's
+    disk_full (as themselves or wrapped by SQLAlchemy), or tantivy's error text (it keeps only the
+    OS error's message)."""
     for e in (exc, getattr(exc, "orig", None)):
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         if isinstance(e, sqlite3.Error) and getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return True
+        if getattr(e, "sqlstate", None) == PG_DISK_FULL:  # psycopg's errors carry their SQLSTATE
             return True
     return isinstance(exc, ValueError) and f"(os error {errno.ENOSPC})" in str(exc)
 

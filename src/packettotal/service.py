@@ -31,7 +31,7 @@ from .listing import CaptureFilter
 from .query import (correlate, fields as catalog, indicators, labels as labels_mod, lucene, pivotsearch, suggest,
                     topvalues)
 from .query.nodes import And, Captures, Not, Or, Term
-from .store import migrate as migrate_mod, purge
+from .store import migrate as migrate_mod, purge, schema
 from .store.blobs import Blobs
 from .store.db import Database, now
 from .store.events import open_events
@@ -64,7 +64,7 @@ class PacketTotal:
         self.settings = settings or config_mod.load()
         s = self.settings
         s.home.mkdir(parents=True, exist_ok=True)
-        self._db = Database.sqlite(s.db_path)
+        self._db = Database.from_url(s.database)
         self.accounts = Accounts(self._db, s)  # users, keys, sessions, audit (auth/accounts.py)
         self._events = open_events(s)
         self._blobs = Blobs(s.blob_dir)
@@ -164,6 +164,17 @@ class PacketTotal:
     def engines(self) -> dict:
         """The daemons' rules: those serving, those loading, the last refused."""
         return self._pool.status()
+
+    @staticmethod
+    def upgrade_database(settings: config_mod.Settings) -> tuple[str | None, str]:
+        """`packettotal db upgrade`: the database brought to the code's schema revision, without
+        opening a service (PostgreSQL behind refuses to open): (its revision before, after)."""
+        return schema.upgrade(settings.database)
+
+    @staticmethod
+    def database_revision(settings: config_mod.Settings) -> tuple[str | None, str]:
+        """`packettotal db current`: (the database's schema revision, None: not made; the code's)."""
+        return schema.revision(settings.database)
 
     def close(self) -> None:
         if self._made_pool is not None:

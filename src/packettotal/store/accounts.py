@@ -68,7 +68,6 @@ upload_days = sa.Table(
     sa.PrimaryKeyConstraint("subject", "day"),
 )
 
-TABLES = [users, api_keys, sessions, audit, upload_days]
 _USER = [users.c.id, users.c.name, users.c.role, users.c.disabled, users.c.created_at]  # never the hash
 
 
@@ -76,8 +75,7 @@ class AccountStore:
     """The accounts' rows, through the database's one writer."""
 
     def __init__(self, db: Database):
-        self.db = db
-        metadata.create_all(db.engine, tables=TABLES)
+        self.db = db  # its tables are made with the others (store/schema.py)
 
     # users
     def add_user(self, name: str, role: str, password: str) -> dict:

@@ -3,7 +3,6 @@ schema runs on SQLite (embedded default, WAL) and PostgreSQL."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
 import threading
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from ..errors import NotFound
 
@@ -355,46 +354,31 @@ def now() -> dt.datetime:
 
 
 class Database:
-    """The one way to the relational store. Writes are serialised (SQLite has one writer)."""
+    """The one way to the relational store: SQLite (embedded) or PostgreSQL, by URL. Writes are
+    serialised within a process (SQLite has one writer)."""
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = sa.create_engine(url, future=True)
-        if url.startswith("sqlite"):
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
-        for table in metadata.sorted_tables:  # indexes added since a database was created
-            for index in table.indexes:
-                index.create(self.engine, checkfirst=True)
+        self.engine = make_engine(url)
         self._write = threading.Lock()
-        self._backfill_value_counts()
-        self._backfill_capture_stats()
+        from . import schema  # the tables made, or brought to the code's revision (store/migrations/)
+        schema.prepare(self.engine)
 
-    def _backfill_value_counts(self) -> None:
-        """A database from before the value_counts table: count once."""
-        with contextlib.suppress(sa.exc.IntegrityError), self._write, self.engine.begin() as conn:  # a twin counted
-            if conn.execute(sa.select(value_counts.c.value).limit(1)).first() is None and \
-                    conn.execute(sa.select(observables.c.value).limit(1)).first() is not None:
-                o = observables.c
-                conn.execute(sa.insert(value_counts).from_select(
-                    ["value", "captures"],
-                    sa.select(o.value, sa.func.count(sa.distinct(o.capture_id))).group_by(o.value)))
-
-    def _backfill_capture_stats(self) -> None:
-        """A database from before the capture_stats table: its analysed captures, once."""
-        with contextlib.suppress(sa.exc.IntegrityError), self._write, self.engine.begin() as conn:
-            c = captures.c
-            if conn.execute(sa.select(capture_stats.c.capture_id).limit(1)).first() is None and \
-                    conn.execute(sa.select(c.id).where(c.status == "done").limit(1)).first() is not None:
-                rows = conn.execute(sa.select(c.id, c.summary).where(c.summary.is_not(None))).all()
-                for part in chunks(rows, 5000):
-                    conn.execute(sa.insert(capture_stats), [{"capture_id": cid, "alerts": _alerts(summary)}
-                                                            for cid, summary in part])
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        """sqlite:///PATH (its folder made) or postgresql://user:password@host[:port]/name."""
+        return cls(url)
 
     @classmethod
     def sqlite(cls, path: Path) -> Database:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{path}")
+        return cls.from_url(f"sqlite:///{path}")
+
+    def insert(self, table: sa.Table) -> sqlite_dialect.Insert | postgresql.Insert:
+        """The dialect's INSERT, which has on_conflict_do_nothing and on_conflict_do_update."""
+        if self.engine.dialect.name == "sqlite":
+            return sqlite_dialect.insert(table)
+        from sqlalchemy.dialects import postgresql  # its dialect module costs ~0.5 s to import: only when used
+        return postgresql.insert(table)
 
     def close(self) -> None:
         """Close the pooled connections (SQLite folds its write-ahead log back into the file)."""
@@ -549,13 +533,7 @@ class Database:
             conn.execute(sa.update(value_counts).where(v.value.in_(mine)).values(captures=v.captures - gone))
             conn.execute(sa.delete(value_counts).where(v.value.in_(mine), v.captures <= 0))
             return
-        insert: sqlite.Insert | postgresql.Insert
-        if self.engine.dialect.name == "sqlite":
-            insert = sqlite.insert(value_counts)
-        else:  # PostgreSQL (its dialect module costs ~0.5 s to import: only when used)
-            from sqlalchemy.dialects import postgresql
-            insert = postgresql.insert(value_counts)
-        stmt = insert.from_select(["value", "captures"], held)
+        stmt = self.insert(value_counts).from_select(["value", "captures"], held)
         conn.execute(stmt.on_conflict_do_update(index_elements=["value"],
                                                 set_={"captures": v.captures + stmt.excluded.captures}))
 
@@ -697,12 +675,8 @@ class Database:
         if not rows:
             return
         with self._write, self.engine.begin() as conn:
-            for chunk in chunks(rows):
-                have = set(conn.execute(sa.select(ip_geo.c.value).where(
-                    ip_geo.c.value.in_([r["value"] for r in chunk]))).scalars())
-                new = [r for r in chunk if r["value"] not in have]
-                if new:
-                    conn.execute(sa.insert(ip_geo), new)
+            for chunk in chunks(list({r["value"]: r for r in rows}.values())):
+                conn.execute(self.insert(ip_geo).on_conflict_do_nothing(index_elements=["value"]), chunk)
 
     def geo_of(self, values: Iterable[str]) -> dict[str, dict]:
         """value -> its ip_geo row, for the values that have one (one query per 500 values)."""
@@ -1102,7 +1076,7 @@ class Database:
                                          "enough": enough, "below": rare_below}
             baseline = conn.execute(sa.text(
                 f"SELECT count(*) FROM (SELECT 1 FROM captures c WHERE {_EARLIER} AND EXISTS "
-                "(SELECT 1 FROM capture_domains d WHERE d.capture_id = c.id) LIMIT :enough)").bindparams(*binds),
+                "(SELECT 1 FROM capture_domains d WHERE d.capture_id = c.id) LIMIT :enough) AS b").bindparams(*binds),
                 params).scalar_one()
             held: dict[str, int] = {}
             d = capture_domains.c
@@ -1111,7 +1085,7 @@ class Database:
             for chunk in chunks(present, 200):  # SQLite: at most 500 terms a compound select
                 q = " UNION ALL ".join(
                     f"SELECT :v{j}, (SELECT count(*) FROM (SELECT 1 FROM capture_domains d JOIN captures c ON "
-                    f"c.id = d.capture_id WHERE d.domain = :v{j} AND {_EARLIER} LIMIT :below))"
+                    f"c.id = d.capture_id WHERE d.domain = :v{j} AND {_EARLIER} LIMIT :below) AS h{j})"
                     for j in range(len(chunk)))
                 rows = conn.execute(sa.text(q).bindparams(*binds), params | {f"v{j}": v for j, v in enumerate(chunk)})
                 held.update((domain, n) for domain, n in rows if n)
@@ -1220,6 +1194,16 @@ def _hunt_intel(where: sa.ColumnElement[bool]) -> sa.Insert:
 def _alerts(summary: dict | None) -> int:
     n = (summary or {}).get("alerts")
     return n if isinstance(n, int) else 0
+
+
+def make_engine(url: str) -> sa.Engine:
+    """The engine of a database_url: SQLite (its folder made, WAL) or PostgreSQL through psycopg 3."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url), future=True)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -44,8 +44,8 @@ T = TypeVar("T")
 
 # the target's stores, from the command's arguments
 def engine_url(url: str) -> str:
-    """A database URL as SQLAlchemy takes it: postgresql:// is given the psycopg (3) driver.
-    The merge with the PostgreSQL branch replaces this with its own URL constructor."""
+    """A target's database URL, checked, with a connect timeout for PostgreSQL (a server that
+    does not answer is one line within CONNECT_SECONDS); store/db.make_engine does the rest."""
     u = sa.engine.make_url(url)
     if u.get_backend_name() not in ("sqlite", "postgresql"):
         raise MigrationError(f"--to-database: a sqlite:///PATH or postgresql://... URL, not {u.drivername!r}")
@@ -65,9 +65,7 @@ def open_target(url: str) -> Database:
     if u.get_backend_name() == "sqlite" and u.database:
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return Database(engine_url(url))
-    except ImportError:
-        raise MigrationError("a PostgreSQL target needs psycopg: pip install 'packettotal[postgresql]'") from None
+        return Database.from_url(engine_url(url))  # its schema made through Alembic (store/schema.py)
     except sa.exc.DBAPIError as exc:
         raise MigrationError(f"cannot open the target database {hidden(url)}: {_first_line(exc)}") from None
 
