@@ -4,14 +4,16 @@ at submission, a running instance as the target (--server), and a home a `serve`
 import gzip
 import json
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
-from .conftest import PCAPS, home_env
+from packettotal.store.db import make_engine
+
+from .conftest import PCAPS, home_env, settings
 from .test_cli import run
 from .test_web_limits import serving
 
@@ -116,12 +118,12 @@ def test_server_that_does_not_answer_is_one_line(folder, tmp_path):
 def test_analyze_on_a_home_a_serve_holds_fails_at_once(folder, tmp_path):
     home = tmp_path / "home"
     with serving(home, allowed_hosts="127.0.0.1") as live:
-        db = sqlite3.connect(home / "packettotal.sqlite")
-        before = db.execute("select count(*) from captures").fetchone()[0]
+        db = make_engine(settings(home).database).connect()
+        before = db.execute(sa.text("select count(*) from captures")).scalar()
         started = time.monotonic()
         p = run(home, "analyze", "--json", str(folder / "first.pcap"))
         took = time.monotonic() - started
-        after = db.execute("select count(*) from captures").fetchone()[0]
+        after = db.execute(sa.text("select count(*) from captures")).scalar()
         db.close()
         assert httpx.get(live.base + "/api/v1/captures", timeout=10).status_code == 200  # serve unharmed
     lines = p.stderr.decode().splitlines()

@@ -21,7 +21,7 @@ from packettotal.errors import IntelError
 from packettotal.ingest import intel
 from packettotal.service import PacketTotal
 
-from .conftest import PCAPS, analyse, settings
+from .conftest import PCAPS, analyse, settings, use_home
 from .web import client
 
 SCRIPT = "<script>alert(1)</script>"
@@ -198,7 +198,9 @@ def test_hostile_json_is_refused_not_crashed():
         intel.parse(b"[" * 500 + b"]" * 500)
 
 
-def test_exports_parse_back_and_name_the_captures_alerts_and_indicators(pt, caps, feeds, tmp_path, home, rules_dir):
+def test_exports_parse_back_and_name_the_captures_alerts_and_indicators(pt, caps, feeds, tmp_path, home, rules_dir,
+                                                                        monkeypatch):
+    use_home(monkeypatch, home)
     cid = caps["cs-ek_to_cryptowall4.pcapng"]
     bundle = stix2.parse(pt.export_intel(cid, "stix"), allow_custom=False)
     kinds = [o.type for o in bundle.objects]
@@ -226,7 +228,8 @@ def test_exports_parse_back_and_name_the_captures_alerts_and_indicators(pt, caps
     assert {o.type for o in stix2.parse(out.read_text()).objects} >= {"indicator", "sighting", "grouping"}
 
 
-def test_cli_intel_add_list_remove(pt, caps, feeds, tmp_path, home, rules_dir, capsys):
+def test_cli_intel_add_list_remove(pt, caps, feeds, tmp_path, home, rules_dir, capsys, monkeypatch):
+    use_home(monkeypatch, home)
     config = tmp_path / "config.toml"
     config.write_text(f'home = "{home}"\nuser_rules_dir = "{rules_dir}"\nengines = 1\n')
     feed = tmp_path / "rat-c2.csv"

@@ -193,3 +193,20 @@ def test_the_database_url_setting_names_bad_urls_and_masks_passwords(tmp_path):
     assert shown["database_url"] == "postgresql://pt:***@db.internal:5432/pt"
     assert shown["events_url"] == "https://u:***@search:9200/ix"
     assert PacketTotal.database_revision(settings(tmp_path))[1] == schema.head()
+
+
+@needs_pg
+def test_postgresql_takes_strings_with_nul_and_finds_them_again(pg_url):
+    """A capture may put NUL in any string; PostgreSQL's text refuses it: it is stored as U+FFFD,
+    and a look-up of the same string finds it."""
+    from packettotal.store.db import now
+    db = Database.from_url(pg_url)
+    try:
+        db.insert_capture({"id": "c1", "md5": "m", "sha1": "s", "name": "a\x00b.pcap", "size": 1, "status": "queued",
+                           "warnings": ["cut\x00"], "attempts": 0, "submitted_at": now()})
+        db.finish_captures([{"id": "c1", "status": "done", "files": [], "observables": [
+            {"capture_id": "c1", "kind": "domain", "value": "x\x00.example", "field": "dns.rrname", "count": 1}]}])
+        assert db.get_capture("c1")["name"] == "a\ufffdb.pcap" and db.named("a\x00b.pcap", False) == {"c1"}
+        assert db.holders(["x\x00.example"]) == [("c1", "x\ufffd.example")]
+    finally:
+        db.close()

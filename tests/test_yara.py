@@ -19,7 +19,7 @@ from packettotal.errors import QueryError, YaraError
 from packettotal.ingest import yarascan
 from packettotal.service import PacketTotal
 
-from .conftest import PCAPS, analyse, settings
+from .conftest import PCAPS, analyse, settings, use_home
 from .web import client
 
 EICAR_SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
@@ -164,7 +164,9 @@ def test_scan_bounds_and_timeout(tmp_path):
     assert time.monotonic() - started < 3
 
 
-def test_cli_retro_scan_finds_a_new_rule_in_files_stored_before(pt, analysed, home, rules_dir, tmp_path, capsys):
+def test_cli_retro_scan_finds_a_new_rule_in_files_stored_before(pt, analysed, home, rules_dir, tmp_path, capsys,
+                                                                monkeypatch):
+    use_home(monkeypatch, home)
     rows = {name: pt.capture(row["id"]) for name, row in analysed.items()}
     (rules_dir / "pdf.yara").write_text(PDF_RULE)
     config = tmp_path / "config.toml"

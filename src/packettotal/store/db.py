@@ -1203,7 +1203,23 @@ def make_engine(url: str) -> sa.Engine:
     engine = sa.create_engine(re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url), future=True)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        sa.event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
     return engine
+
+
+def _without_nul(conn, cursor, statement, parameters, context, executemany):
+    """PostgreSQL's text holds no NUL, which captures may put in any string: each bound string
+    has its NULs as U+FFFD, written and compared alike (JSON values go as escapes, unchanged)."""
+    def clean(v):
+        return v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v
+
+    def row(p):
+        return {k: clean(v) for k, v in p.items()} if isinstance(p, dict) else type(p)(clean(v) for v in p)
+
+    if not parameters:
+        return statement, parameters
+    return statement, [row(p) for p in parameters] if executemany else row(parameters)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
