@@ -210,6 +210,11 @@ class Settings:
     usage_flush_seconds: float = field(default=5.0, metadata={
         "help": "How often the counts of key use and uploads kept in memory are written to the database "
                 "(and at shutdown)", "check": positive})
+    broker_url: str = field(default="", metadata={
+        "help": "redis://host:port/db of the Celery broker: captures are analysed by `packettotal worker` "
+                "processes (empty: in-process, by serve itself)",
+        "check": lambda v: None if v == "" or v.startswith(("redis://", "rediss://"))
+        else f"must be empty or a redis:// URL, not {v!r}"})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

@@ -285,6 +285,20 @@ class PacketTotal:
         if not defer_commit:
             self.flush()
 
+    def take_lease(self, capture_id: str, worker: str) -> None:
+        """Record that `worker` (a Celery worker) is analysing this capture now."""
+        self._db.take_lease(capture_id, worker)
+
+    def beat_leases(self, worker: str) -> None:
+        self._db.beat_leases(worker)
+
+    def drop_lease(self, capture_id: str, worker: str) -> None:
+        self._db.drop_lease(capture_id, worker)
+
+    def leased(self, seconds: float) -> set[str]:
+        """Captures a live worker holds (it beat within `seconds`): not to be queued again."""
+        return self._db.live_leases(seconds)
+
     def flush(self) -> list[str]:
         """Commit the event index, then mark every capture indexed so far `done` (group commit:
         one index commit and one database transaction for all of them). A capture is `done`

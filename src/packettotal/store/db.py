@@ -349,6 +349,13 @@ netbios_names = sa.Table(
     sa.Index("ix_netbios_names_name", "name"),
 )
 
+job_leases = sa.Table(  # which Celery worker holds a capture's analysis, and when it last beat
+    "job_leases", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("worker", sa.String(200), nullable=False),
+    sa.Column("beat_at", sa.DateTime, nullable=False),
+)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -478,6 +485,26 @@ class Database:
         cond = name.like(value, escape="\\") if like else name == value.lower()
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(captures.c.id).where(cond)).scalars())
+
+    # job leases (Celery workers)
+    def take_lease(self, capture_id: str, worker: str) -> None:
+        with self._write, self.engine.begin() as conn:
+            conn.execute(sa.delete(job_leases).where(job_leases.c.capture_id == capture_id))
+            conn.execute(sa.insert(job_leases).values(capture_id=capture_id, worker=worker, beat_at=now()))
+
+    def beat_leases(self, worker: str) -> None:
+        self._exec(sa.update(job_leases).where(job_leases.c.worker == worker).values(beat_at=now()))
+
+    def drop_lease(self, capture_id: str, worker: str) -> None:
+        self._exec(sa.delete(job_leases).where((job_leases.c.capture_id == capture_id)
+                                               & (job_leases.c.worker == worker)))
+
+    def live_leases(self, seconds: float) -> set[str]:
+        """Captures a worker beat for within `seconds`."""
+        since = now() - dt.timedelta(seconds=seconds)
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(job_leases.c.capture_id)
+                                    .where(job_leases.c.beat_at >= since)).scalars())
 
     def unfinished(self) -> list[str]:
         """Captures not `done`: none of their events may be seen."""
