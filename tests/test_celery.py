@@ -1,0 +1,151 @@
+"""Celery workers on a real Redis: a `packettotal worker` subprocess analyses what CeleryJobs
+sends, with the same results as in-process; a worker SIGKILLed mid-analysis loses nothing."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from packettotal.instance import open_jobs
+from packettotal.jobs.celery import DEAD_AFTER_BEATS, HEARTBEAT_SECONDS, CeleryJobs, queue_name
+from packettotal.service import PacketTotal
+
+from .conftest import PCAPS, ROOT, settings
+
+BATCH = ["sv-smb2-async-read.pcap", "sv-rfb-vnc.pcap", "cs-http_espn.pcapng", "sv-smtp-rfc2231.pcap",
+         "sv-http-pipeline-files-gap.pcap", "sv-tls-ipv6-communityid.pcap", "dpkt-http.pcap"]
+
+
+def _broker() -> str:
+    url = os.environ.get("PACKETTOTAL_TEST_BROKER_URL", "redis://127.0.0.1:6379/0")
+    import redis
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis answers at {url} (set PACKETTOTAL_TEST_BROKER_URL): {exc}")
+    return url
+
+
+@pytest.fixture(scope="module")
+def broker() -> str:
+    return _broker()
+
+
+def _worker(home: Path, broker: str, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PACKETTOTAL_BROKER_URL": broker, "PACKETTOTAL_ENGINES": "1",
+           "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen([sys.executable, "-m", "packettotal", "--home", str(home), "worker", "--concurrency", "1"],
+                            env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def _counts(rows) -> dict[str, dict]:
+    return {r["name"]: r["summary"]["counts"] for r in rows}
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory) -> dict[str, dict]:
+    """The batch analysed in-process: the counts every other run must give."""
+    pt = PacketTotal(settings(tmp_path_factory.mktemp("local")))
+    try:
+        rows = []
+        for name in BATCH:
+            sub = pt.submit(PCAPS / name, name)
+            rows.append(pt.analyse(sub.capture["id"]))
+        assert all(r["status"] == "done" for r in rows), [r["error"] for r in rows]
+        return _counts(rows)
+    finally:
+        pt.close()
+
+
+def _submit(jobs: CeleryJobs) -> list[str]:
+    return [jobs.service.submit(PCAPS / name, name).capture["id"] for name in BATCH]
+
+
+def _wait_final(pt: PacketTotal, ids: list[str], timeout: float) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = pt.rows(ids)
+        if all(r["status"] in ("done", "failed") for r in rows.values()):
+            return rows
+        time.sleep(0.5)
+    raise AssertionError(f"not final after {timeout} s: {[(r['name'], r['status']) for r in pt.rows(ids).values()]}")
+
+
+def test_queue_per_instance(tmp_path, broker):
+    a, b = settings(tmp_path / "a", broker_url=broker), settings(tmp_path / "b", broker_url=broker)
+    assert queue_name(a) != queue_name(b)
+    assert queue_name(a) == queue_name(settings(tmp_path / "a", broker_url=broker))
+
+
+def test_worker_matches_in_process(tmp_path, broker, clean_run):
+    s = settings(tmp_path / "home", broker_url=broker)
+    jobs = open_jobs(s)
+    assert isinstance(jobs, CeleryJobs)
+    proc = _worker(s.home, broker, tmp_path / "worker.log")
+    try:
+        rows = jobs.run(_submit(jobs))
+        assert [r["status"] for r in rows] == ["done"] * len(BATCH), (tmp_path / "worker.log").read_text()[-3000:]
+        assert _counts(rows) == clean_run
+        again = jobs.service.rows([rows[0]["id"]])[rows[0]["id"]]
+        jobs.enqueue(again["id"])  # a redelivered task for a capture already done does nothing
+        time.sleep(2)
+        assert jobs.service.rows([again["id"]])[again["id"]]["finished_at"] == again["finished_at"]
+    finally:
+        _stop(proc)
+        jobs.close()
+        jobs.service.close()
+    assert proc.returncode == 0, (tmp_path / "worker.log").read_text()[-3000:]
+
+
+def test_sigkill_mid_analysis(tmp_path, broker, clean_run):
+    """The worker dies (SIGKILL) while a capture is running; a new worker starts; once the dead
+    lease has expired, recover() queues what the dead one held: every capture done, once, with
+    the clean run's counts."""
+    s = settings(tmp_path / "home", broker_url=broker)
+    jobs = open_jobs(s)
+    assert isinstance(jobs, CeleryJobs)
+    log = tmp_path / "worker.log"
+    first = _worker(s.home, broker, log)
+    second = None
+    try:
+        ids = _submit(jobs)
+        for cid in ids:
+            jobs.enqueue(cid)
+        deadline = time.monotonic() + 120
+        while not any(r["status"] == "running" for r in jobs.service.rows(ids).values()):
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        held = jobs.service.leased(60)
+        assert held, "a running capture has a lease"
+        os.killpg(first.pid, signal.SIGKILL)  # the worker and its Suricata daemons
+        first.wait(10)
+        assert jobs.recover() == [], "a fresh lease is a live worker's: not queued again"
+        second = _worker(s.home, broker, log)
+        time.sleep(HEARTBEAT_SECONDS * DEAD_AFTER_BEATS + 1)
+        assert set(jobs.recover()) >= held - {cid for cid, r in jobs.service.rows(held).items()
+                                                if r["status"] == "done"}
+        rows = _wait_final(jobs.service, ids, 300)
+        assert [rows[c]["status"] for c in ids] == ["done"] * len(BATCH), log.read_text()[-3000:]
+        assert _counts(rows.values()) == clean_run
+        assert jobs.service.leased(3600) == set()
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        if second is not None:
+            _stop(second)
+        jobs.close()
+        jobs.service.close()
