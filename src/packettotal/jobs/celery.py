@@ -138,6 +138,8 @@ class Worker:
             return "gone"
         if row["status"] == "done":  # a redelivery of a finished job
             return "done"
+        if row["status"] == "running" and capture_id in self.service.leased(HEARTBEAT_SECONDS * DEAD_AFTER_BEATS):
+            return "held"  # a live worker runs it (a capture queued twice)
         self.service.take_lease(capture_id, self.id)
         try:
             return self.service.analyse(capture_id)["status"]
