@@ -244,6 +244,11 @@ class Settings:
         return self.home / "blobs"
 
     @property
+    def spool_dir(self) -> Path:
+        """Where analyses wait for the process holding the event index (store/events/spool.py)."""
+        return self.home / "spool"
+
+    @property
     def work_dir(self) -> Path:
         return self.home / "work"
 

@@ -42,7 +42,7 @@ captures = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("compression", sa.String(16)),
-    sa.Column("status", sa.String(16), nullable=False, index=True),  # queued|running|done|failed
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # queued|running|indexing|done|failed
     sa.Column("error", sa.Text),
     sa.Column("warnings", sa.JSON, nullable=False, default=list),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
@@ -446,6 +446,11 @@ class Database:
 
     def update_capture(self, capture_id: str, **values) -> None:
         self._exec(sa.update(captures).where(captures.c.id == capture_id).values(**values))
+
+    def mark_indexing(self, capture_id: str) -> None:
+        """An analysis spooled: `indexing` until the indexer records it, unless it did already."""
+        c = captures.c
+        self._exec(sa.update(captures).where(c.id == capture_id, c.status == "running").values(status="indexing"))
 
     def requeue(self, ids: Iterable[str] | None = None) -> list[str]:
         """Mark these captures (None: every one) `queued` for another analysis, those `done` or
