@@ -112,29 +112,30 @@ def test_worker_matches_in_process(tmp_path, broker, clean_run):
 
 
 def test_sigkill_mid_analysis(tmp_path, broker, clean_run):
-    """The worker dies (SIGKILL) while a capture is running; a new worker starts; once the dead
+    """Two workers; the one running a capture dies (SIGKILL); a new worker starts; once the dead
     lease has expired, recover() queues what the dead one held: every capture done, once, with
     the clean run's counts."""
     s = settings(tmp_path / "home", broker_url=broker)
     jobs = open_jobs(s)
     assert isinstance(jobs, CeleryJobs)
     log = tmp_path / "worker.log"
-    first = _worker(s.home, broker, log)
-    second = None
+    workers = [_worker(s.home, broker, log), _worker(s.home, broker, log)]
+    time.sleep(3)  # both up: the second spools, the first indexes
     try:
         ids = _submit(jobs)
         for cid in ids:
             jobs.enqueue(cid)
         deadline = time.monotonic() + 120
-        while not any(r["status"] == "running" for r in jobs.service.rows(ids).values()):
+        while not (held := jobs.service.leases()):
             assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.05)
-        held = jobs.service.leased(60)
-        assert held, "a running capture has a lease"
-        os.killpg(first.pid, signal.SIGKILL)  # the worker and its Suricata daemons
-        first.wait(10)
+            time.sleep(0.02)
+        cid, holder = next(iter(held.items()))
+        victim = next(w for w in workers if holder.endswith(f".{w.pid}"))
+        os.killpg(victim.pid, signal.SIGKILL)  # the worker and its Suricata daemons, mid-analysis
+        victim.wait(10)
+        held = {cid}
         assert not held & set(jobs.recover()), "a fresh lease is a live worker's: not queued again"
-        second = _worker(s.home, broker, log)
+        workers.append(_worker(s.home, broker, log))
         time.sleep(HEARTBEAT_SECONDS * DEAD_AFTER_BEATS + 1)
         assert set(jobs.recover()) >= held - {cid for cid, r in jobs.service.rows(held).items()
                                                 if r["status"] == "done"}
@@ -143,9 +144,7 @@ def test_sigkill_mid_analysis(tmp_path, broker, clean_run):
         assert _counts(rows.values()) == clean_run
         assert jobs.service.leased(3600) == set()
     finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-        if second is not None:
-            _stop(second)
+        for w in workers:
+            _stop(w)
         jobs.close()
         jobs.service.close()

@@ -312,6 +312,10 @@ class PacketTotal:
     def drop_lease(self, capture_id: str, worker: str) -> None:
         self._db.drop_lease(capture_id, worker)
 
+    def leases(self) -> dict[str, str]:
+        """Capture -> the worker holding it."""
+        return self._db.leases()
+
     def leased(self, seconds: float) -> set[str]:
         """Captures a live worker holds (it beat within `seconds`): not to be queued again."""
         return self._db.live_leases(seconds)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from celery import Celery
 
 from ..config import Settings
+from ..errors import IndexBusy
 from ..service import PacketTotal
 from .local import LocalJobs
 
@@ -29,6 +30,7 @@ log = logging.getLogger("packettotal")
 TASK = "packettotal.analyse"
 HEARTBEAT_SECONDS = 5.0
 DEAD_AFTER_BEATS = 4  # a lease not renewed for this many heartbeats belongs to a dead worker
+SPOOL_POLL_SECONDS = 1.0
 FINAL = ("done", "failed")
 
 
@@ -123,7 +125,11 @@ class Worker:
         self.concurrency = concurrency or settings.engines
         self.id = worker_id()
         self.service = PacketTotal(settings)
-        self.service.claim_index()  # until the indexer's spool: this worker is the index's writer
+        try:  # the first worker on a home with no serve holds the writer and indexes directly
+            self.service.claim_index()
+            self.writer = True
+        except IndexBusy:  # a serve or another worker holds it: analyse into the spool it indexes
+            self.writer = False
         self._threads = ThreadPoolExecutor(settings.engines, thread_name_prefix="engine")  # the daemons' owners
         self._stop = threading.Event()
         self.app = make_app(settings)
@@ -142,7 +148,9 @@ class Worker:
             return "held"  # a live worker runs it (a capture queued twice)
         self.service.take_lease(capture_id, self.id)
         try:
-            return self.service.analyse(capture_id)["status"]
+            if self.writer:
+                return self.service.analyse(capture_id)["status"]
+            return self.service.analyse_to_spool(capture_id)["status"]
         finally:
             self.service.drop_lease(capture_id, self.id)
 
@@ -153,10 +161,29 @@ class Worker:
             except Exception as exc:
                 log.warning("worker %s: heartbeat failed: %s", self.id, exc)
 
+    def _index_spool(self) -> None:
+        """The writer's indexer: what the other workers spooled, into the index. A worker without
+        the writer takes it over once its holder is gone (a worker killed)."""
+        while not self._stop.wait(SPOOL_POLL_SECONDS):
+            try:
+                if not self.writer:
+                    try:
+                        self.service.claim_index()
+                    except IndexBusy:
+                        continue
+                    self.writer = True
+                    log.info("worker %s: now the event index's writer", self.id)
+                self.service.sweep_spool()
+                while self.service.index_spooled():
+                    pass
+            except Exception:
+                log.exception("worker %s: indexing the spool failed", self.id)
+
     def run(self) -> None:
         self.service.warm_engines(self._threads)
         beat = threading.Thread(target=self._beat, name="lease-beat", daemon=True)
         beat.start()
+        threading.Thread(target=self._index_spool, name="spool-indexer", daemon=True).start()
         try:
             worker = self.app.Worker(pool="threads", concurrency=self.concurrency, hostname=f"pt@{self.id}",
                                      queues=[queue_name(self.settings)], loglevel="INFO",

@@ -504,6 +504,10 @@ class Database:
         self._exec(sa.delete(job_leases).where((job_leases.c.capture_id == capture_id)
                                                & (job_leases.c.worker == worker)))
 
+    def leases(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return {cid: w for cid, w in conn.execute(sa.select(job_leases.c.capture_id, job_leases.c.worker))}
+
     def live_leases(self, seconds: float) -> set[str]:
         """Captures a worker beat for within `seconds`."""
         since = now() - dt.timedelta(seconds=seconds)
