@@ -124,7 +124,8 @@ class Worker:
         self.settings = settings
         self.concurrency = concurrency or settings.engines
         self.id = worker_id()
-        self.service = PacketTotal(settings)
+        from ..instance import open_service
+        self.service = open_service(settings)
         try:  # the first worker on a home with no serve holds the writer and indexes directly
             self.service.claim_index()
             self.writer = True
