@@ -20,19 +20,9 @@ BATCH = ["sv-smb2-async-read.pcap", "sv-rfb-vnc.pcap", "cs-http_espn.pcapng", "s
          "sv-http-pipeline-files-gap.pcap", "sv-tls-ipv6-communityid.pcap", "dpkt-http.pcap"]
 
 
-def _broker() -> str:
-    url = os.environ.get("PACKETTOTAL_TEST_BROKER_URL", "redis://127.0.0.1:6379/0")
-    import redis
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"no Redis answers at {url} (set PACKETTOTAL_TEST_BROKER_URL): {exc}")
-    return url
-
-
 @pytest.fixture(scope="module")
-def broker() -> str:
-    return _broker()
+def broker(broker_url: str) -> str:
+    return broker_url
 
 
 def _worker(home: Path, broker: str, log: Path) -> subprocess.Popen:
