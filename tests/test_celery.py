@@ -198,3 +198,57 @@ def test_redis_restart_mid_batch(tmp_path, broker, clean_run):
         jobs.service.close()
         server.terminate()
         server.wait(10)
+
+
+def _serve(home: Path, broker: str, port: int, log: Path) -> subprocess.Popen:
+    import httpx
+    env = {**os.environ, "PACKETTOTAL_BROKER_URL": broker, "PACKETTOTAL_ENGINES": "1",
+           "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "packettotal", "--home", str(home), "serve", "--no-demo",
+                             "--port", str(port)], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/api/v1/captures", timeout=2)
+            return proc
+        except httpx.HTTPError:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+
+
+def test_web_node_restart_mid_batch(tmp_path, broker, clean_run):
+    """Captures uploaded to a web node (serve) with two workers; the web node is SIGKILLed
+    mid-batch and started again: every capture done once, with the clean run's counts, as the
+    new web node shows them."""
+    import httpx
+    home, port, log = tmp_path / "home", _free_port(), tmp_path / "serve.log"
+    workers = [_worker(home, broker, tmp_path / "worker.log"), _worker(home, broker, tmp_path / "worker.log")]
+    web = _serve(home, broker, port, log)
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        ids = []
+        for name in BATCH:
+            with (PCAPS / name).open("rb") as f:
+                r = httpx.post(f"{base}/captures", files={"file": (name, f)}, timeout=60)
+            assert r.status_code in (202, 303), r.text
+            ids.append(r.json()["id"])
+        os.killpg(web.pid, signal.SIGKILL)
+        web.wait(10)
+        web = _serve(home, broker, port, log)
+        deadline, rows = time.monotonic() + 300, {}
+        while time.monotonic() < deadline:
+            rows = {cid: httpx.get(f"{base}/captures/{cid}", timeout=10).json() for cid in ids}
+            if all(r["status"] in ("done", "failed") for r in rows.values()):
+                break
+            time.sleep(0.5)
+        assert [rows[c]["status"] for c in ids] == ["done"] * len(BATCH), [r.get("error") for r in rows.values()]
+        pt = PacketTotal(settings(home))
+        try:
+            assert _counts(pt.rows(ids).values()) == clean_run
+        finally:
+            pt.close()
+    finally:
+        _stop(web)
+        for w in workers:
+            _stop(w)
