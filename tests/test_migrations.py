@@ -121,15 +121,16 @@ def test_a_sqlite_file_from_before_the_migrations_is_upgraded_and_stamped(tmp_pa
     finally:
         db.close()
     assert differences(url) == []
-    assert schema.revision(url) == (schema.BASELINE, schema.head())
+    assert schema.revision(url) == (schema.head(), schema.head())  # stamped at the baseline, then upgraded
 
 
-SECOND = '''"""A later revision, as the next one will be."""
+NOW, LATER = schema.HEAD, "9999"  # the code's revision, and one after it made by the test
+SECOND = f'''"""A later revision, as the next one will be."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{LATER}"
+down_revision = "{NOW}"
 branch_labels = None
 depends_on = None
 
@@ -145,12 +146,12 @@ def downgrade() -> None:
 
 @pytest.fixture
 def newer_code(tmp_path, monkeypatch):
-    """The code one revision on: the package's migrations and a 0002 adding a table."""
+    """The code one revision on: the package's migrations and one more adding a table."""
     folder = tmp_path / "migrations"
     shutil.copytree(schema.MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "0002_later.py").write_text(SECOND)
+    (folder / "versions" / f"{LATER}_later.py").write_text(SECOND)
     monkeypatch.setattr(schema, "MIGRATIONS", folder)
-    monkeypatch.setattr(schema, "HEAD", "0002")
+    monkeypatch.setattr(schema, "HEAD", LATER)
 
 
 def has_later(url: str) -> bool:
@@ -163,24 +164,24 @@ def has_later(url: str) -> bool:
 
 @needs_pg
 def test_a_postgresql_database_behind_the_code_refuses_to_open_until_db_upgrade(pg_url, tmp_path, request):
-    Database.from_url(pg_url).close()  # at 0001
+    Database.from_url(pg_url).close()  # at the code's revision
     request.getfixturevalue("newer_code")
-    with pytest.raises(schema.BehindHead, match=r"at revision 0001, the code needs 0002: run `packettotal db upgrade`"):
+    with pytest.raises(schema.BehindHead, match=fr"at revision {NOW}, the code needs {LATER}: run `packettotal db upgrade`"):
         Database.from_url(pg_url)
     assert not has_later(pg_url)
     s = settings(tmp_path / "home", database_url=pg_url)
-    assert PacketTotal.database_revision(s) == ("0001", "0002")
-    assert PacketTotal.upgrade_database(s) == ("0001", "0002")
-    assert has_later(pg_url) and PacketTotal.database_revision(s) == ("0002", "0002")
+    assert PacketTotal.database_revision(s) == (NOW, LATER)
+    assert PacketTotal.upgrade_database(s) == (NOW, LATER)
+    assert has_later(pg_url) and PacketTotal.database_revision(s) == (LATER, LATER)
     Database.from_url(pg_url).close()  # opens now
 
 
 def test_a_sqlite_database_behind_the_code_upgrades_itself_at_open(tmp_path, request):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    Database.from_url(url).close()  # at 0001
+    Database.from_url(url).close()  # at the code's revision
     request.getfixturevalue("newer_code")
     Database.from_url(url).close()
-    assert has_later(url) and schema.revision(url) == ("0002", "0002")
+    assert has_later(url) and schema.revision(url) == (LATER, LATER)
 
 
 def test_the_database_url_setting_names_bad_urls_and_masks_passwords(tmp_path):

@@ -582,9 +582,23 @@ def serve(ctx: click.Context, host: str, port: int, no_demo: bool, allow_single:
     if notice:
         click.echo(notice, err=True)
     app = create_app(settings, seed_demo=not no_demo)
-    app.state.instance.service.claim_index()  # another process writing this home: one line, exit 2
+    if not settings.broker_url:
+        app.state.instance.service.claim_index()  # another process writing this home: one line, exit 2
     click.echo(f"PacketTotal on http://{host}:{port}/  (API: http://{host}:{port}/api)")
     uvicorn.Server(server.config(app, settings, host, port, log_level="info")).run()
+
+
+@cli.command()
+@click.option("--concurrency", type=click.IntRange(1, 64), default=None,
+              help="Captures analysed at once (threads sharing the daemons; default: setting engines).")
+@click.pass_context
+def worker(ctx: click.Context, concurrency: int | None) -> None:
+    """Run a Celery worker: analyse the captures queued on broker_url (SIGTERM: finish, then stop)."""
+    settings = ctx.obj["settings"]
+    if not settings.broker_url:
+        raise ConfigError("packettotal worker needs the setting broker_url (PACKETTOTAL_BROKER_URL=redis://...)")
+    from .jobs.celery import Worker
+    Worker(settings, concurrency).run()
 
 
 def _loopback(host: str) -> bool:

@@ -232,6 +232,11 @@ class Settings:
     blob_root: Path | None = field(default=None, metadata={
         "help": "Folder of the stored captures and carved files, shared by the nodes of one instance; "
                 "empty: the home folder's blobs"})
+    broker_url: str = field(default="", metadata={
+        "help": "redis://host:port/db of the Celery broker: captures are analysed by `packettotal worker` "
+                "processes (empty: in-process, by serve itself)",
+        "check": lambda v: None if v == "" or v.startswith(("redis://", "rediss://"))
+        else f"must be empty or a redis:// URL, not {v!r}"})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 
@@ -264,6 +269,11 @@ class Settings:
     def database(self) -> str:
         """The database's URL: database_url, or the home folder's SQLite file."""
         return self.database_url or f"sqlite:///{self.db_path}"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where analyses wait for the process holding the event index (store/events/spool.py)."""
+        return self.home / "spool"
 
     @property
     def work_dir(self) -> Path:

@@ -28,7 +28,11 @@ def open_jobs(settings: Settings, spawn: bool = False, claim: bool = False) -> L
     """The service (the workers' `service`) and its workers. With `spawn`, the daemons are
     launched now and made ready in the workers while the caller goes on; else `warm()` does it.
     With `claim`, the event index's writer is taken first, before any daemon starts (raises
-    IndexBusy when another process holds it)."""
+    IndexBusy when another process holds it). With broker_url set, Celery workers analyse: the
+    jobs only send tasks (and neither claim nor spawn here)."""
+    if settings.broker_url:
+        from .jobs.celery import CeleryJobs
+        return CeleryJobs(open_service(settings))
     if claim:
         return _claimed(settings, spawn)
     executor = ThreadPoolExecutor(settings.engines, thread_name_prefix="analyse")

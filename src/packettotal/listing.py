@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .errors import QueryError
 from .query.fields import LABEL_KINDS
 
-STATUSES = ("queued", "running", "done", "failed")
+STATUSES = ("queued", "running", "indexing", "done", "failed")  # indexing: analysed, in the spool
 MAX_TEXT = 200  # characters of the name filter and of a label filter
 
 

@@ -35,6 +35,7 @@ from .store import migrate as migrate_mod, purge, schema
 from .store.blobs import Blobs
 from .store.db import Database, now
 from .store.events import open_events
+from .store.events.spool import Part, Spool, SpoolError
 from .store.scoped import ScopedDatabase, ScopedEvents
 from .store.events.base import searchable  # noqa: F401  (re-exported: what of a record is searched)
 from .store.events.tantivy import MAX_OFFSET  # noqa: F401  (re-exported: the deepest offset served)
@@ -44,6 +45,7 @@ MAX_ATTEMPTS = 2
 MAX_GROUPS = 10_000  # captures one search groups its hits into
 EXPORT_PAGE = 10_000  # events read from the index at a time by an export
 NO_SPACE = "the server ran out of disk space"
+SPOOL_ABANDONED = 3600.0  # seconds after which a spool entry still being written is swept away
 YARA_BATCH = 100  # scans of carved files recorded in one transaction
 
 
@@ -68,6 +70,7 @@ class PacketTotal:
         self.accounts = Accounts(self._db, s)  # users, keys, sessions, audit (auth/accounts.py)
         self._events = open_events(s)
         self._blobs = Blobs(s.blob_dir)
+        self._spool = Spool(s.spool_dir)  # analyses waiting for the process holding the index
         self.validator = validate.Validator(s)
         self._reference_prefixes = threats.reference_prefixes()  # a rule's references as links
         self._capture_fields: dict[str, labels_mod.Lookup] = {  # query fields resolved in the database
@@ -232,10 +235,17 @@ class PacketTotal:
         # two uploads of one new capture at once: the second finds the first's row
         return Submission(self._db.get_capture(d.sha256), inserted)
 
-    def analyse(self, capture_id: str, defer_commit: bool = False) -> dict:
+    def analyse_to_spool(self, capture_id: str) -> dict:
+        """Analyse one capture into the spool, for a process that does not hold the event index's
+        writer (a worker, `analyze` beside `serve`): it ends `indexing` (or `failed`), and `done`
+        once the holder's indexer has taken it (`index_spooled`). Never raises for a bad capture."""
+        return self.analyse(capture_id, spool=True)
+
+    def analyse(self, capture_id: str, defer_commit: bool = False, spool: bool = False) -> dict:
         """Run one capture through Suricata and into both stores. Never raises for a bad capture:
         the capture ends `failed` with its reason. With defer_commit, a successful capture stays
-        `running` until `flush()` commits it together with others (batches)."""
+        `running` until `flush()` commits it together with others (batches). With spool, its
+        results go to the spool instead of the index (analyse_to_spool)."""
         self._record_failures()
         row = self._db.get_capture(capture_id)
         while True:
@@ -243,7 +253,7 @@ class PacketTotal:
             try:
                 self._db.update_capture(capture_id, status="running", started_at=now(), attempts=attempts)
                 self._superseded(capture_id)
-                self._analyse(row, defer_commit)
+                self._analyse(row, defer_commit, spool)
                 return self._row(capture_id)
             except (AnalysisFailed, EngineError) as exc:
                 retry = isinstance(exc, AnalysisFailed) and exc.retry and attempts < MAX_ATTEMPTS
@@ -259,10 +269,10 @@ class PacketTotal:
                 else:
                     log.error("capture %s: internal error\n%s", capture_id, traceback.format_exc())
                     reason = f"internal error while analysing: {type(exc).__name__}: {str(exc)[:300]}"
-            self._discard({capture_id: reason})
+            self._discard({capture_id: reason}, index=not spool)  # a spooler never touches the index
             return self._row(capture_id)
 
-    def _analyse(self, row: dict, defer_commit: bool) -> None:
+    def _analyse(self, row: dict, defer_commit: bool, spool: bool = False) -> None:
         # the upload's own warnings, then this analysis's: not those of an earlier analysis (a capture
         # stored before upload_warnings was kept: its warnings, each once)
         warnings = list((row["summary"] or {}).get("upload_warnings", row["warnings"] or []))
@@ -270,12 +280,16 @@ class PacketTotal:
         second = self._ndpi_start(pcap, warnings)  # beside Suricata, on the same file
         nbns = netbios.Names()  # NetBIOS names, decoded on the way (ingest/netbios.py)
         offsets = threading.Thread(target=self._index_flows, args=(row["id"], nbns), name="flow-index")
+        part = self._spool.begin(row["id"]) if spool else None
+        sink = part.events if part is not None else partial(self._index_events, row["id"])
         try:
             offsets.start()  # beside Suricata too: the packet offsets by flow (ingest/flowpackets.py)
             with self._pool.engine() as engine, engine.analyze(pcap, name=row["name"]) as run:
                 assert engine.loaded is not None  # lent by the pool: its generation's rules
-                summary, obs, files_, documents, derived = self._index(row, run, engine.loaded, warnings)
+                summary, obs, files_, documents, derived = self._index(row, run, engine.loaded, warnings, sink)
         except BaseException:
+            if part is not None:
+                part.abandon()
             if second is not None:
                 second.kill()
                 second.result()
@@ -291,10 +305,86 @@ class PacketTotal:
         done = {"id": row["id"], "observables": obs, "files": files_, "status": "done", "error": None,
                 "summary": summary, "warnings": list(dict.fromkeys(warnings)), "finished_at": now(),
                 "ndpi": flows, **derived}
+        if part is not None:
+            self._spooled(part, done, documents)
+            return
         with self._pending_lock:
             self._pending.append(_Indexed(done, documents))
         if not defer_commit:
             self.flush()
+
+    def take_lease(self, capture_id: str, worker: str) -> None:
+        """Record that `worker` (a Celery worker) is analysing this capture now."""
+        self._db.take_lease(capture_id, worker)
+
+    def beat_leases(self, worker: str) -> None:
+        self._db.beat_leases(worker)
+
+    def drop_lease(self, capture_id: str, worker: str) -> None:
+        self._db.drop_lease(capture_id, worker)
+
+    def leases(self) -> dict[str, str]:
+        """Capture -> the worker holding it."""
+        return self._db.leases()
+
+    def leased(self, seconds: float) -> set[str]:
+        """Captures a live worker holds (it beat within `seconds`): not to be queued again."""
+        return self._db.live_leases(seconds)
+    def _index_events(self, capture_id: str, records: Iterator[dict]) -> int:
+        """The direct path: the capture's events into the index, hidden until it is `done`."""
+        self._events.hide([capture_id])  # until it is recorded done, whatever commits meanwhile
+        return self._events.index_capture(capture_id, records)
+
+    def _spooled(self, part: Part, done: dict, documents: int) -> None:
+        """The spool path: publish the entry, then the capture waits `indexing` (unless the
+        indexer was quicker and it is `done` already)."""
+        try:
+            part.publish(done, documents)
+        except BaseException:
+            part.abandon()
+            raise
+        self._db.mark_indexing(done["id"])
+
+    def index_spooled(self, limit: int = 50) -> list[str]:
+        """The writer's side of the spool: index up to `limit` finished entries, then the same
+        group commit as direct analyses (`flush`), then remove them; the captures flushed. A
+        capture indexed twice (a crash before its entry was removed) ends with one copy of its
+        events: the index replaces a capture's documents."""
+        entries = self._spool.ready(limit)
+        if not entries:
+            return []
+        rows = self._db.captures_in([e.capture_id for e in entries])
+        taken, failures = [], {}
+        for entry in entries:
+            if entry.capture_id not in rows:  # deleted meanwhile
+                entry.remove()
+                continue
+            try:
+                done, documents = entry.result()
+                indexed = self._index_events(entry.capture_id, entry.records())
+            except SpoolError as exc:
+                failures[entry.capture_id] = f"{exc} (analyse it again)"
+                entry.remove()
+                continue
+            if indexed != documents:
+                failures[entry.capture_id] = (f"its spool entry holds {indexed:,} of its {documents:,} events "
+                                              "(analyse it again)")
+                entry.remove()
+                continue
+            with self._pending_lock:
+                self._pending.append(_Indexed(done, documents))
+            taken.append(entry)
+        if failures:
+            self._discard(failures)
+        flushed = self.flush()
+        for entry in taken:  # after the commit: a crash before this indexes them again
+            entry.remove()
+        return flushed + list(failures)
+
+    def sweep_spool(self, older_than: float = SPOOL_ABANDONED) -> int:
+        """Remove spool entries left half-written (their process died) and those of deleted
+        captures; how many were removed."""
+        return self._spool.sweep(older_than, self._db.captures_in(self._spool.captures()))
 
     def flush(self) -> list[str]:
         """Commit the event index, then mark every capture indexed so far `done` (group commit:
@@ -354,12 +444,14 @@ class PacketTotal:
             if (found := judged.get(r["id"])) is not None:
                 r["summary"]["findings"] = rare.add_to(r["summary"].get("findings", []), found)
 
-    def _discard(self, failures: dict[str, str]) -> None:
+    def _discard(self, failures: dict[str, str], index: bool = True) -> None:
         """Fail captures with their reasons and delete their events with the next commit (hidden
-        until then). When the database cannot take the failure now (a full disk), it is kept
-        and written with the next analysis or flush: the capture never stays `running`."""
+        until then; not with `index` False: a process that spools). When the database cannot
+        take the failure now (a full disk), it is kept and written with the next analysis or
+        flush: the capture never stays `running`."""
         try:
-            self._events.delete_captures(failures)
+            if index:
+                self._events.delete_captures(failures)
         except Exception as exc:  # hidden, and deleted at the next start
             log.error("could not delete the events of %d failed analyses: %s", len(failures), exc)
         with self._pending_lock:
@@ -394,9 +486,11 @@ class PacketTotal:
             reason = self._unrecorded.get(row["id"])
         return row if reason is None else {**row, "status": "failed", "error": reason}
 
-    def _index(self, row: dict, run: suricata.LiveRun, loaded: suricata.Loaded, warnings: list[str]):
-        """Normalise and index EVE records while Suricata writes them (ingest/pipeline.py); the
-        index commits only once Suricata has finished and read the capture (else it rolls back)."""
+    def _index(self, row: dict, run: suricata.LiveRun, loaded: suricata.Loaded, warnings: list[str],
+               sink: Callable[[Iterator[dict]], int]):
+        """Normalise EVE records while Suricata writes them (ingest/pipeline.py) into `sink` (the
+        index, or a spool entry); the index commits only once Suricata has finished and read the
+        capture (else it rolls back)."""
         s = self.settings
         cid, facts = row["id"], row["summary"] or {}
         acc = pipeline.Accumulator(pipeline.Limits(s.max_string_bytes, s.max_events_per_capture,
@@ -409,8 +503,7 @@ class PacketTotal:
                 raise AnalysisFailed(f"Suricata could not read the capture: {reason}",
                                      detail=" | ".join(run.output()) or None)
 
-        self._events.hide([cid])  # until it is recorded done, whatever commits meanwhile
-        stored = self._events.index_capture(cid, records())
+        stored = sink(records())
         assert run.packets is not None  # records() raised, once read to the end, unless Suricata counted packets
         file_rows: dict[str, dict] = {}
         for rec in acc.fileinfo:

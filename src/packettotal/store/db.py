@@ -41,7 +41,7 @@ captures = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("compression", sa.String(16)),
-    sa.Column("status", sa.String(16), nullable=False, index=True),  # queued|running|done|failed
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # queued|running|indexing|done|failed
     sa.Column("error", sa.Text),
     sa.Column("warnings", sa.JSON, nullable=False, default=list),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
@@ -348,6 +348,13 @@ netbios_names = sa.Table(
     sa.Index("ix_netbios_names_name", "name"),
 )
 
+job_leases = sa.Table(  # which Celery worker holds a capture's analysis, and when it last beat
+    "job_leases", metadata,
+    sa.Column("capture_id", sa.String(64), sa.ForeignKey("captures.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("worker", sa.String(200), nullable=False),
+    sa.Column("beat_at", sa.DateTime, nullable=False),
+)
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -424,6 +431,11 @@ class Database:
     def update_capture(self, capture_id: str, **values) -> None:
         self._exec(sa.update(captures).where(captures.c.id == capture_id).values(**values))
 
+    def mark_indexing(self, capture_id: str) -> None:
+        """An analysis spooled: `indexing` until the indexer records it, unless it did already."""
+        c = captures.c
+        self._exec(sa.update(captures).where(c.id == capture_id, c.status == "running").values(status="indexing"))
+
     def requeue(self, ids: Iterable[str] | None = None) -> list[str]:
         """Mark these captures (None: every one) `queued` for another analysis, those `done` or
         `failed` only (one queued or running already is left to its job); the ids marked."""
@@ -462,6 +474,30 @@ class Database:
         cond = name.like(value, escape="\\") if like else name == value.lower()
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(captures.c.id).where(cond)).scalars())
+
+    # job leases (Celery workers)
+    def take_lease(self, capture_id: str, worker: str) -> None:
+        with self._write, self.engine.begin() as conn:
+            conn.execute(sa.delete(job_leases).where(job_leases.c.capture_id == capture_id))
+            conn.execute(sa.insert(job_leases).values(capture_id=capture_id, worker=worker, beat_at=now()))
+
+    def beat_leases(self, worker: str) -> None:
+        self._exec(sa.update(job_leases).where(job_leases.c.worker == worker).values(beat_at=now()))
+
+    def drop_lease(self, capture_id: str, worker: str) -> None:
+        self._exec(sa.delete(job_leases).where((job_leases.c.capture_id == capture_id)
+                                               & (job_leases.c.worker == worker)))
+
+    def leases(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return {cid: w for cid, w in conn.execute(sa.select(job_leases.c.capture_id, job_leases.c.worker))}
+
+    def live_leases(self, seconds: float) -> set[str]:
+        """Captures a worker beat for within `seconds`."""
+        since = now() - dt.timedelta(seconds=seconds)
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(job_leases.c.capture_id)
+                                    .where(job_leases.c.beat_at >= since)).scalars())
 
     def unfinished(self) -> list[str]:
         """Captures not `done`: none of their events may be seen."""

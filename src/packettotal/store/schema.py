@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 BASELINE = "0001"  # the schema as it was when Alembic took over
 # the newest revision in migrations/versions (tests/test_migrations.py checks): a database at it
 # opens without importing Alembic (~0.2 s of every command)
-HEAD = "0001"
+HEAD = "0002"
 LOCK_KEY = 0x5041_4354  # "PACT": PostgreSQL's advisory lock on the schema (two nodes starting together)
 MIGRATIONS = Path(__file__).with_name("migrations")
 

@@ -97,7 +97,7 @@ class Capture(BaseModel):
     name: str
     size: int
     compression: str | None
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "indexing", "done", "failed"]
     error: str | None
     warnings: list[str]
     submitted_at: str
@@ -322,7 +322,7 @@ class Hunt(BaseModel):
     id: int
     name: str
     query: str | None
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "indexing", "done", "failed"]
     error: str | None
     progress: dict[str, int | None]
     created_at: str

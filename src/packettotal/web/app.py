@@ -35,10 +35,12 @@ class Instance:
         self.service.on_yara_change = self.jobs.rescan_yara  # stored files are scanned with new rules
 
     def start(self, seed_demo: bool) -> None:
-        self.service.claim_index()  # a running serve holds its home: `analyze` there fails at once
+        if not self.service.settings.broker_url:  # with Celery, the workers analyse (and write the index)
+            self.service.claim_index()  # a running serve holds its home: `analyze` there fails at once
         downloads.clean(self.service)
         self.jobs.warm()  # the first upload should not wait for Suricata to load its rules
-        self.service.watch_rules()
+        if not self.service.settings.broker_url:
+            self.service.watch_rules()
         self.jobs.recover()
         for hunt_id in self.service.unfinished_hunts():
             self._run_hunt(hunt_id)

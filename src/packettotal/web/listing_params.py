@@ -15,7 +15,7 @@ class Filters(BaseModel):
     q: str | None = Field(default=None, max_length=listing.MAX_TEXT, description="text in the capture's name")
     label: str | None = Field(default=None, max_length=listing.MAX_TEXT,
                               description="a label's value (any kind), or KIND:VALUE (family:Emotet)")
-    status: Literal["queued", "running", "done", "failed"] | None = None
+    status: Literal["queued", "running", "indexing", "done", "failed"] | None = None
     has_alerts: bool | None = Field(default=None, description="threat alerts in its last analysis, or none")
     submitted_from: str | None = Field(default=None, max_length=40, description=f"submitted at or after: {DATE}")
     submitted_to: str | None = Field(default=None, max_length=40, description=f"submitted before the end of: {DATE}")

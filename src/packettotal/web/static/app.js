@@ -24,7 +24,7 @@ function watch(statusUrl, onChange) {
     .then(r => r.json())
     .then(c => {
       if (c.status !== last) { last = c.status; onChange(c); }
-      if (c.status === "queued" || c.status === "running") again();
+      if (["queued", "running", "indexing"].includes(c.status)) again();
     })
     .catch(again);
   tick();
@@ -99,7 +99,7 @@ function setupUpload() {
 
 function setupStatus() {
   const job = document.getElementById("job");
-  if (!job || !(job.dataset.status === "queued" || job.dataset.status === "running")) return;
+  if (!job || !["queued", "running", "indexing"].includes(job.dataset.status)) return;
   watch(job.dataset.statusUrl, c => { if (c.status !== job.dataset.status) window.location.reload(); });
 }
 
