@@ -35,7 +35,8 @@ class Instance:
         self.service.on_yara_change = self.jobs.rescan_yara  # stored files are scanned with new rules
 
     def start(self, seed_demo: bool) -> None:
-        self.service.claim_index()  # a running serve holds its home: `analyze` there fails at once
+        self.service.claim_index()  # a running serve holds its home: `analyze` there spools
+        self.jobs.start_indexer()  # what workers and `analyze` beside it analyse, indexed here
         downloads.clean(self.service)
         self.jobs.warm()  # the first upload should not wait for Suricata to load its rules
         self.service.watch_rules()
