@@ -9,11 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from packettotal.store.db import make_engine
 
-from .conftest import PCAPS, home_env, settings
+from .conftest import PCAPS, home_env
 from .test_cli import run
 from .test_web_limits import serving
 
@@ -115,27 +113,29 @@ def test_server_that_does_not_answer_is_one_line(folder, tmp_path):
     assert "Traceback" not in p.stderr.decode()
 
 
-def test_analyze_on_a_home_a_serve_holds_fails_at_once(folder, tmp_path):
+def test_analyze_beside_serve_is_done_and_its_events_searchable_through_serve(folder, tmp_path):
+    """`analyze` on a home a `serve` holds analyses here, spools, and the serve's indexer indexes:
+    the same rows as alone, and the serve finds the events."""
     home = tmp_path / "home"
+    alone = json.loads(run(tmp_path / "alone", "analyze", "--json", str(folder / "first.pcap"), check=0).stdout)
     with serving(home, allowed_hosts="127.0.0.1") as live:
-        db = make_engine(settings(home).database).connect()
-        before = db.execute(sa.text("select count(*) from captures")).scalar()
-        started = time.monotonic()
-        p = run(home, "analyze", "--json", str(folder / "first.pcap"))
-        took = time.monotonic() - started
-        after = db.execute(sa.text("select count(*) from captures")).scalar()
-        db.close()
-        assert httpx.get(live.base + "/api/v1/captures", timeout=10).status_code == 200  # serve unharmed
-    lines = p.stderr.decode().splitlines()
-    assert p.returncode == 2 and p.stdout == b"" and len(lines) == 1, p.stderr.decode()
-    assert "another PacketTotal process" in lines[0] and "--server" in lines[0] and "LockBusy" not in lines[0]
-    assert before == after == 0
-    assert took < 10  # no Suricata was started, no capture checked
+        p = run(home, "analyze", "--json", str(folder / "first.pcap"), check=0)
+        rows = json.loads(p.stdout)
+        assert "holds this home's event index" in p.stderr.decode() and "Traceback" not in p.stderr.decode()
+        cid = rows[0]["id"]
+        got = httpx.get(f"{live.base}/api/v1/captures/{cid}", timeout=10).json()
+        events = httpx.get(f"{live.base}/api/v1/captures/{cid}/events", params={"limit": 1}, timeout=10).json()
+        found = httpx.get(f"{live.base}/api/v1/search", params={"q": "event_type:flow"}, timeout=10).json()
+    assert [r["status"] for r in rows] == ["done"] and got["status"] == "done"
+    assert {k: v for k, v in rows[0].items() if k != "seconds"} == {k: v for k, v in alone[0].items() if k != "seconds"}
+    assert events["total"] > 0
+    assert [g["capture_id"] for g in found["groups"]] == [cid] and found["total_hits"] > 0
+    assert not list((home / "spool").iterdir())  # the entry went once indexed
 
 
 def test_the_serve_command_holds_its_home_from_its_start(folder, tmp_path):
-    """`packettotal serve` itself (a process of its own, nothing uploaded yet): `analyze` and a
-    second `serve` on its home stop with one line each."""
+    """`packettotal serve` itself (a process of its own, nothing uploaded yet): `analyze` on its
+    home is done through its indexer; a second `serve` stops with one line."""
     import os
     import socket
     import subprocess
@@ -158,14 +158,15 @@ def test_the_serve_command_holds_its_home_from_its_start(folder, tmp_path):
                 pass
             assert served.poll() is None and time.monotonic() < deadline, "serve did not start"
             time.sleep(0.2)
-        p = run(home, "analyze", str(folder))
-        assert p.returncode == 2 and p.stdout == b"", p.stderr.decode()
-        lines = p.stderr.decode().splitlines()
-        assert lines[-1].startswith("packettotal: another PacketTotal process") and "Traceback" not in p.stderr.decode()
-        assert all(x.startswith("skipped ") for x in lines[:-1])  # the folder was walked; nothing analysed
+        p = run(home, "analyze", "--json", str(folder))
+        assert p.returncode == 0 and "Traceback" not in p.stderr.decode(), p.stderr.decode()
+        rows = json.loads(p.stdout)
+        assert [r["status"] for r in rows] == ["done"] * 3
         second = run(home, "serve", "--port", str(port), "--no-demo")  # stops before it would listen
         assert second.returncode == 2 and "another PacketTotal process" in second.stderr.decode()
-        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/captures", timeout=5).json() == []
+        listed = httpx.get(f"http://127.0.0.1:{port}/api/v1/captures", timeout=5).json()
+        assert sorted(c["id"] for c in listed) == sorted(r["id"] for r in rows)
+        assert all(c["status"] == "done" for c in listed)
     finally:
         served.terminate()
         served.wait(30)

@@ -166,7 +166,8 @@ def has_later(url: str) -> bool:
 def test_a_postgresql_database_behind_the_code_refuses_to_open_until_db_upgrade(pg_url, tmp_path, request):
     Database.from_url(pg_url).close()  # at the code's revision
     request.getfixturevalue("newer_code")
-    with pytest.raises(schema.BehindHead, match=fr"at revision {NOW}, the code needs {LATER}: run `packettotal db upgrade`"):
+    behind = fr"at revision {NOW}, the code needs {LATER}: run `packettotal db upgrade`"
+    with pytest.raises(schema.BehindHead, match=behind):
         Database.from_url(pg_url)
     assert not has_later(pg_url)
     s = settings(tmp_path / "home", database_url=pg_url)

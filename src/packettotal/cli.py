@@ -9,8 +9,10 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
@@ -19,7 +21,11 @@ from . import config as config_mod, export as export_mod, flows as flows_mod
 from .errors import ConfigError, Forbidden, IndexBusy, PacketTotalError, QueryError, RefusedCapture, RulesRefused
 from .query import fields as catalog
 
+if TYPE_CHECKING:
+    from .service import PacketTotal
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+INDEX_WAIT = 600.0  # seconds `analyze` beside a `serve` waits for it to index what it spooled
 
 
 def _service(ctx: click.Context):
@@ -100,9 +106,14 @@ def _analyze_here(ctx: click.Context, paths: list[Path], labels: list[tuple[str,
     settings = ctx.obj["settings"]
     if labels and settings.labelling != "anyone":
         raise Forbidden("labels are read-only on this instance (setting labelling)")
-    # the event index's writer first (a `serve` holding it: one line, nothing done), then the
-    # daemons warm up while the captures are checked
-    jobs = open_jobs(settings, spawn=True, claim=True)
+    # the event index's writer first (a `serve` holding it: analyses go to the spool and it
+    # indexes them), then the daemons warm up while the captures are checked
+    try:
+        jobs = open_jobs(settings, spawn=True, claim=True)
+    except IndexBusy:
+        click.echo("another PacketTotal process (a `packettotal serve`?) holds this home's event index: "
+                   "the captures are analysed here and indexed by it", err=True)
+        jobs = open_jobs(settings, spawn=True, spool=True)
     pt = jobs.service
     ctx.call_on_close(jobs.close)
     ctx.call_on_close(pt.close)  # first: the daemons stop, then the workers
@@ -141,11 +152,29 @@ def _analyze_here(ctx: click.Context, paths: list[Path], labels: list[tuple[str,
             jobs.run(accepted(), on_done=done)
         finally:
             jobs.close()
+        if jobs.spools:
+            finished.update(_indexed_by_holder(pt, [cid for cid, row in finished.items()
+                                                    if row["status"] == "indexing"]))
     for cid, ps in ids.items():  # one capture under several names: every name gets its row
         row = finished.get(cid) or pt.capture(cid)
         for p in ps:
             results[p] = result_row(row) | {"name": p.name}
     return [results[p] for p in paths]
+
+
+def _indexed_by_holder(pt: PacketTotal, ids: list[str]) -> dict[str, dict]:
+    """Wait (INDEX_WAIT seconds at most) until the process holding the event index has indexed
+    these spooled captures; their rows then (those still `indexing` when it did not)."""
+    rows = pt.rows(ids)
+    deadline = time.monotonic() + INDEX_WAIT
+    while waiting := [cid for cid, row in rows.items() if row["status"] == "indexing"]:
+        if time.monotonic() >= deadline:
+            click.echo(f"{len(waiting)} captures are analysed but not indexed yet after {INDEX_WAIT:.0f} s: the "
+                       "process holding the event index will index them (is it busy, or stopped?)", err=True)
+            break
+        time.sleep(0.25)
+        rows.update(pt.rows(waiting))
+    return rows
 
 
 def _analyze_remote(server: str, paths: list[Path], labels: list[tuple[str, str]], as_json: bool,

@@ -24,12 +24,14 @@ def open_service(settings: Settings, pool: EnginePool | None = None) -> PacketTo
     return PacketTotal(settings, pool)
 
 
-def open_jobs(settings: Settings, spawn: bool = False, claim: bool = False) -> LocalJobs:
+def open_jobs(settings: Settings, spawn: bool = False, claim: bool = False, spool: bool = False) -> LocalJobs:
     """The service (the workers' `service`) and its workers. With `spawn`, the daemons are
     launched now and made ready in the workers while the caller goes on; else `warm()` does it.
     With `claim`, the event index's writer is taken first, before any daemon starts (raises
-    IndexBusy when another process holds it). With broker_url set, Celery workers analyse: the
-    jobs only send tasks (and neither claim nor spawn here)."""
+    IndexBusy when another process holds it), and its indexer takes what others spool. With
+    `spool`, the workers analyse into the spool for the process that holds the writer. With
+    broker_url set, Celery workers analyse: the jobs only send tasks (and neither claim nor spawn
+    here)."""
     if settings.broker_url:
         from .jobs.celery import CeleryJobs
         return CeleryJobs(open_service(settings))
@@ -39,7 +41,7 @@ def open_jobs(settings: Settings, spawn: bool = False, claim: bool = False) -> L
     pool = _spawned(settings, executor) if spawn else None
     try:
         from .jobs.local import LocalJobs
-        jobs = LocalJobs(open_service(settings, pool), executor=executor)
+        jobs = LocalJobs(open_service(settings, pool), executor=executor, spool=spool)
         if pool is not None:
             jobs.service.warm_ndpi(executor)  # nDPI's helpers too, in the same threads
         return jobs
@@ -62,7 +64,9 @@ def _claimed(settings: Settings, spawn: bool) -> LocalJobs:
     executor = ThreadPoolExecutor(settings.engines, thread_name_prefix="analyse")
     if spawn:
         service.warm_engines(executor)
-    return LocalJobs(service, executor=executor)
+    jobs = LocalJobs(service, executor=executor)
+    jobs.start_indexer()
+    return jobs
 
 
 def _spawned(settings: Settings, threads: Executor) -> EnginePool | None:

@@ -383,8 +383,17 @@ class PacketTotal:
 
     def sweep_spool(self, older_than: float = SPOOL_ABANDONED) -> int:
         """Remove spool entries left half-written (their process died) and those of deleted
-        captures; how many were removed."""
-        return self._spool.sweep(older_than, self._db.captures_in(self._spool.captures()))
+        captures, then fail the captures `indexing` whose entry is gone; how many entries were
+        removed. The captures are read before the entries: an entry is published before its
+        capture is marked `indexing`, and removed only once it is `done`."""
+        removed = self._spool.sweep(older_than, self._db.captures_in(self._spool.captures()))
+        waiting = self._db.indexing()
+        present = self._spool.captures()
+        for cid in waiting:
+            if cid not in present and self._db.fail_indexing(cid, "its analysed results were lost before they "
+                                                                  "were indexed (analyse it again)"):
+                log.warning("capture %s: its spool entry is gone; failed", cid)
+        return removed
 
     def flush(self) -> list[str]:
         """Commit the event index, then mark every capture indexed so far `done` (group commit:

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 from ..errors import YaraError
 from ..service import PacketTotal
+from .indexer import Indexer
 
 log = logging.getLogger("packettotal")
 
@@ -21,9 +22,13 @@ class _Stopped(Exception):
 
 class LocalJobs:
     def __init__(self, service: PacketTotal, workers: int | None = None,
-                 executor: ThreadPoolExecutor | None = None):
-        """`executor`: threads the caller started already (they may be warming the engines up)."""
+                 executor: ThreadPoolExecutor | None = None, spool: bool = False):
+        """`executor`: threads the caller started already (they may be warming the engines up).
+        `spool`: analyses go to the spool, for the process holding the event index (they end
+        `indexing`; flushes then commit nothing)."""
         self.service = service
+        self.spools = spool
+        self._indexer: Indexer | None = None
         self.executor = executor or ThreadPoolExecutor(max_workers=workers or service.settings.engines,
                                                        thread_name_prefix="analyse")
         self._rescans = ThreadPoolExecutor(1, thread_name_prefix="yara")
@@ -72,8 +77,14 @@ class LocalJobs:
         the caller validates captures)."""
         self.service.warm_engines(self.executor)
 
+    def start_indexer(self) -> None:
+        """Index what other processes spool (this process holds the event index's writer)."""
+        if self._indexer is None:
+            self._indexer = Indexer(self.service)
+            self._indexer.start()
+
     def enqueue(self, capture_id: str) -> Future:
-        return self.executor.submit(self.service.analyse, capture_id)
+        return self.executor.submit(self.service.analyse, capture_id, False, self.spools)
 
     def run(self, capture_ids: Iterable[str], on_done: Callable[[dict], None] | None = None,
             commit_every: float = 2.0) -> list[dict]:
@@ -105,7 +116,7 @@ class LocalJobs:
 
         for cid in capture_ids:
             if cid not in futures:
-                futures[cid] = self.executor.submit(self.service.analyse, cid, True)
+                futures[cid] = self.executor.submit(self.service.analyse, cid, True, self.spools)
             commit(commit_every)
         for fut in as_completed(futures.values()):
             row = fut.result()
@@ -125,3 +136,5 @@ class LocalJobs:
         self._stopping.set()
         self._rescans.shutdown(wait=True, cancel_futures=True)
         self.executor.shutdown(wait=True)
+        if self._indexer is not None:
+            self._indexer.stop()

@@ -436,6 +436,17 @@ class Database:
         c = captures.c
         self._exec(sa.update(captures).where(c.id == capture_id, c.status == "running").values(status="indexing"))
 
+    def indexing(self) -> list[str]:
+        """Captures analysed into the spool, waiting for the indexer."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(captures.c.id).where(captures.c.status == "indexing")).scalars())
+
+    def fail_indexing(self, capture_id: str, reason: str) -> bool:
+        """Fail a capture still `indexing` (not one indexed or analysed again meanwhile)."""
+        c = captures.c
+        return bool(self._exec(sa.update(captures).where(c.id == capture_id, c.status == "indexing")
+                               .values(status="failed", error=reason, finished_at=now())).rowcount)
+
     def requeue(self, ids: Iterable[str] | None = None) -> list[str]:
         """Mark these captures (None: every one) `queued` for another analysis, those `done` or
         `failed` only (one queued or running already is left to its job); the ids marked."""

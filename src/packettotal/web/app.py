@@ -36,7 +36,8 @@ class Instance:
 
     def start(self, seed_demo: bool) -> None:
         if not self.service.settings.broker_url:  # with Celery, the workers analyse (and write the index)
-            self.service.claim_index()  # a running serve holds its home: `analyze` there fails at once
+            self.service.claim_index()  # a running serve holds its home: `analyze` there spools
+            self.jobs.start_indexer()  # what `analyze` beside it analyses, indexed here
         downloads.clean(self.service)
         self.jobs.warm()  # the first upload should not wait for Suricata to load its rules
         if not self.service.settings.broker_url:
