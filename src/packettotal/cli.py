@@ -905,7 +905,7 @@ def intel_remove(ctx: click.Context, name: str) -> None:
     click.echo(f"feed {name} removed")
 
 
-from .cli_accounts import apikey, audit, user  # noqa: E402  (after cli: they are added to it)
+from .cli_accounts import apikey, audit, group, user, visibility  # noqa: E402  (after cli: they are added to it)
 
-for _command in (user, apikey, audit):
+for _command in (user, group, apikey, audit, visibility):
     cli.add_command(_command)

@@ -210,6 +210,9 @@ class Settings:
     usage_flush_seconds: float = field(default=5.0, metadata={
         "help": "How often the counts of key use and uploads kept in memory are written to the database "
                 "(and at shutdown)", "check": positive})
+    audit_days: int = field(default=365, metadata={
+        "help": "Days the audit log keeps a row: older ones are deleted at start and daily (0: kept for ever)",
+        "check": at_least(0)})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

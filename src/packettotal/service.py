@@ -106,11 +106,13 @@ class PacketTotal:
         view.viewer = who
         if not visibility.sees_everything(self.settings.mode, who):
             me = visibility.identity(who)
-            hidden = visibility.hidden(self._db.restricted_uploads(), me)
-            view._db = ScopedDatabase(self._db, hidden, me)  # type: ignore[assignment]
+            groups = self.accounts.groups_of(who.name)  # read afresh: a member removed loses sight at once
+            hidden = visibility.hidden(self._db.restricted_uploads(), me, groups)
+            view._db = ScopedDatabase(self._db, hidden, me, groups)  # type: ignore[assignment]
             view._events = ScopedEvents(self._events, hidden)
-            view._capture_fields = {**self._capture_fields, **{  # label: lookups see visible labels only
-                name: partial(view._db.labelled, kinds) for name, kinds in catalog.LABELS.items()}}
+            view._capture_fields = {**self._capture_fields, **{  # label:, name: see what the viewer may only
+                name: partial(view._db.labelled, kinds) for name, kinds in catalog.LABELS.items()},
+                "name": view._db.named}
         return view
 
     def _clean_index(self) -> None:
@@ -991,8 +993,9 @@ class PacketTotal:
         cid = self.capture(ref)["id"]
         rows = self._db.uploads_in([cid])[cid]
         me = visibility.identity(self.viewer)
+        groups = self.accounts.groups_of(self.viewer.name if self.viewer else None)
         mine = [r for r in rows if me is not None and r["owner"] == me]
-        seen = mine or [r for r in rows if visibility.row_visible(r, me)] or rows
+        seen = mine or [r for r in rows if visibility.row_visible(r, me, groups)] or rows
         row = seen[0] if seen else {"owner": None, "visibility": visibility.PUBLIC, "share_with": []}
         return {"capture_id": cid, "owner": row["owner"], "visibility": row["visibility"],
                 "share_with": row["share_with"] or []}

@@ -479,6 +479,15 @@ class Database:
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(captures.c.id).where(cond)).scalars())
 
+    def named_by_any(self, value: str, like: bool) -> set[str]:
+        """Captures whose name, or the name of any of their uploads, is `value` (or matches it as
+        a LIKE pattern); the scoped view keeps those whose names the viewer may see."""
+        cond = (lambda col: sa.func.lower(col).like(value, escape="\\")) if like else \
+            (lambda col: sa.func.lower(col) == value.lower())
+        with self.engine.connect() as conn:
+            return (set(conn.execute(sa.select(captures.c.id).where(cond(captures.c.name))).scalars())
+                    | set(conn.execute(sa.select(uploads.c.capture_id).where(cond(uploads.c.name))).scalars()))
+
     def unfinished(self) -> list[str]:
         """Captures not `done`: none of their events may be seen."""
         with self.engine.connect() as conn:
