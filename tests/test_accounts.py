@@ -8,6 +8,7 @@ import logging
 import re
 import time
 
+import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -221,7 +222,7 @@ def test_cli_users_keys_and_audit(tmp_path):
     assert run(cli.cli, ["--home", home, "user", "disable", "bob"]).exit_code == 0
     users = run(cli.cli, ["--home", home, "user", "list"]).output.splitlines()
     assert [u.split()[:3] for u in users] == [["ann", "analyst", "enabled"], ["bob", "viewer", "disabled"]]
-    import orjson
+
     rows = orjson.loads(run(cli.cli, ["--home", home, "audit", "--json", "--limit", "3"]).output)
     assert [r["event"] for r in rows] == ["user_disabled", "key_revoked", "key_created"]
     r = run(cli.cli, ["--home", home, "user", "add", "ann", "--role", "analyst", "--password-stdin"],
@@ -247,3 +248,48 @@ def test_every_post_form_a_session_is_shown_carries_its_token(team):
     assert len(forms) >= 2 and all(f'name="csrf_token" value="{token}"' in f for f in forms)
     r = team.post("/bulk/export?format=json", data={"values": "espn.go.com", "csrf_token": token})
     assert r.status_code == 200 and r.json()[0]["input"] == "espn.go.com"
+
+
+def test_cli_groups_and_visibility(tmp_path):
+    home = str(tmp_path / "home")
+    run = CliRunner().invoke
+    for name in ("ann", "gus"):
+        assert run(cli.cli, ["--home", home, "user", "add", name, "--role", "analyst", "--password-stdin"],
+                   input=f"{PASSWORD}\n").exit_code == 0
+    assert run(cli.cli, ["--home", home, "group", "add", "team"]).exit_code == 0
+    assert "group 'team' exists" in str(run(cli.cli, ["--home", home, "group", "add", "team"]).exception)
+    assert "added to" in run(cli.cli, ["--home", home, "group", "member", "add", "team", "gus"]).output
+    assert "no user 'nobody'" in str(run(cli.cli, ["--home", home, "group", "member", "add", "team", "nobody"])
+                                     .exception)
+    assert run(cli.cli, ["--home", home, "group", "list"]).output.split() == ["team", "gus"]
+    r = run(cli.cli, ["--home", home, "analyze", "--json", str(PCAPS / "sv-vlan-qinq-flow.pcap")])
+    assert r.exit_code == 0, r.output
+    cid = orjson.loads(r.stdout)[0]["id"]
+    shown = orjson.loads(run(cli.cli, ["--home", home, "visibility", cid, "--json"]).output)
+    assert shown["visibility"] == "public"
+    r = run(cli.cli, ["--home", home, "visibility", cid, "shared", "--with", "ann,group:team"])
+    assert r.exit_code == 0 and "shared with ann, group:team" in r.output, r.output
+    r = run(cli.cli, ["--home", home, "visibility", cid, "private", "--with", "ann"])
+    assert r.exit_code != 0 and "share_with goes with visibility shared" in str(r.exception)
+    assert "removed from" in run(cli.cli, ["--home", home, "group", "member", "remove", "team", "gus"]).output
+    events = [a["event"] for a in orjson.loads(run(cli.cli, ["--home", home, "audit", "--json"]).output)]
+    assert events[:3] == ["group_member_removed", "visibility_changed", "group_member_added"]
+
+
+def test_the_audit_log_keeps_audit_days(tmp_path):
+    import datetime as dt
+
+    from packettotal.store.accounts import audit
+    with client(tmp_path / "home", mode="team", audit_days=30) as c:
+        accounts = c.app.state.instance.service.accounts
+        accounts.record("old", "cli")
+        accounts.record("recent", "cli")
+        db = accounts._store.db
+        db._exec(audit.update().where(audit.c.event == "old").values(at=dt.datetime.now() - dt.timedelta(days=31)))
+        assert accounts.prune_audit() == 1
+        assert {a["event"] for a in accounts.audit()} >= {"recent"} and "old" not in {a["event"] for a in accounts.audit()}
+    with client(tmp_path / "keep", mode="team", audit_days=0) as c:
+        accounts = c.app.state.instance.service.accounts
+        accounts.record("old", "cli")
+        accounts._store.db._exec(audit.update().values(at=dt.datetime(2000, 1, 1)))
+        assert accounts.prune_audit() == 0 and [a["event"] for a in accounts.audit()] == ["old"]
