@@ -357,7 +357,8 @@ def test_the_name_filter_matches_only_the_names_of_uploads_the_viewer_may_see(se
                     assert listed.headers["x-total-count"] == str(want), (who, q)
                 assert searched(c, 'name:"alicesecretname.pcap"', h) == secret, who
         finally:
-            assert c.delete(f"/api/v1/captures/{cid}", headers=visibility_world.headers(keys, "root")).status_code == 204
+            root = visibility_world.headers(keys, "root")
+            assert c.delete(f"/api/v1/captures/{cid}", headers=root).status_code == 204
 
 
 def test_hunt_counts_count_only_visible_captures(seen):

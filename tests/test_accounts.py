@@ -287,7 +287,8 @@ def test_the_audit_log_keeps_audit_days(tmp_path):
         db = accounts._store.db
         db._exec(audit.update().where(audit.c.event == "old").values(at=dt.datetime.now() - dt.timedelta(days=31)))
         assert accounts.prune_audit() == 1
-        assert {a["event"] for a in accounts.audit()} >= {"recent"} and "old" not in {a["event"] for a in accounts.audit()}
+        kept = {a["event"] for a in accounts.audit()}
+        assert "recent" in kept and "old" not in kept
     with client(tmp_path / "keep", mode="team", audit_days=0) as c:
         accounts = c.app.state.instance.service.accounts
         accounts.record("old", "cli")
