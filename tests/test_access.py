@@ -380,3 +380,28 @@ def test_hunt_counts_count_only_visible_captures(seen):
                 assert got["hit_captures"] == (1 if "private" in visible else 0), (who, got)
         finally:
             service.delete_hunt(hunt["id"])
+
+
+def test_a_label_another_user_holds_is_theirs_not_returned(seen, tmp_path):
+    """bob adds the label alice's hidden upload already holds: he gets a row of his own, never
+    hers (nor her note)."""
+    keys = seen["keys"]
+    path = visibility_world.dns_capture(tmp_path / "labelled.pcap", ["labelled.example.net"], "10.9.9.8")
+    with client(seen["home"], mode="public") as c:
+        h = {w: visibility_world.headers(keys, w) for w in ("alice", "bob", "root")}
+        cid = visibility_world.upload_as(c, keys, "alice", path)["id"]
+        try:
+            body = {"kind": "family", "value": "Twinlabel", "note": "alice's secret note"}
+            hers = c.post(f"/api/v1/captures/{cid}/labels", json=body, headers=h["alice"]).json()
+            visibility_world.upload_as(c, keys, "bob", path)
+            r = c.post(f"/api/v1/captures/{cid}/labels", json={"kind": "family", "value": "twinlabel"},
+                       headers=h["bob"])
+            assert r.status_code == 201, r.text
+            his = r.json()
+            assert his["id"] != hers["id"] and his["author"] == "bob" and not his.get("note"), his
+            assert "secret note" not in c.get(f"/api/v1/captures/{cid}/labels", headers=h["bob"]).text
+            again = c.post(f"/api/v1/captures/{cid}/labels", json={"kind": "family", "value": "TWINLABEL"},
+                           headers=h["bob"]).json()
+            assert again["id"] == his["id"]  # still one per author
+        finally:
+            assert c.delete(f"/api/v1/captures/{cid}", headers=h["root"]).status_code == 204

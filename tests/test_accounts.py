@@ -294,3 +294,26 @@ def test_the_audit_log_keeps_audit_days(tmp_path):
         accounts.record("old", "cli")
         accounts._store.db._exec(audit.update().values(at=dt.datetime(2000, 1, 1)))
         assert accounts.prune_audit() == 0 and [a["event"] for a in accounts.audit()] == ["old"]
+
+
+def test_an_old_sqlite_file_gets_labels_unique_per_author(tmp_path):
+    import sqlalchemy as sa
+
+    from packettotal.store.db import Database
+    path = tmp_path / "old.db"
+    db = Database.sqlite(path)
+    with db.engine.begin() as conn:  # the table as it was: unique over (capture, kind, value)
+        conn.execute(sa.text("DROP TABLE labels"))
+        conn.execute(sa.text(
+            "CREATE TABLE labels (id INTEGER NOT NULL, capture_id VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, "
+            "value VARCHAR(200) NOT NULL, value_lower VARCHAR(200) NOT NULL, note TEXT, author VARCHAR(200), "
+            "source VARCHAR(16) NOT NULL, created_at DATETIME NOT NULL, PRIMARY KEY (id), "
+            "UNIQUE (capture_id, kind, value_lower), FOREIGN KEY(capture_id) REFERENCES captures (id) "
+            "ON DELETE CASCADE)"))
+    db.close()
+    db = Database.sqlite(path)
+    with db.engine.connect() as conn:
+        ddl = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'labels'")).scalar()
+        index = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'uq_labels_author'")).scalar()
+    db.close()
+    assert "UNIQUE" not in ddl and "coalesce(author, '')" in index

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.dialects import sqlite
 
 from ..errors import NotFound
@@ -167,8 +168,11 @@ labels = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Index("ix_labels_capture", "capture_id"),
     sa.Index("ix_labels_value", "value_lower", "kind"),
-    sa.UniqueConstraint("capture_id", "kind", "value_lower"),
 )
+# one label per capture, kind, value and author (a label another user holds is theirs, their note
+# included); NULL authors (single mode, the CLI) are one author: coalesced, so either dialect
+sa.Index("uq_labels_author", labels.c.capture_id, labels.c.kind, labels.c.value_lower,
+         sa.func.coalesce(labels.c.author, ""), unique=True)
 
 # who uploaded each capture and who may read it (auth/visibility.py): one row per upload, since a
 # file stored once may be uploaded by several users; a capture without any row is public
@@ -363,12 +367,31 @@ class Database:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
-        for table in metadata.sorted_tables:  # indexes added since a database was created
-            for index in table.indexes:
-                index.create(self.engine, checkfirst=True)
+        self._relabel_sqlite()
+        with self.engine.begin() as conn:  # indexes added since a database was created (expressions too)
+            for table in metadata.sorted_tables:
+                for index in table.indexes:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
         self._write = threading.Lock()
         self._backfill_value_counts()
         self._backfill_capture_stats()
+
+    def _relabel_sqlite(self) -> None:
+        """A SQLite file from before labels were unique per author holds the table-level UNIQUE
+        (capture_id, kind, value_lower), which SQLite cannot drop: the table is made again, its
+        rows kept (labels are few: written by hand). PostgreSQL databases get a migration."""
+        if not self.url.startswith("sqlite"):
+            return
+        with self.engine.begin() as conn:
+            ddl = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'labels'"))\
+                .scalar() or ""
+            if "UNIQUE (capture_id, kind, value_lower)" not in ddl:
+                return
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(labels))]
+            labels.drop(conn)
+            labels.create(conn)
+            if rows:
+                conn.execute(sa.insert(labels), rows)
 
     def _backfill_value_counts(self) -> None:
         """A database from before the value_counts table: count once."""
@@ -645,9 +668,11 @@ class Database:
     def add_label(self, row: dict) -> dict:
         row = {**row, "value_lower": row["value"].lower(), "created_at": now()}
         with self._write, self.engine.begin() as conn:
-            existing = conn.execute(sa.select(labels.c.id).where(
+            author = row.get("author")
+            existing = conn.execute(sa.select(labels.c.id).where(  # the author's own: uq_labels_author
                 labels.c.capture_id == row["capture_id"], labels.c.kind == row["kind"],
-                labels.c.value_lower == row["value_lower"])).scalar()
+                labels.c.value_lower == row["value_lower"],
+                labels.c.author.is_(None) if author is None else labels.c.author == author)).scalar()
             if existing is None:
                 key = conn.execute(sa.insert(labels).values(**row)).inserted_primary_key
                 assert key is not None  # a single-row insert always has its key
