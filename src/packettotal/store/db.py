@@ -1121,11 +1121,13 @@ class Database:
             conn.execute(sa.insert(capture_domains), part)
 
     def domain_history(self, capture_id: str, domains: Iterable[str], exclude: Iterable[str],
-                       enough: int, rare_below: int) -> tuple[int, dict[str, int]]:
+                       enough: int, rare_below: int, public_only: bool = False) -> tuple[int, dict[str, int]]:
         """Of the captures submitted before this one (by submitted_at, then id), `exclude` left
-        out: how many hold a registered domain, counted up to `enough`, and how many hold each of
+        out (and with `public_only`, those no public upload opens: see service._judge_domains):
+        how many hold a registered domain, counted up to `enough`, and how many hold each of
         `domains`, counted up to `rare_below` (absent: none). Bounded so, the cost is that of
         `enough` + `rare_below` index steps a domain, however many captures the instance holds."""
+        earlier = _EARLIER + (_PUBLIC if public_only else "")
         with self.engine.connect() as conn:
             at = conn.execute(sa.select(captures.c.submitted_at).where(captures.c.id == capture_id)).scalar()
             if at is None:
@@ -1135,7 +1137,7 @@ class Database:
             params: dict[str, object] = {"at": at, "me": capture_id, "ex": list(dict.fromkeys(exclude)) or [""],
                                          "enough": enough, "below": rare_below}
             baseline = conn.execute(sa.text(
-                f"SELECT count(*) FROM (SELECT 1 FROM captures c WHERE {_EARLIER} AND EXISTS "
+                f"SELECT count(*) FROM (SELECT 1 FROM captures c WHERE {earlier} AND EXISTS "
                 "(SELECT 1 FROM capture_domains d WHERE d.capture_id = c.id) LIMIT :enough)").bindparams(*binds),
                 params).scalar_one()
             held: dict[str, int] = {}
@@ -1145,7 +1147,7 @@ class Database:
             for chunk in chunks(present, 200):  # SQLite: at most 500 terms a compound select
                 q = " UNION ALL ".join(
                     f"SELECT :v{j}, (SELECT count(*) FROM (SELECT 1 FROM capture_domains d JOIN captures c ON "
-                    f"c.id = d.capture_id WHERE d.domain = :v{j} AND {_EARLIER} LIMIT :below))"
+                    f"c.id = d.capture_id WHERE d.domain = :v{j} AND {earlier} LIMIT :below))"
                     for j in range(len(chunk)))
                 rows = conn.execute(sa.text(q).bindparams(*binds), params | {f"v{j}": v for j, v in enumerate(chunk)})
                 held.update((domain, n) for domain, n in rows if n)
@@ -1239,6 +1241,9 @@ class Database:
 
 # a capture submitted before :me (at :at), ties by id, outside :ex: "earlier" for the rare_domain finding
 _EARLIER = "(c.submitted_at < :at OR (c.submitted_at = :at AND c.id < :me)) AND c.id NOT IN :ex"
+# a capture every viewer may read: a public upload, or none at all (analysed before accounts, or by the CLI)
+_PUBLIC = (" AND (EXISTS (SELECT 1 FROM uploads u WHERE u.capture_id = c.id AND u.visibility = 'public')"
+           " OR NOT EXISTS (SELECT 1 FROM uploads u WHERE u.capture_id = c.id))")
 
 
 def _hunt_intel(where: sa.ColumnElement[bool]) -> sa.Insert:
