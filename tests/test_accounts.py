@@ -317,3 +317,49 @@ def test_an_old_sqlite_file_gets_labels_unique_per_author(tmp_path):
         index = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'uq_labels_author'")).scalar()
     db.close()
     assert "UNIQUE" not in ddl and "coalesce(author, '')" in index
+
+
+def test_the_upload_forms_token_is_in_its_body_never_in_a_logged_request_line(tmp_path, caplog):
+    """The no-script upload form posts its CSRF token as a part before the file: a real server's
+    access log of the upload holds no token; a wrong or missing token is refused before the file
+    is written."""
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from packettotal.web.app import create_app
+
+    from .conftest import settings
+    from .web import free_port
+    app = create_app(settings(tmp_path / "home", mode="team"), seed_demo=False)
+    app.state.instance.service.accounts.add_user("ann", "analyst", PASSWORD)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="info"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=False, timeout=60) as c:
+            assert c.post("/login", data={"name": "ann", "password": PASSWORD, "next": "/"}).status_code == 303
+            home = c.get("/").text
+            form = re.search(r'<form id="upload-form" action="([^"]+)"[^>]*><input type="hidden" '
+                             r'name="csrf_token" value="([^"]+)">', home)
+            assert form is not None, home[:2000]
+            action, token = form.groups()
+            assert token not in action
+            body = (PCAPS / "sv-vlan-qinq-flow.pcap").read_bytes()
+            for sent, status in ((None, 403), ("x" * 43, 403), (token, 303)):
+                data = {} if sent is None else {"csrf_token": sent}
+                r = c.post(action, data=data, files={"file": ("q.pcap", body)})
+                assert r.status_code == status, (sent, r.status_code, r.text[:300])
+    finally:
+        srv.should_exit = True
+        thread.join(30)
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert any("POST /upload" in line for line in lines), lines
+    assert not any(token in line for line in lines)
+    assert not list((tmp_path / "home").rglob("upload-*"))  # the refused ones wrote nothing that stayed
