@@ -258,7 +258,8 @@ def test_only_the_owner_or_an_admin_changes_visibility_and_removes_labels(seen):
         assert c.post(f"/api/v1/captures/{ids['shared']}/visibility", json=body, headers=h["carol"]).status_code == 403
         assert c.post(f"/api/v1/captures/{ids['shared']}/visibility", json=body, headers=h["vera"]).status_code == 403
         assert c.get(f"/api/v1/captures/{ids['shared']}/visibility", headers=h["carol"]).json() == {
-            "capture_id": ids["shared"], "owner": "alice", "visibility": "shared", "share_with": ["carol"]}
+            "capture_id": ids["shared"], "owner": "alice", "visibility": "shared",
+            "share_with": ["carol", f"group:{visibility_world.GROUP}"]}
         # bob labels the public capture; alice cannot remove his label, an admin can; a viewer cannot label
         lb = c.post(f"/api/v1/captures/{ids['public']}/labels", json={"value": "bobs"}, headers=h["bob"]).json()
         assert lb["author"] == "bob"
