@@ -258,7 +258,8 @@ def test_only_the_owner_or_an_admin_changes_visibility_and_removes_labels(seen):
         assert c.post(f"/api/v1/captures/{ids['shared']}/visibility", json=body, headers=h["carol"]).status_code == 403
         assert c.post(f"/api/v1/captures/{ids['shared']}/visibility", json=body, headers=h["vera"]).status_code == 403
         assert c.get(f"/api/v1/captures/{ids['shared']}/visibility", headers=h["carol"]).json() == {
-            "capture_id": ids["shared"], "owner": "alice", "visibility": "shared", "share_with": ["carol"]}
+            "capture_id": ids["shared"], "owner": "alice", "visibility": "shared",
+            "share_with": ["carol", f"group:{visibility_world.GROUP}"]}
         # bob labels the public capture; alice cannot remove his label, an admin can; a viewer cannot label
         lb = c.post(f"/api/v1/captures/{ids['public']}/labels", json={"value": "bobs"}, headers=h["bob"]).json()
         assert lb["author"] == "bob"
@@ -322,3 +323,86 @@ def test_feed_hit_counts_count_only_visible_captures(tmp_path):
             assert r.status_code == 200, (who, r.text)
             got = next(f for f in r.json() if f["name"] == "leaktest")
             assert got["captures"] == len(visible), (who, got)
+
+
+def test_a_member_removed_from_a_group_loses_sight_at_once(seen):
+    ids, keys = seen["ids"], seen["keys"]
+    with client(seen["home"], mode="public") as c:
+        accounts, h = c.app.state.instance.service.accounts, visibility_world.headers(keys, "gina")
+        assert c.get(f"/api/v1/captures/{ids['shared']}", headers=h).status_code == 200
+        assert accounts.remove_member(visibility_world.GROUP, "gina")
+        try:
+            assert c.get(f"/api/v1/captures/{ids['shared']}", headers=h).status_code == 404
+            assert {r["id"] for r in c.get("/api/v1/captures", headers=h).json()} == {ids["public"]}
+        finally:
+            accounts.add_member(visibility_world.GROUP, "gina")
+        assert c.get(f"/api/v1/captures/{ids['shared']}", headers=h).status_code == 200
+
+
+def test_the_name_filter_matches_only_the_names_of_uploads_the_viewer_may_see(seen, tmp_path):
+    """alice uploads a file privately under a secret name; bob uploads the same file publicly:
+    others find it by bob's name only, alice by both."""
+    keys = seen["keys"]
+    path = visibility_world.dns_capture(tmp_path / "twice.pcap", ["twice.example.net"], "10.9.9.9")
+    with client(seen["home"], mode="public") as c:
+        cid = visibility_world.upload_as(c, keys, "alice", path, "alicesecretname.pcap")["id"]
+        visibility_world.upload_as(c, keys, "bob", path, "bobsname.pcap")
+        r = c.post(f"/api/v1/captures/{cid}/visibility", json={"visibility": "public"},
+                   headers=visibility_world.headers(keys, "bob"))
+        assert r.status_code == 200, r.text
+        try:
+            for who, secret in (("vera", 0), ("anonymous", 0), ("alice", 1)):
+                h = visibility_world.headers(keys, who)
+                for q, want in (("alicesecret", secret), ("bobsname", 1)):
+                    listed = c.get("/api/v1/captures", params={"q": q}, headers=h)
+                    assert listed.headers["x-total-count"] == str(want), (who, q)
+                assert searched(c, 'name:"alicesecretname.pcap"', h) == secret, who
+        finally:
+            root = visibility_world.headers(keys, "root")
+            assert c.delete(f"/api/v1/captures/{cid}", headers=root).status_code == 204
+
+
+def test_hunt_counts_count_only_visible_captures(seen):
+    """A hunt hitting only the private capture counts it for its owner and an admin, no one else."""
+    keys = seen["keys"]
+    rule = (f'alert dns any any -> any any (msg:"private hunt"; dns.query; '
+            f'content:"{visibility_world.OWN["private"]}"; sid:9100001; rev:1;)')
+    with client(seen["home"], mode="public") as c:
+        service = c.app.state.instance.service
+        hunt = service.new_hunt(rule, name="leak hunt")
+        service.run_hunt(hunt["id"])
+        try:
+            for who, visible in visibility_world.SEES.items():
+                r = c.get("/api/v1/hunts", headers=visibility_world.headers(keys, who))
+                if r.status_code != 200:  # anonymous may not list hunts
+                    assert who == "anonymous", (who, r.status_code)
+                    continue
+                got = next(x for x in r.json() if x["id"] == hunt["id"])
+                assert got["hit_captures"] == (1 if "private" in visible else 0), (who, got)
+        finally:
+            service.delete_hunt(hunt["id"])
+
+
+def test_a_label_another_user_holds_is_theirs_not_returned(seen, tmp_path):
+    """bob adds the label alice's hidden upload already holds: he gets a row of his own, never
+    hers (nor her note)."""
+    keys = seen["keys"]
+    path = visibility_world.dns_capture(tmp_path / "labelled.pcap", ["labelled.example.net"], "10.9.9.8")
+    with client(seen["home"], mode="public") as c:
+        h = {w: visibility_world.headers(keys, w) for w in ("alice", "bob", "root")}
+        cid = visibility_world.upload_as(c, keys, "alice", path)["id"]
+        try:
+            body = {"kind": "family", "value": "Twinlabel", "note": "alice's secret note"}
+            hers = c.post(f"/api/v1/captures/{cid}/labels", json=body, headers=h["alice"]).json()
+            visibility_world.upload_as(c, keys, "bob", path)
+            r = c.post(f"/api/v1/captures/{cid}/labels", json={"kind": "family", "value": "twinlabel"},
+                       headers=h["bob"])
+            assert r.status_code == 201, r.text
+            his = r.json()
+            assert his["id"] != hers["id"] and his["author"] == "bob" and not his.get("note"), his
+            assert "secret note" not in c.get(f"/api/v1/captures/{cid}/labels", headers=h["bob"]).text
+            again = c.post(f"/api/v1/captures/{cid}/labels", json={"kind": "family", "value": "TWINLABEL"},
+                           headers=h["bob"]).json()
+            assert again["id"] == his["id"]  # still one per author
+        finally:
+            assert c.delete(f"/api/v1/captures/{cid}", headers=h["root"]).status_code == 204

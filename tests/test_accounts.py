@@ -10,6 +10,7 @@ import time
 
 from pathlib import Path
 
+import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -235,7 +236,7 @@ def test_cli_users_keys_and_audit(tmp_path, monkeypatch):
     assert run(cli.cli, ["--home", home, "user", "disable", "bob"]).exit_code == 0
     users = run(cli.cli, ["--home", home, "user", "list"]).output.splitlines()
     assert [u.split()[:3] for u in users] == [["ann", "analyst", "enabled"], ["bob", "viewer", "disabled"]]
-    import orjson
+
     rows = orjson.loads(run(cli.cli, ["--home", home, "audit", "--json", "--limit", "3"]).output)
     assert [r["event"] for r in rows] == ["user_disabled", "key_revoked", "key_created"]
     r = run(cli.cli, ["--home", home, "user", "add", "ann", "--role", "analyst", "--password-stdin"],
@@ -261,3 +262,126 @@ def test_every_post_form_a_session_is_shown_carries_its_token(team):
     assert len(forms) >= 2 and all(f'name="csrf_token" value="{token}"' in f for f in forms)
     r = team.post("/bulk/export?format=json", data={"values": "espn.go.com", "csrf_token": token})
     assert r.status_code == 200 and r.json()[0]["input"] == "espn.go.com"
+
+
+def test_cli_groups_and_visibility(tmp_path):
+    home = str(tmp_path / "home")
+    run = CliRunner().invoke
+    for name in ("ann", "gus"):
+        assert run(cli.cli, ["--home", home, "user", "add", name, "--role", "analyst", "--password-stdin"],
+                   input=f"{PASSWORD}\n").exit_code == 0
+    assert run(cli.cli, ["--home", home, "group", "add", "team"]).exit_code == 0
+    assert "group 'team' exists" in str(run(cli.cli, ["--home", home, "group", "add", "team"]).exception)
+    assert "added to" in run(cli.cli, ["--home", home, "group", "member", "add", "team", "gus"]).output
+    assert "no user 'nobody'" in str(run(cli.cli, ["--home", home, "group", "member", "add", "team", "nobody"])
+                                     .exception)
+    assert run(cli.cli, ["--home", home, "group", "list"]).output.split() == ["team", "gus"]
+    r = run(cli.cli, ["--home", home, "analyze", "--json", str(PCAPS / "sv-vlan-qinq-flow.pcap")])
+    assert r.exit_code == 0, r.output
+    cid = orjson.loads(r.stdout)[0]["id"]
+    shown = orjson.loads(run(cli.cli, ["--home", home, "visibility", cid, "--json"]).output)
+    assert shown["visibility"] == "public"
+    r = run(cli.cli, ["--home", home, "visibility", cid, "shared", "--with", "ann,group:team"])
+    assert r.exit_code == 0 and "shared with ann, group:team" in r.output, r.output
+    r = run(cli.cli, ["--home", home, "visibility", cid, "private", "--with", "ann"])
+    assert r.exit_code != 0 and "share_with goes with visibility shared" in str(r.exception)
+    assert "removed from" in run(cli.cli, ["--home", home, "group", "member", "remove", "team", "gus"]).output
+    events = [a["event"] for a in orjson.loads(run(cli.cli, ["--home", home, "audit", "--json"]).output)]
+    assert events[:3] == ["group_member_removed", "visibility_changed", "group_member_added"]
+
+
+def test_the_audit_log_keeps_audit_days(tmp_path):
+    import datetime as dt
+
+    from packettotal.store.accounts import audit
+    with client(tmp_path / "home", mode="team", audit_days=30) as c:
+        accounts = c.app.state.instance.service.accounts
+        accounts.record("old", "cli")
+        accounts.record("recent", "cli")
+        db = accounts._store.db
+        db._exec(audit.update().where(audit.c.event == "old").values(at=dt.datetime.now() - dt.timedelta(days=31)))
+        assert accounts.prune_audit() == 1
+        kept = {a["event"] for a in accounts.audit()}
+        assert "recent" in kept and "old" not in kept
+    with client(tmp_path / "keep", mode="team", audit_days=0) as c:
+        accounts = c.app.state.instance.service.accounts
+        accounts.record("old", "cli")
+        accounts._store.db._exec(audit.update().values(at=dt.datetime(2000, 1, 1)))
+        assert accounts.prune_audit() == 0 and [a["event"] for a in accounts.audit()] == ["old"]
+
+
+def test_an_old_sqlite_file_gets_labels_unique_per_author(tmp_path):
+    import sqlalchemy as sa
+
+    from packettotal.store.db import Database
+    path = tmp_path / "old.db"
+    db = Database.sqlite(path)
+    with db.engine.begin() as conn:  # the table as it was: unique over (capture, kind, value)
+        conn.execute(sa.text("DROP TABLE labels"))
+        conn.execute(sa.text(
+            "CREATE TABLE labels (id INTEGER NOT NULL, capture_id VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, "
+            "value VARCHAR(200) NOT NULL, value_lower VARCHAR(200) NOT NULL, note TEXT, author VARCHAR(200), "
+            "source VARCHAR(16) NOT NULL, created_at DATETIME NOT NULL, PRIMARY KEY (id), "
+            "UNIQUE (capture_id, kind, value_lower), FOREIGN KEY(capture_id) REFERENCES captures (id) "
+            "ON DELETE CASCADE)"))
+        conn.execute(sa.text("INSERT INTO captures (id, md5, sha1, name, size, status, warnings, submitted_at, "
+                             "attempts) VALUES ('c1', 'm', 's', 'x.pcap', 1, 'done', '[]', '2026-01-01', 0)"))
+        conn.execute(sa.text("INSERT INTO labels VALUES (7, 'c1', 'tag', 'Emotet', 'emotet', 'n', NULL, 'cli', "
+                             "'2026-01-01')"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0002'"))  # the revision before
+    db.close()
+    db = Database.sqlite(path)  # upgraded at open (store/migrations/versions/0003_...)
+    with db.engine.connect() as conn:
+        ddl = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'labels'")).scalar()
+        index = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'uq_labels_author'")).scalar()
+        rows = conn.execute(sa.text("SELECT id, value, note FROM labels")).all()
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    db.close()
+    assert "UNIQUE" not in ddl and "coalesce(author, '')" in index
+    assert rows == [(7, "Emotet", "n")] and version == "0003"
+
+
+def test_the_upload_forms_token_is_in_its_body_never_in_a_logged_request_line(tmp_path, caplog):
+    """The no-script upload form posts its CSRF token as a part before the file: a real server's
+    access log of the upload holds no token; a wrong or missing token is refused before the file
+    is written."""
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from packettotal.web.app import create_app
+
+    from .conftest import settings
+    from .web import free_port
+    app = create_app(settings(tmp_path / "home", mode="team"), seed_demo=False)
+    app.state.instance.service.accounts.add_user("ann", "analyst", PASSWORD)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="info"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=False, timeout=60) as c:
+            assert c.post("/login", data={"name": "ann", "password": PASSWORD, "next": "/"}).status_code == 303
+            home = c.get("/").text
+            form = re.search(r'<form id="upload-form" action="([^"]+)"[^>]*><input type="hidden" '
+                             r'name="csrf_token" value="([^"]+)">', home)
+            assert form is not None, home[:2000]
+            action, token = form.groups()
+            assert token not in action
+            body = (PCAPS / "sv-vlan-qinq-flow.pcap").read_bytes()
+            for sent, status in ((None, 403), ("x" * 43, 403), (token, 303)):
+                data = {} if sent is None else {"csrf_token": sent}
+                r = c.post(action, data=data, files={"file": ("q.pcap", body)})
+                assert r.status_code == status, (sent, r.status_code, r.text[:300])
+    finally:
+        srv.should_exit = True
+        thread.join(30)
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert any("POST /upload" in line for line in lines), lines
+    assert not any(token in line for line in lines)
+    assert not list((tmp_path / "home").rglob("upload-*"))  # the refused ones wrote nothing that stayed

@@ -235,3 +235,35 @@ def test_in_a_browser_the_summary_names_the_new_domain_and_links_the_search(tmp_
         page.wait_for_url(f"{server}/search?q=finding%3Arare_domain")
         assert cid in page.locator("main").inner_html() and first not in page.locator("main").inner_html()
         browser.close()
+
+
+def test_a_private_capture_does_not_make_a_domain_known_to_others(tmp_path):
+    """rare_domain outside single mode judges against public captures only: alice's private
+    capture holding a domain does not make it "not new" in bob's (a one-bit leak otherwise)."""
+    from .visibility_world import upload_as
+    from .web import client
+    with client(tmp_path / "home", mode="public", rare_domain_baseline=1) as c:
+        accounts, keys = c.app.state.instance.service.accounts, {}
+        for name in ("alice", "bob"):
+            accounts.add_user(name, "analyst", "rare domain password")
+            keys[name] = accounts.create_key(name, user=name)[1]
+        base = upload_as(c, keys, "bob", dns_capture(tmp_path / "base.pcap", ["www.example-base.org"], 1_700_000_000))
+        r = c.post(f"/api/v1/captures/{base['id']}/visibility", json={"visibility": "public"},
+                   headers={"x-api-key": keys["bob"]})
+        assert r.status_code == 200, r.text
+        upload_as(c, keys, "alice", dns_capture(tmp_path / "secret.pcap", ["secret.example-hidden.net"], 1_700_000_100))
+        later = upload_as(c, keys, "bob", dns_capture(tmp_path / "later.pcap",
+                                                       ["www.example-base.org", "www.example-hidden.net"],
+                                                       1_700_000_200))
+        found = rare_of(later)
+        assert found is not None and found["key"] == "example-hidden.net", found
+        assert [e["domain"] for e in found["evidence"]] == ["example-hidden.net"]
+
+
+def test_in_single_mode_every_earlier_capture_counts(tmp_path):
+    from .web import client, upload, wait_done
+    with client(tmp_path / "home", rare_domain_baseline=1) as c:
+        for name, names in (("base", ["www.example-base.org"]), ("secret", ["secret.example-hidden.net"])):
+            wait_done(c, upload(c, dns_capture(tmp_path / f"{name}.pcap", names, 1_700_000_000)).json()["id"])
+        later = dns_capture(tmp_path / "later.pcap", ["www.example-base.org", "www.example-hidden.net"], 1_700_000_200)
+        assert rare_of(wait_done(c, upload(c, later).json()["id"])) is None

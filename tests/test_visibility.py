@@ -56,3 +56,15 @@ def test_a_label_follows_its_authors_upload_and_only_its_author_or_an_admin_remo
     assert v.may_remove_label(alices, ALICE, "team") and v.may_remove_label(alices, ROOT, "team")
     assert not v.may_remove_label(alices, BOB, "team") and not v.may_remove_label(legacy, BOB, "team")
     assert v.may_remove_label(legacy, LOCAL, "single")
+
+
+def test_a_share_with_a_group_opens_the_capture_to_its_members_only():
+    rows = [up("a", "alice", "shared", ["group:team"]), up("b", "alice", "shared", ["team"])]
+    assert v.hidden(rows, "gina", frozenset({"team"})) == {"b"}  # "team" alone names a user, not the group
+    assert v.hidden(rows, "gina") == {"a", "b"}                   # not a member (or removed): nothing
+    assert v.hidden(rows, None, frozenset({"team"})) == {"a", "b"}  # anonymous is no one's member
+    ups = [up("c", "alice", "shared", ["group:team"]), up("c", "bob", "public")]
+    assert v.label_visible({"author": "alice"}, ups, "gina", frozenset({"team"}))
+    assert not v.label_visible({"author": "alice"}, ups, "gina")
+    named = [{**up("c", "alice", "private"), "name": "secret.pcap"}, {**up("c", "bob", "public"), "name": "b.pcap"}]
+    assert v.seen_names(named, "carol") == ["b.pcap"] and v.seen_names(named, "alice") == ["secret.pcap", "b.pcap"]

@@ -17,10 +17,14 @@ from .web import client
 SHARED_IOC = "common-pivot.example.net"
 OWN = {"private": "alice-private.example.net", "shared": "alice-shared.example.net",
        "public": "bob-public.example.net"}
-USERS = {"alice": "analyst", "bob": "analyst", "carol": "analyst", "vera": "viewer", "root": "admin"}
+USERS = {"alice": "analyst", "bob": "analyst", "carol": "analyst", "gina": "analyst", "vera": "viewer",
+         "root": "admin"}
+GROUP = "blueteam"  # gina's group; the shared capture is shared with carol and with it
 PASSWORD = "visibility password"
-# who sees which capture: alice owns private and shared (shared with carol), bob owns public
+# who sees which capture: alice owns private and shared (shared with carol and group blueteam, of
+# which gina is a member), bob owns public
 SEES = {"anonymous": {"public"}, "vera": {"public"}, "bob": {"public"}, "carol": {"public", "shared"},
+        "gina": {"public", "shared"},
         "alice": {"public", "shared", "private"}, "root": {"public", "shared", "private"}}
 
 
@@ -62,11 +66,13 @@ def build(home: Path, work: Path) -> dict:
         for name, role in USERS.items():
             accounts.add_user(name, role, PASSWORD)
             keys[name] = accounts.create_key(name, user=name)[1]
+        accounts.add_group(GROUP)
+        accounts.add_member(GROUP, "gina")
         ids = {}
         for n, (level, own) in enumerate(OWN.items()):
             path = dns_capture(work / f"{level}.pcap", [SHARED_IOC, own], f"10.9.0.{n + 1}")
             ids[level] = upload_as(c, keys, "bob" if level == "public" else "alice", path)["id"]
-        set_to = {"shared": ("alice", {"visibility": "shared", "share_with": ["carol"]}),
+        set_to = {"shared": ("alice", {"visibility": "shared", "share_with": ["carol", f"group:{GROUP}"]}),
                   "public": ("bob", {"visibility": "public"})}
         for level, (who, body) in set_to.items():
             r = c.post(f"/api/v1/captures/{ids[level]}/visibility", json=body, headers=headers(keys, who))

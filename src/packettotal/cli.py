@@ -974,6 +974,8 @@ def migrate(ctx: click.Context, to_database: str, to_events: str, to_blobs: Path
         return
     for line in summary.lines():
         click.echo(line)
+
+
 @cli.group()
 def db() -> None:
     """The relational database's schema revision (`db current`, `db upgrade`)."""
@@ -999,7 +1001,7 @@ def db_upgrade(ctx: click.Context) -> None:
     click.echo(f"database at {after}" + ("" if before == after else f" (was {before or 'not made'})"))
 
 
-from .cli_accounts import apikey, audit, user  # noqa: E402  (after cli: they are added to it)
+from .cli_accounts import apikey, audit, group, user, visibility  # noqa: E402  (after cli: they are added to it)
 
-for _command in (user, apikey, audit):
+for _command in (user, group, apikey, audit, visibility):
     cli.add_command(_command)

@@ -1,4 +1,5 @@
-"""`packettotal user`, `apikey` and `audit`: accounts kept through the service (auth/accounts.py)."""
+"""`packettotal user`, `group`, `apikey`, `audit` and `visibility`: accounts kept through the
+service (auth/accounts.py), and who may read a capture (service.set_visibility)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ import click
 import orjson
 
 from .auth.rights import ROLES
+from .auth.visibility import SHARED, VISIBILITIES
 
 
-def _accounts(ctx: click.Context):
+def _service(ctx: click.Context):
     from .instance import open_service
     pt = open_service(ctx.obj["settings"])
     ctx.call_on_close(pt.close)
-    return pt.accounts
+    return pt
+
+
+def _accounts(ctx: click.Context):
+    return _service(ctx).accounts
 
 
 def _json(obj) -> None:
@@ -124,3 +130,77 @@ def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
     for r in rows:
         click.echo(f"{_when(r['at'])}  {r['event']:<16} {r['actor'] or '-':<20} {r['subject'] or '-':<20} "
                    f"{r['address'] or ''}")
+
+
+@click.group()
+def group() -> None:
+    """Groups of users: share a capture with `group:NAME` (README: Accounts and modes)."""
+
+
+@group.command("add")
+@click.argument("name")
+@click.pass_context
+def group_add(ctx: click.Context, name: str) -> None:
+    """Add a group."""
+    _accounts(ctx).add_group(name)
+    click.echo(f"group {name} added")
+
+
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def group_list(ctx: click.Context, as_json: bool) -> None:
+    """The groups and their members."""
+    rows = _accounts(ctx).groups()
+    if as_json:
+        _json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<24} {', '.join(r['members']) or '-'}")
+
+
+@group.group("member")
+def member() -> None:
+    """Add users to a group or remove them (a removed member loses sight at once)."""
+
+
+@member.command("add")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("user_name", metavar="USER")
+@click.pass_context
+def member_add(ctx: click.Context, group_name: str, user_name: str) -> None:
+    added = _accounts(ctx).add_member(group_name, user_name)
+    click.echo(f"{user_name} {'added to' if added else 'already in'} group {group_name}")
+
+
+@member.command("remove")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("user_name", metavar="USER")
+@click.pass_context
+def member_remove(ctx: click.Context, group_name: str, user_name: str) -> None:
+    removed = _accounts(ctx).remove_member(group_name, user_name)
+    click.echo(f"{user_name} {'removed from' if removed else 'was not in'} group {group_name}")
+
+
+@click.command()
+@click.argument("capture")
+@click.argument("level", required=False, type=click.Choice(list(VISIBILITIES)))
+@click.option("--with", "share_with", default="",
+              help="With shared: comma-separated user names and group:NAME groups.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def visibility(ctx: click.Context, capture: str, level: str | None, share_with: str, as_json: bool) -> None:
+    """Show who may read a capture, or set it (private, shared --with NAMES, public); audited."""
+    pt = _service(ctx)
+    if level is None:
+        if share_with:
+            raise click.UsageError("--with goes with a visibility to set")
+        row = pt.capture_visibility(capture)
+    else:
+        names = [n for n in share_with.split(",") if n.strip()]
+        row = pt.set_visibility(capture, level, names)
+    if as_json:
+        _json(row)
+        return
+    shared = f" with {', '.join(row['share_with'])}" if row["visibility"] == SHARED else ""
+    click.echo(f"{row['capture_id']}  {row['visibility']}{shared}  owner {row['owner'] or '-'}")

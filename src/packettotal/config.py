@@ -237,6 +237,9 @@ class Settings:
                 "processes (empty: in-process, by serve itself)",
         "check": lambda v: None if v == "" or v.startswith(("redis://", "rediss://"))
         else f"must be empty or a redis:// URL, not {v!r}"})
+    audit_days: int = field(default=365, metadata={
+        "help": "Days the audit log keeps a row: older ones are deleted at start and daily (0: kept for ever)",
+        "check": at_least(0)})
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 

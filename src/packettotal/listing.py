@@ -25,6 +25,7 @@ class CaptureFilter:
     analysed_from: dt.datetime | None = None   # finished_at
     analysed_to: dt.datetime | None = None
     hidden: frozenset[str] = frozenset()      # captures the viewer may not see (auth/visibility.py)
+    only: frozenset[str] | None = None        # None: any; else only these (a scoped name match: store/scoped.py)
 
     @property
     def empty(self) -> bool:

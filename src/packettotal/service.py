@@ -109,11 +109,13 @@ class PacketTotal:
         view.viewer = who
         if not visibility.sees_everything(self.settings.mode, who):
             me = visibility.identity(who)
-            hidden = visibility.hidden(self._db.restricted_uploads(), me)
-            view._db = ScopedDatabase(self._db, hidden, me)  # type: ignore[assignment]
+            groups = self.accounts.groups_of(who.name)  # read afresh: a member removed loses sight at once
+            hidden = visibility.hidden(self._db.restricted_uploads(), me, groups)
+            view._db = ScopedDatabase(self._db, hidden, me, groups)  # type: ignore[assignment]
             view._events = ScopedEvents(self._events, hidden)
-            view._capture_fields = {**self._capture_fields, **{  # label: lookups see visible labels only
-                name: partial(view._db.labelled, kinds) for name, kinds in catalog.LABELS.items()}}
+            view._capture_fields = {**self._capture_fields, **{  # label:, name: see what the viewer may only
+                name: partial(view._db.labelled, kinds) for name, kinds in catalog.LABELS.items()},
+                "name": view._db.named}
         return view
 
     def _clean_index(self) -> None:
@@ -437,14 +439,25 @@ class PacketTotal:
     def _judge_domains(self, results: list[dict]) -> None:
         """Each capture's registered domains (recorded with it) and its `rare_domain` finding, judged
         against the captures submitted before it (ingest/rare.py). Best effort: on a store error
-        the capture goes without the finding."""
+        the capture goes without the finding.
+
+        The finding is part of the capture's summary, which everyone who may read the capture
+        reads; "this domain is not new" would tell them that some capture they may not see holds
+        it. So outside single mode the history is that of the public captures only (a public
+        upload, or no upload row): those every viewer of any capture may read, whoever they are,
+        whatever the capture's visibility becomes later. Its owner's own private captures are
+        left out too: the capture may be shared or made public, and its readers would learn of
+        them. In single mode everyone sees everything: every earlier capture counts."""
         s, seen = self.settings, {r["id"]: rare.domains_of(r["observables"]) for r in results}
         for r in results:
             r["domains"] = sorted(seen[r["id"]])
         try:
             order = self._db.submitted(seen)
+            public_only = s.mode != "single"
+            closed = visibility.hidden(self._db.restricted_uploads(), None) if public_only else frozenset()
             batch = [rare.Judged(cid, (order[cid], cid), regs, rare.History(*self._db.domain_history(
-                cid, regs, seen, s.rare_domain_baseline, s.rare_domain_below))) for cid, regs in seen.items()]
+                cid, regs, seen, s.rare_domain_baseline, s.rare_domain_below, public_only)), cid not in closed)
+                for cid, regs in seen.items()]
         except Exception as exc:
             log.warning("no rare_domain finding for %d captures: %s", len(results), _store_error(exc))
             return
@@ -1104,8 +1117,9 @@ class PacketTotal:
         cid = self.capture(ref)["id"]
         rows = self._db.uploads_in([cid])[cid]
         me = visibility.identity(self.viewer)
+        groups = self.accounts.groups_of(self.viewer.name if self.viewer else None)
         mine = [r for r in rows if me is not None and r["owner"] == me]
-        seen = mine or [r for r in rows if visibility.row_visible(r, me)] or rows
+        seen = mine or [r for r in rows if visibility.row_visible(r, me, groups)] or rows
         row = seen[0] if seen else {"owner": None, "visibility": visibility.PUBLIC, "share_with": []}
         return {"capture_id": cid, "owner": row["owner"], "visibility": row["visibility"],
                 "share_with": row["share_with"] or []}

@@ -18,6 +18,7 @@ from .usage import Meter
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024  # bounded: argon2 hashes what it is given
 KEY_USE_EVERY = dt.timedelta(hours=1)  # a key's use is audited at most once an hour
+PRUNE_EVERY = dt.timedelta(days=1)     # audit rows older than audit_days go this often
 
 
 def _check_name(name: str, what: str) -> None:
@@ -38,6 +39,8 @@ class Accounts:
         self._rate = limits.RateLimiter()
         self._audited: dict[str, dt.datetime] = {}  # key -> when its use was last audited
         self._audited_lock = threading.Lock()
+        self._pruned_at = now()
+        self.prune_audit()  # at start, then at the first write of each day (_audit)
 
     # users
     def add_user(self, name: str, role: str, password: str, actor: str = "cli") -> dict:
@@ -49,7 +52,7 @@ class Accounts:
             row = self._store.add_user(name, role, secrets.hash_password(password))
         except ValueError as exc:
             raise AccountError(str(exc)) from None
-        self._store.record("user_added", actor, name, detail={"role": role})
+        self._audit("user_added", actor, name, detail={"role": role})
         return row
 
     def users(self) -> list[dict]:
@@ -57,7 +60,33 @@ class Accounts:
 
     def disable_user(self, name: str, actor: str = "cli") -> None:
         self._store.disable_user(name)
-        self._store.record("user_disabled", actor, name)
+        self._audit("user_disabled", actor, name)
+
+    # groups: capture shares name them as `group:NAME`
+    def add_group(self, name: str, actor: str = "cli") -> None:
+        _check_name(name, "group")
+        try:
+            self._store.add_group(name)
+        except ValueError as exc:
+            raise AccountError(str(exc)) from None
+        self._audit("group_added", actor, name)
+
+    def groups(self) -> list[dict]:
+        return self._store.list_groups()
+
+    def add_member(self, group: str, user: str, actor: str = "cli") -> bool:
+        added = self._store.add_member(group, user)
+        self._audit("group_member_added", actor, user, detail={"group": group})
+        return added
+
+    def remove_member(self, group: str, user: str, actor: str = "cli") -> bool:
+        """The user loses sight of what the group was shared at once (every view reads membership)."""
+        removed = self._store.remove_member(group, user)
+        self._audit("group_member_removed", actor, user, detail={"group": group})
+        return removed
+
+    def groups_of(self, user: str | None) -> frozenset[str]:
+        return self._store.groups_of(user) if user else frozenset()
 
     # API keys
     def create_key(self, name: str, user: str | None = None, role: str = "analyst",
@@ -71,7 +100,7 @@ class Accounts:
         key_id, key = secrets.new_key()
         self._store.add_key(key_id, name, secrets.digest(key), owner["id"] if owner else None,
                             None if owner else role)
-        self._store.record("key_created", actor, f"key:{key_id}", detail={"name": name, "user": user})
+        self._audit("key_created", actor, f"key:{key_id}", detail={"name": name, "user": user})
         row = self._store.key(key_id)
         assert row is not None
         row.pop("digest")
@@ -82,7 +111,7 @@ class Accounts:
 
     def revoke_key(self, key_id: str, actor: str = "cli") -> None:
         if self._store.revoke_key(key_id):
-            self._store.record("key_revoked", actor, f"key:{key_id}")
+            self._audit("key_revoked", actor, f"key:{key_id}")
 
     def by_key(self, key: str) -> Principal | None:
         """The principal of a live key (its user enabled), else None."""
@@ -123,7 +152,7 @@ class Accounts:
             return
         with self._audited_lock:
             self._audited[who.key_id] = at
-        self._store.record("key_used", f"key:{who.key_id}", who.name, address)
+        self._audit("key_used", f"key:{who.key_id}", who.name, address)
 
     def flush(self) -> None:
         """Write the counts kept in memory (the service's close does)."""
@@ -159,12 +188,12 @@ class Accounts:
         name = name[:64]
         by_account, by_address = self._store.failures_since(since, name, address)
         if max(by_account, by_address) >= s.login_max_failures:
-            self._store.record("login_throttled", None, name, address)
+            self._audit("login_throttled", None, name, address)
             raise TooManyLogins("too many failed logins: try again later")
         found = self._store.password_of(name)
         user, stored = found if found else (None, None)
         if not secrets.check_password(stored, password[:MAX_PASSWORD]) or user is None or user["disabled"]:
-            self._store.record("login_failed", None, name, address)
+            self._audit("login_failed", None, name, address)
             raise AccountError("wrong user name or password")
         assert stored is not None
         if secrets.needs_rehash(stored):
@@ -173,7 +202,7 @@ class Accounts:
         self._store.end_expired_sessions()
         self._store.add_session(secrets.digest(token), user["id"], csrf,
                                 now() + dt.timedelta(hours=s.session_hours))
-        self._store.record("login_ok", name, name, address)
+        self._audit("login_ok", name, name, address)
         return token, Principal("user", role=user["role"], name=name, session=secrets.digest(token), csrf=csrf)
 
     def by_session(self, token: str) -> Principal | None:
@@ -187,12 +216,25 @@ class Accounts:
     def logout(self, who: Principal, address: str | None) -> None:
         if who.session:
             self._store.end_session(who.session)
-            self._store.record("logout", who.name, who.name, address)
+            self._audit("logout", who.name, who.name, address)
 
     def record(self, event: str, actor: str | None, subject: str | None = None, address: str | None = None,
                detail: dict | None = None) -> None:
         """An event of the service's to the audit log (a capture deleted, ...)."""
+        self._audit(event, actor, subject, address, detail)
+
+    def _audit(self, event: str, actor: str | None, subject: str | None = None, address: str | None = None,
+               detail: dict | None = None) -> None:
         self._store.record(event, actor, subject, address, detail)
+        if now() - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now()
+            self.prune_audit()
+
+    def prune_audit(self) -> int:
+        """Forget audit rows older than `audit_days` (0: keep them for ever); how many went."""
+        if not self.settings.audit_days:
+            return 0
+        return self._store.prune_audit(now() - dt.timedelta(days=self.settings.audit_days))
 
     def audit(self, limit: int = 100) -> list[dict]:
         return self._store.audit_log(max(1, min(limit, 10_000)))

@@ -117,6 +117,7 @@ class Judged:
     order: tuple   # its place in ingest order: (submitted_at, id)
     seen: Mapping[str, Seen]
     history: History  # from the store: earlier captures outside the batch
+    public: bool = True  # whether it may count in the others' history (service._judge_domains)
 
 
 def judge_batch(batch: Iterable[Judged], min_baseline: int, rare_below: int) -> dict[str, Finding | None]:
@@ -127,10 +128,11 @@ def judge_batch(batch: Iterable[Judged], min_baseline: int, rare_below: int) -> 
     before: list[Judged] = []
     for j in sorted(batch, key=lambda j: j.order):
         held = dict(j.history.held)
-        for b in before:
+        counted = [b for b in before if b.public]
+        for b in counted:
             for reg in j.seen.keys() & b.seen.keys():
                 held[reg] = held.get(reg, 0) + 1
-        baseline = j.history.baseline + sum(1 for b in before if b.seen)
+        baseline = j.history.baseline + sum(1 for b in counted if b.seen)
         out[j.capture_id] = judge(j.seen, History(baseline, held), min_baseline, rare_below)
         before.append(j)
     return out

@@ -1,4 +1,4 @@
-"""Relational rows of accounts: users, API keys, web sessions and the audit log. Only digests of
+"""Relational rows of accounts: users, groups, API keys, web sessions and the audit log. Only digests of
 keys and session tokens are stored (auth/secrets.py says why a digest is enough)."""
 
 from __future__ import annotations
@@ -68,6 +68,22 @@ upload_days = sa.Table(
     sa.PrimaryKeyConstraint("subject", "day"),
 )
 
+# groups of users: a capture shared with `group:NAME` is shared with its members (auth/visibility.py)
+groups = sa.Table(
+    "groups", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+group_members = sa.Table(
+    "group_members", metadata,
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.PrimaryKeyConstraint("group_id", "user_id"),
+    sa.Index("ix_group_members_user", "user_id"),
+)
 _USER = [users.c.id, users.c.name, users.c.role, users.c.disabled, users.c.created_at]  # never the hash
 
 
@@ -109,6 +125,56 @@ class AccountStore:
                 raise NotFound(f"no user {name!r}")
             uid = sa.select(users.c.id).where(users.c.name == name).scalar_subquery()
             conn.execute(sa.delete(sessions).where(sessions.c.user_id == uid))  # signed out at once
+
+    # groups
+    def add_group(self, name: str) -> None:
+        with self.db._write, self.db.engine.begin() as conn:
+            if conn.execute(sa.select(groups.c.id).where(groups.c.name == name)).first():
+                raise ValueError(f"group {name!r} exists")
+            conn.execute(sa.insert(groups).values(name=name, created_at=now()))
+
+    def list_groups(self) -> list[dict]:
+        """Each group with its members' names (sorted)."""
+        g, m, u = groups.c, group_members.c, users.c
+        rows = self.db._rows(sa.select(g.name, g.created_at).order_by(g.name))
+        pairs = self.db._rows(sa.select(g.name.label("group"), u.name.label("user"))
+                              .select_from(groups.join(group_members, m.group_id == g.id)
+                                           .join(users, m.user_id == u.id)).order_by(u.name))
+        for r in rows:
+            r["members"] = [p["user"] for p in pairs if p["group"] == r["name"]]
+        return rows
+
+    def _ids(self, conn, group: str, user: str) -> tuple[int, int]:
+        gid = conn.execute(sa.select(groups.c.id).where(groups.c.name == group)).scalar()
+        if gid is None:
+            raise NotFound(f"no group {group!r}")
+        uid = conn.execute(sa.select(users.c.id).where(users.c.name == user)).scalar()
+        if uid is None:
+            raise NotFound(f"no user {user!r}")
+        return gid, uid
+
+    def add_member(self, group: str, user: str) -> bool:
+        """Whether the user was not a member yet; NotFound for an unknown group or user."""
+        m = group_members.c
+        with self.db._write, self.db.engine.begin() as conn:
+            gid, uid = self._ids(conn, group, user)
+            if conn.execute(sa.select(m.user_id).where(m.group_id == gid, m.user_id == uid)).first():
+                return False
+            conn.execute(sa.insert(group_members).values(group_id=gid, user_id=uid))
+            return True
+
+    def remove_member(self, group: str, user: str) -> bool:
+        m = group_members.c
+        with self.db._write, self.db.engine.begin() as conn:
+            gid, uid = self._ids(conn, group, user)
+            return bool(conn.execute(sa.delete(group_members).where(m.group_id == gid, m.user_id == uid)).rowcount)
+
+    def groups_of(self, user: str) -> frozenset[str]:
+        g, m, u = groups.c, group_members.c, users.c
+        with self.db.engine.connect() as conn:
+            return frozenset(conn.execute(
+                sa.select(g.name).select_from(groups.join(group_members, m.group_id == g.id)
+                                              .join(users, m.user_id == u.id)).where(u.name == user)).scalars())
 
     # API keys
     def add_key(self, key_id: str, name: str, key_digest: str, user_id: int | None, role: str | None) -> None:
@@ -196,6 +262,10 @@ class AccountStore:
         by_address = self.db._rows(sa.select(sa.func.count()).where(recent, a.address == address))[0] \
             if address else {"count": 0}
         return next(iter(by_account.values())), next(iter(by_address.values()))
+
+    def prune_audit(self, before: dt.datetime) -> int:
+        """Delete the audit rows older than `before`; how many."""
+        return self.db._exec(sa.delete(audit).where(audit.c.at < before)).rowcount
 
     def audit_log(self, limit: int) -> list[dict]:
         return self.db._rows(sa.select(audit).order_by(audit.c.id.desc()).limit(limit))

@@ -166,8 +166,11 @@ labels = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Index("ix_labels_capture", "capture_id"),
     sa.Index("ix_labels_value", "value_lower", "kind"),
-    sa.UniqueConstraint("capture_id", "kind", "value_lower"),
 )
+# one label per capture, kind, value and author (a label another user holds is theirs, their note
+# included); NULL authors (single mode, the CLI) are one author: coalesced, so either dialect
+sa.Index("uq_labels_author", labels.c.capture_id, labels.c.kind, labels.c.value_lower,
+         sa.func.coalesce(labels.c.author, ""), unique=True)
 
 # who uploaded each capture and who may read it (auth/visibility.py): one row per upload, since a
 # file stored once may be uploaded by several users; a capture without any row is public
@@ -510,6 +513,15 @@ class Database:
             return set(conn.execute(sa.select(job_leases.c.capture_id)
                                     .where(job_leases.c.beat_at >= since)).scalars())
 
+    def named_by_any(self, value: str, like: bool) -> set[str]:
+        """Captures whose name, or the name of any of their uploads, is `value` (or matches it as
+        a LIKE pattern); the scoped view keeps those whose names the viewer may see."""
+        cond = (lambda col: sa.func.lower(col).like(value, escape="\\")) if like else \
+            (lambda col: sa.func.lower(col) == value.lower())
+        with self.engine.connect() as conn:
+            return (set(conn.execute(sa.select(captures.c.id).where(cond(captures.c.name))).scalars())
+                    | set(conn.execute(sa.select(uploads.c.capture_id).where(cond(uploads.c.name))).scalars()))
+
     def unfinished(self) -> list[str]:
         """Captures not `done`: none of their events may be seen."""
         with self.engine.connect() as conn:
@@ -661,9 +673,11 @@ class Database:
     def add_label(self, row: dict) -> dict:
         row = {**row, "value_lower": row["value"].lower(), "created_at": now()}
         with self._write, self.engine.begin() as conn:
-            existing = conn.execute(sa.select(labels.c.id).where(
+            author = row.get("author")
+            existing = conn.execute(sa.select(labels.c.id).where(  # the author's own: uq_labels_author
                 labels.c.capture_id == row["capture_id"], labels.c.kind == row["kind"],
-                labels.c.value_lower == row["value_lower"])).scalar()
+                labels.c.value_lower == row["value_lower"],
+                labels.c.author.is_(None) if author is None else labels.c.author == author)).scalar()
             if existing is None:
                 key = conn.execute(sa.insert(labels).values(**row)).inserted_primary_key
                 assert key is not None  # a single-row insert always has its key
@@ -1108,11 +1122,13 @@ class Database:
             conn.execute(sa.insert(capture_domains), part)
 
     def domain_history(self, capture_id: str, domains: Iterable[str], exclude: Iterable[str],
-                       enough: int, rare_below: int) -> tuple[int, dict[str, int]]:
+                       enough: int, rare_below: int, public_only: bool = False) -> tuple[int, dict[str, int]]:
         """Of the captures submitted before this one (by submitted_at, then id), `exclude` left
-        out: how many hold a registered domain, counted up to `enough`, and how many hold each of
+        out (and with `public_only`, those no public upload opens: see service._judge_domains):
+        how many hold a registered domain, counted up to `enough`, and how many hold each of
         `domains`, counted up to `rare_below` (absent: none). Bounded so, the cost is that of
         `enough` + `rare_below` index steps a domain, however many captures the instance holds."""
+        earlier = _EARLIER + (_PUBLIC if public_only else "")
         with self.engine.connect() as conn:
             at = conn.execute(sa.select(captures.c.submitted_at).where(captures.c.id == capture_id)).scalar()
             if at is None:
@@ -1122,7 +1138,7 @@ class Database:
             params: dict[str, object] = {"at": at, "me": capture_id, "ex": list(dict.fromkeys(exclude)) or [""],
                                          "enough": enough, "below": rare_below}
             baseline = conn.execute(sa.text(
-                f"SELECT count(*) FROM (SELECT 1 FROM captures c WHERE {_EARLIER} AND EXISTS "
+                f"SELECT count(*) FROM (SELECT 1 FROM captures c WHERE {earlier} AND EXISTS "
                 "(SELECT 1 FROM capture_domains d WHERE d.capture_id = c.id) LIMIT :enough) AS b").bindparams(*binds),
                 params).scalar_one()
             held: dict[str, int] = {}
@@ -1132,7 +1148,7 @@ class Database:
             for chunk in chunks(present, 200):  # SQLite: at most 500 terms a compound select
                 q = " UNION ALL ".join(
                     f"SELECT :v{j}, (SELECT count(*) FROM (SELECT 1 FROM capture_domains d JOIN captures c ON "
-                    f"c.id = d.capture_id WHERE d.domain = :v{j} AND {_EARLIER} LIMIT :below) AS h{j})"
+                    f"c.id = d.capture_id WHERE d.domain = :v{j} AND {earlier} LIMIT :below) AS h{j})"
                     for j in range(len(chunk)))
                 rows = conn.execute(sa.text(q).bindparams(*binds), params | {f"v{j}": v for j, v in enumerate(chunk)})
                 held.update((domain, n) for domain, n in rows if n)
@@ -1226,6 +1242,9 @@ class Database:
 
 # a capture submitted before :me (at :at), ties by id, outside :ex: "earlier" for the rare_domain finding
 _EARLIER = "(c.submitted_at < :at OR (c.submitted_at = :at AND c.id < :me)) AND c.id NOT IN :ex"
+# a capture every viewer may read: a public upload, or none at all (analysed before accounts, or by the CLI)
+_PUBLIC = (" AND (EXISTS (SELECT 1 FROM uploads u WHERE u.capture_id = c.id AND u.visibility = 'public')"
+           " OR NOT EXISTS (SELECT 1 FROM uploads u WHERE u.capture_id = c.id))")
 
 
 def _hunt_intel(where: sa.ColumnElement[bool]) -> sa.Insert:

@@ -29,6 +29,8 @@ def conditions(f: CaptureFilter) -> list[sa.ColumnElement[bool]]:
         out.append(c.status == f.status)
     if f.hidden:
         out.append(c.id.not_in(sorted(f.hidden)))
+    if f.only is not None:
+        out.append(c.id.in_(sorted(f.only)))
     if f.has_alerts is not None:  # probed per capture: the newest-first scan stops at the page's end
         s = capture_stats.c
         alerted = sa.exists().where(s.capture_id == c.id, s.alerts > 0)

@@ -14,6 +14,7 @@ from ..errors import NotFound
 from ..listing import CaptureFilter
 from ..query.nodes import And, Captures, MatchAll, Node, Not
 from .db import Database, like_regex
+from .listing import contains
 from .events.base import CaptureHits, EventStore, Page, TopValues
 
 # reads of one capture's rows, by its id as the first argument: a hidden one is not found
@@ -24,8 +25,9 @@ BY_CAPTURE = ("intel_feeds_of", "uploads_in")
 
 
 class ScopedDatabase:
-    def __init__(self, db: Database, hidden: frozenset[str], me: str | None):
-        self._db, self.hidden, self.me = db, hidden, me
+    def __init__(self, db: Database, hidden: frozenset[str], me: str | None,
+                 groups: frozenset[str] = visibility.NO_GROUPS):
+        self._db, self.hidden, self.me, self.groups = db, hidden, me, groups
 
     def __getattr__(self, name: str):
         found = getattr(self._db, name)
@@ -49,7 +51,7 @@ class ScopedDatabase:
         ups = self._db.uploads_in({r[key] for r in rows})
         out = []
         for r in rows:
-            shown = visibility.shown_upload(ups.get(r[key], []), self.me)
+            shown = visibility.shown_upload(ups.get(r[key], []), self.me, self.groups)
             if shown is not None:
                 r = {**r, **({"name": shown["name"] or "capture"} if "name" in r else {}),
                      **({"submitted_at": shown["submitted_at"]} if "submitted_at" in r else {})}
@@ -75,8 +77,22 @@ class ScopedDatabase:
     def submitted(self, ids: Iterable[str]):
         return {cid: r["submitted_at"] for cid, r in self.captures_in(ids).items()}
 
+    def named(self, value: str, like: bool) -> set[str]:
+        """Visible captures one of whose uploads the viewer may see is named so (a hidden upload's
+        name reveals nothing); a capture with no upload row by its own name."""
+        wanted = like_regex(value.lower()) if like else None
+        found = self._db.named_by_any(value, like) - self.hidden
+        ups, own = self._db.uploads_in(found), self._db.captures_in(found)
+        return {cid for cid in found
+                if any((wanted.fullmatch(n.lower()) if wanted else n.lower() == value.lower())
+                       for n in (visibility.seen_names(ups[cid], self.me, self.groups) if ups.get(cid)
+                                 else [own[cid]["name"]] if cid in own else []))}
+
     def find_captures(self, f: CaptureFilter, limit: int = 50, offset: int = 0) -> tuple[int, list[dict]]:
         hidden = f.hidden | self.hidden
+        if f.text:  # by the names the viewer may see, not the first upload's
+            named = frozenset(self.named(contains(f.text), True))
+            f = dataclasses.replace(f, text=None, only=named if f.only is None else named & f.only)
         if f.label:  # a capture labelled so only by an author whose upload the viewer may not see
             kinds = [f.label_kind] if f.label_kind else None
             hidden |= self._db.labelled(kinds, f.label, False) - self.labelled(kinds, f.label, False)
@@ -146,7 +162,8 @@ class ScopedDatabase:
     def labels_of(self, capture_ids: Iterable[str]) -> dict[str, list[dict]]:
         found = {k: v for k, v in self._db.labels_of(capture_ids).items() if k not in self.hidden}
         ups = self._db.uploads_in(k for k, v in found.items() if v)
-        return {k: [lb for lb in v if visibility.label_visible(lb, ups.get(k, []), self.me)] for k, v in found.items()}
+        return {k: [lb for lb in v if visibility.label_visible(lb, ups.get(k, []), self.me, self.groups)]
+                for k, v in found.items()}
 
 
 class ScopedEvents:

@@ -100,12 +100,15 @@ def instance_of(request: Request):
 
 async def check_csrf(request: Request, who: Principal) -> None:
     """The session's token, from the x-csrf-token header (the page's script) or the form's hidden
-    field; an upload's body streams to disk unread here, so its form carries the token in its URL."""
+    field. An upload's body streams to disk unread here: its form's token is a part before the
+    file, checked by web/uploads.receive before the file is written (never in the URL, which
+    lands in access logs)."""
     sent: object = request.headers.get(CSRF_HEADER)
     if sent is None:
-        if (request.method, request.url.path) in UPLOADS:
-            sent = request.query_params.get(CSRF_FIELD)
-        elif request.headers.get("content-type", "").startswith(FORMS):
+        if (request.method, request.url.path) in UPLOADS and who.csrf:
+            request.state.csrf_pending = who.csrf
+            return
+        if request.headers.get("content-type", "").startswith(FORMS):
             sent = (await request.form()).get(CSRF_FIELD)  # kept by the request: the route reads it again
     if not isinstance(sent, str) or not who.csrf or not secrets.same(sent, who.csrf):
         raise Denied(403, "the form's CSRF token is missing or wrong: reload the page and try again")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from ..auth import secrets
 from ..errors import RefusedCapture, StorageFull, disk_full
 from ..ingest.validate import human_size
 
@@ -19,7 +20,10 @@ if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 FIELD = "file"
+CSRF_FIELD = "csrf_token"  # a signed-in form's token: a part before `file` (web/access.check_csrf)
+MAX_TOKEN = 256
 SLACK = 64 * 1024  # multipart framing allowed on top of the file itself
+CSRF_REFUSED = "the form's CSRF token is missing or wrong: reload the page and try again"
 
 
 @dataclass
@@ -30,8 +34,10 @@ class Received:
 
 
 class _Receiver:
-    def __init__(self, dest: Path, limit: int):
-        self.dest, self.limit = dest, limit
+    def __init__(self, dest: Path, limit: int, csrf: str | None = None):
+        self.dest, self.limit, self.csrf = dest, limit, csrf  # csrf: the token the body must carry
+        self.token: bytearray | None = None  # the csrf_token part's, while it is read
+        self.sent_token = b""
         self.out: BinaryIO | None = None
         self.size = 0
         self.filename = ""
@@ -59,11 +65,20 @@ class _Receiver:
 
     def _headers_done(self) -> None:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if params.get(b"name") == CSRF_FIELD.encode() and self.out is None and not self.done:
+            self.token = bytearray()
         if params.get(b"name") == FIELD.encode() and self.out is None and not self.done:
+            if self.csrf is not None and not secrets.same(self.sent_token.decode("utf-8", "replace"), self.csrf):
+                raise RefusedCapture(CSRF_REFUSED, status=403)  # before a byte of the file is written
             self.filename = params.get(b"filename", b"").decode("utf-8", "replace")
             self.out = open(self.dest, "wb")
 
     def _data(self, data: bytes, start: int, end: int) -> None:
+        if self.token is not None:
+            self.token += data[start:end]
+            if len(self.token) > MAX_TOKEN:
+                raise RefusedCapture(CSRF_REFUSED, status=403)
+            return
         if self.out is None:
             return
         self.size += end - start
@@ -72,6 +87,8 @@ class _Receiver:
         self.out.write(data[start:end])
 
     def _end(self) -> None:
+        if self.token is not None:
+            self.sent_token, self.token = bytes(self.token), None
         if self.out is not None:
             self.out.close()
             self.out = None
@@ -79,8 +96,10 @@ class _Receiver:
 
 
 async def receive(request: Request, work_dir: Path, limit: int) -> Received:
-    """Stream the `file` part of a multipart upload to disk. Raises RefusedCapture (400/413;
-    507, StorageFull, when the disk is full)."""
+    """Stream the `file` part of a multipart upload to disk. A signed-in form posted without the
+    CSRF header carries its token in a `csrf_token` part before the file (access.check_csrf
+    leaves it to this: `request.state.csrf_pending`). Raises RefusedCapture (400/403/413; 507,
+    StorageFull, when the disk is full)."""
     ctype, params = parse_options_header(request.headers.get("content-type"))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
         raise RefusedCapture("send the capture as multipart/form-data in a part named 'file'", status=415)
@@ -90,7 +109,7 @@ async def receive(request: Request, work_dir: Path, limit: int) -> Received:
                              f"{human_size(limit)}", status=413)
     work_dir.mkdir(parents=True, exist_ok=True)
     dest = work_dir / f"upload-{uuid.uuid4().hex}"
-    receiver = _Receiver(dest, limit)
+    receiver = _Receiver(dest, limit, getattr(request.state, "csrf_pending", None))
     try:
         parser = MultipartParser(params[b"boundary"], receiver.callbacks())
         async for chunk in request.stream():
