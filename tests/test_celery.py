@@ -14,7 +14,7 @@ from packettotal.instance import open_jobs
 from packettotal.jobs.celery import DEAD_AFTER_BEATS, HEARTBEAT_SECONDS, CeleryJobs, queue_name
 from packettotal.service import PacketTotal
 
-from .conftest import PCAPS, ROOT, settings
+from .conftest import PCAPS, ROOT, home_env, settings
 
 BATCH = ["sv-smb2-async-read.pcap", "sv-rfb-vnc.pcap", "cs-http_espn.pcapng", "sv-smtp-rfc2231.pcap",
          "sv-http-pipeline-files-gap.pcap", "sv-tls-ipv6-communityid.pcap", "dpkt-http.pcap"]
@@ -26,7 +26,7 @@ def broker(broker_url: str) -> str:
 
 
 def _worker(home: Path, broker: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PACKETTOTAL_BROKER_URL": broker, "PACKETTOTAL_ENGINES": "1",
+    env = {**os.environ, **home_env(home), "PACKETTOTAL_BROKER_URL": broker, "PACKETTOTAL_ENGINES": "1",
            "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen([sys.executable, "-m", "packettotal", "--home", str(home), "worker", "--concurrency", "1"],
                             env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -202,7 +202,8 @@ def test_redis_restart_mid_batch(tmp_path, broker, clean_run):
 
 def _serve(home: Path, broker: str, port: int, log: Path) -> subprocess.Popen:
     import httpx
-    env = {**os.environ, "PACKETTOTAL_BROKER_URL": broker, "PACKETTOTAL_ENGINES": "1",
+    env = {**os.environ, **home_env(home), "PACKETTOTAL_BROKER_URL": broker,
+           "PACKETTOTAL_ENGINES": "0",  # a web-only node: no Suricata daemon here, the workers analyse
            "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen([sys.executable, "-m", "packettotal", "--home", str(home), "serve", "--no-demo",
                              "--port", str(port)], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
@@ -218,7 +219,7 @@ def _serve(home: Path, broker: str, port: int, log: Path) -> subprocess.Popen:
 
 
 def test_web_node_restart_mid_batch(tmp_path, broker, clean_run):
-    """Captures uploaded to a web node (serve) with two workers; the web node is SIGKILLed
+    """Captures uploaded to a web node (serve, engines = 0) with two workers; the web node is SIGKILLed
     mid-batch and started again: every capture done once, with the clean run's counts, as the
     new web node shows them."""
     import httpx

@@ -37,7 +37,8 @@ def refused(env: dict[str, str]) -> str:
 
 def test_the_reported_bad_values_are_refused_naming_the_setting():
     assert refused({"PACKETTOTAL_ENGINES": "0"}) == (
-        "setting engines (from environment PACKETTOTAL_ENGINES): must be at least 1, not 0")
+        "setting engines (from environment PACKETTOTAL_ENGINES): must be at least 1 (0 only on a web node with "
+        "broker_url set), not 0")
     assert refused({"PACKETTOTAL_ENGINE_TIMEOUT": "-5"}) == (
         "setting engine_timeout (from environment PACKETTOTAL_ENGINE_TIMEOUT): must be a number above 0, not -5.0")
     assert refused({"PACKETTOTAL_HOME": ""}) == (
@@ -133,7 +134,8 @@ def test_sources_are_recorded_for_default_file_environment_and_override(tmp_path
 
 
 def test_overrides_and_direct_construction_are_checked():
-    with pytest.raises(ConfigError, match=r"^setting engines \(from override\): must be at least 1, not 0$"):
+    web_only = r"\(0 only on a web node with broker_url set\)"
+    with pytest.raises(ConfigError, match=rf"^setting engines \(from override\): must be at least 1 {web_only}, not 0"):
         config.load(env={}, engines=0)
     with pytest.raises(ConfigError, match="'engnes' is not a setting"):
         config.load(env={}, engnes=1)
@@ -192,7 +194,8 @@ def test_a_bad_setting_is_one_line_and_exit_2(capsys, monkeypatch):
     assert cli.run(["config"]) == 2
     out = capsys.readouterr()
     assert out.out == "" and out.err == (
-        "packettotal: setting engines (from environment PACKETTOTAL_ENGINES): must be at least 1, not 0\n")
+        "packettotal: setting engines (from environment PACKETTOTAL_ENGINES): must be at least 1 (0 only on a web "
+        "node with broker_url set), not 0\n")
     monkeypatch.setenv("PACKETTOTAL_ENGINES", "1")
     assert cli.run(["--home", "", "fields"]) == 2
     assert capsys.readouterr().err == (
@@ -245,3 +248,12 @@ def test_blob_root_holds_the_stored_captures_instead_of_the_home(tmp_path):
         assert not (tmp_path / "home" / "blobs" / "captures").exists()
     finally:
         pt.close()
+
+
+def test_engines_0_is_a_web_only_node_with_a_broker_and_a_worker_refuses_it(capsys, monkeypatch):
+    assert config.load(env={}, engines=0, broker_url="redis://127.0.0.1:6379/0").engines == 0
+    monkeypatch.setenv("PACKETTOTAL_ENGINES", "0")
+    monkeypatch.setenv("PACKETTOTAL_BROKER_URL", "redis://127.0.0.1:6379/0")
+    assert cli.run(["worker"]) == 2
+    assert capsys.readouterr().err == (
+        "packettotal: packettotal worker runs Suricata: engines must be at least 1 here (0 is for web nodes)\n")

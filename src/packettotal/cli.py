@@ -626,6 +626,8 @@ def worker(ctx: click.Context, concurrency: int | None) -> None:
     settings = ctx.obj["settings"]
     if not settings.broker_url:
         raise ConfigError("packettotal worker needs the setting broker_url (PACKETTOTAL_BROKER_URL=redis://...)")
+    if settings.engines < 1:
+        raise ConfigError("packettotal worker runs Suricata: engines must be at least 1 here (0 is for web nodes)")
     from .jobs.celery import Worker
     Worker(settings, concurrency).run()
 

@@ -89,6 +89,10 @@ def _default_geo_dir() -> Path:  # where scripts/setup-geo.sh installs (make set
     return Path(sys.prefix) / "share" / "packettotal" / "geo"
 
 
+def _where(source: str | None) -> str:
+    return "" if source is None else " (default)" if source == "default" else f" (from {source})"
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=_default_home,
@@ -112,7 +116,8 @@ class Settings:
         "help": "Longest string kept from any EVE field (bytes); longer ones are cut and marked",
         "check": at_least(64)})  # a sha256 in hex is never cut
     engines: int = field(default=max(1, min(2, os.cpu_count() or 1)), metadata={
-        "help": "Long-lived Suricata daemons (one per core is best)", "check": at_least(1)})
+        "help": "Long-lived Suricata daemons (one per core is best); 0: none, a web-only node (only with "
+                "broker_url set: its workers analyse)", "check": at_least(0)})
     engine_timeout: float = field(default=900.0, metadata={
         "help": "Seconds one capture may take in Suricata before the daemon is killed", "check": positive})
     engine_log_bytes: int = field(default=1 << 20, metadata={
@@ -243,16 +248,18 @@ class Settings:
     # where each value came from: "default", "file <path>", "environment PACKETTOTAL_<NAME>", ...
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # every problem at once, each naming where its value came from
         problems = []
         for f in SETTINGS:
             value = getattr(self, f.name)
             problem = _type_problem(value, *_KINDS[f.name]) or (
                 None if value is None or "check" not in f.metadata else f.metadata["check"](value))
             if problem:
-                source = self.sources.get(f.name)
-                where = "" if source is None else " (default)" if source == "default" else f" (from {source})"
+                where = _where(self.sources.get(f.name))
                 problems.append(f"setting {f.name}{where}: {problem}")
+        if self.engines == 0 and not self.broker_url:  # a web-only node: Celery workers analyse
+            problems.append(f"setting engines{_where(self.sources.get('engines'))}: must be at least 1 "
+                            "(0 only on a web node with broker_url set), not 0")
         if problems:
             raise ConfigError("; ".join(problems))
 
