@@ -49,6 +49,9 @@ SPOOL_ABANDONED = 3600.0  # seconds after which a spool entry still being writte
 YARA_BATCH = 100  # scans of carved files recorded in one transaction
 
 
+LEASE_SECONDS = 20.0  # a job lease beaten within this is a live worker's (jobs/celery.py: 4 beats of 5 s)
+
+
 @dataclass
 class Submission:
     capture: dict
@@ -120,8 +123,11 @@ class PacketTotal:
 
     def _clean_index(self) -> None:
         """Delete what the index holds of captures a previous process never finished (killed, or
-        its disk full); hidden until then, and left hidden when another process holds the writer."""
-        left = self._events.documents(self._db.unfinished())
+        its disk full); hidden until then, and left hidden when another process holds the writer.
+        A capture a live Celery worker holds (its lease beaten within LEASE_SECONDS) is its own."""
+        unfinished = self._db.unfinished()
+        owned = self._db.live_leases(LEASE_SECONDS) if unfinished else set()
+        left = self._events.documents([cid for cid in unfinished if cid not in owned])
         if not left:
             return
         self._events.hide(left)

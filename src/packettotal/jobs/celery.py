@@ -22,14 +22,14 @@ from celery import Celery
 
 from ..config import Settings
 from ..errors import IndexBusy
-from ..service import PacketTotal
+from ..service import LEASE_SECONDS, PacketTotal
 from .local import LocalJobs
 
 log = logging.getLogger("packettotal")
 
 TASK = "packettotal.analyse"
 HEARTBEAT_SECONDS = 5.0
-DEAD_AFTER_BEATS = 4  # a lease not renewed for this many heartbeats belongs to a dead worker
+DEAD_AFTER_BEATS = round(LEASE_SECONDS / HEARTBEAT_SECONDS)  # a lease not renewed for this many beats: a dead worker
 SPOOL_POLL_SECONDS = 1.0
 FINAL = ("done", "failed")
 
