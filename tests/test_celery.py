@@ -253,3 +253,21 @@ def test_web_node_restart_mid_batch(tmp_path, broker, clean_run):
         _stop(web)
         for w in workers:
             _stop(w)
+
+
+def test_a_lease_is_one_workers_until_it_goes_stale(tmp_path):
+    """Two workers handed the same capture at once: one statement decides, one runs it; a lease
+    not beaten for LEASE_SECONDS (a dead worker's) is taken over."""
+    import datetime as dt
+
+    from packettotal.service import LEASE_SECONDS
+    from packettotal.store.db import job_leases
+    pt = PacketTotal(settings(tmp_path / "home"))
+    try:
+        cid = pt.submit(PCAPS / BATCH[0]).capture["id"]
+        assert pt.take_lease(cid, "a") and not pt.take_lease(cid, "b") and pt.leases() == {cid: "a"}
+        stale = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=LEASE_SECONDS + 1)
+        pt._db._exec(job_leases.update().values(beat_at=stale))
+        assert pt.take_lease(cid, "b") and pt.leases() == {cid: "b"}
+    finally:
+        pt.close()

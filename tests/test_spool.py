@@ -142,3 +142,18 @@ def test_a_damaged_entry_fails_its_capture_with_the_reason(tmp_path):
         assert pt._events.count_by_type(cid) == {} and _entries(pt) == []
     finally:
         pt.close()
+
+
+def test_an_entry_begun_while_the_sweep_runs_is_not_taken_for_an_orphan(tmp_path):
+    """The sweep asks which captures still exist of the entries it listed, and acts on that same
+    listing: a worker beginning an entry meanwhile keeps it."""
+    from packettotal.store.events.spool import Spool
+    spool = Spool(tmp_path / "spool")
+    first = spool.begin("a" * 64)
+    late: list = []
+
+    def known(captures: set[str]) -> set[str]:  # as the database answers, while another worker begins
+        late.append(spool.begin("b" * 64))
+        return set()  # neither is a capture yet (the first: deleted meanwhile)
+    assert spool.sweep(3600, known) == 1
+    assert not first.path.exists() and late[0].path.exists()

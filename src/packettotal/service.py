@@ -321,9 +321,10 @@ class PacketTotal:
         if not defer_commit:
             self.flush()
 
-    def take_lease(self, capture_id: str, worker: str) -> None:
-        """Record that `worker` (a Celery worker) is analysing this capture now."""
-        self._db.take_lease(capture_id, worker)
+    def take_lease(self, capture_id: str, worker: str) -> bool:
+        """Record that `worker` (a Celery worker) is analysing this capture now; False: a live
+        worker holds it already."""
+        return self._db.take_lease(capture_id, worker, LEASE_SECONDS)
 
     def beat_leases(self, worker: str) -> None:
         self._db.beat_leases(worker)
@@ -390,11 +391,12 @@ class PacketTotal:
         return flushed + list(failures)
 
     def sweep_spool(self, older_than: float = SPOOL_ABANDONED) -> int:
-        """Remove spool entries left half-written (their process died) and those of deleted
-        captures, then fail the captures `indexing` whose entry is gone; how many entries were
-        removed. The captures are read before the entries: an entry is published before its
-        capture is marked `indexing`, and removed only once it is `done`."""
-        removed = self._spool.sweep(older_than, self._db.captures_in(self._spool.captures()))
+        """Remove spool entries left half-written (their process died: older than `older_than` and
+        than any analysis may take) and those of deleted captures (asked of the entries of one
+        listing, so one begun meanwhile is kept), then fail the captures `indexing` whose entry is
+        gone: those are read before the entries, since an entry is published before its capture
+        is marked `indexing` and removed only once it is `done`. How many entries were removed."""
+        removed = self._spool.sweep(max(older_than, 2 * self.settings.engine_timeout + 600), self._db.captures_in)
         waiting = self._db.indexing()
         present = self._spool.captures()
         for cid in waiting:

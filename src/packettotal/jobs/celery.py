@@ -146,11 +146,10 @@ class Worker:
             row = None
         if row is None:  # deleted since it was queued
             return "gone"
-        if row["status"] == "done":  # a redelivery of a finished job
-            return "done"
-        if row["status"] == "running" and capture_id in self.service.leased(HEARTBEAT_SECONDS * DEAD_AFTER_BEATS):
+        if row["status"] in ("done", "indexing"):  # a redelivery of a finished job (or one spooled)
+            return row["status"]
+        if not self.service.take_lease(capture_id, self.id):
             return "held"  # a live worker runs it (a capture queued twice)
-        self.service.take_lease(capture_id, self.id)
         try:
             if self.writer:
                 return self.service.analyse(capture_id)["status"]

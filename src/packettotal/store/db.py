@@ -490,10 +490,16 @@ class Database:
             return set(conn.execute(sa.select(captures.c.id).where(cond)).scalars())
 
     # job leases (Celery workers)
-    def take_lease(self, capture_id: str, worker: str) -> None:
+    def take_lease(self, capture_id: str, worker: str, live_seconds: float) -> bool:
+        """The capture's lease for `worker`, unless another's was beaten within `live_seconds`
+        (one statement decides: two workers handed the same capture at once, one runs it)."""
+        dead = now() - dt.timedelta(seconds=live_seconds)
         with self._write, self.engine.begin() as conn:
-            conn.execute(sa.delete(job_leases).where(job_leases.c.capture_id == capture_id))
-            conn.execute(sa.insert(job_leases).values(capture_id=capture_id, worker=worker, beat_at=now()))
+            conn.execute(sa.delete(job_leases).where((job_leases.c.capture_id == capture_id)
+                                                     & (job_leases.c.beat_at < dead)))
+            taken = conn.execute(self.insert(job_leases).values(capture_id=capture_id, worker=worker, beat_at=now())
+                                 .on_conflict_do_nothing(index_elements=["capture_id"]))
+            return taken.rowcount == 1
 
     def beat_leases(self, worker: str) -> None:
         self._exec(sa.update(job_leases).where(job_leases.c.worker == worker).values(beat_at=now()))

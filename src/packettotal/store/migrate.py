@@ -61,7 +61,7 @@ def open_target(url: str) -> Database:
     try:
         u = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        raise MigrationError(f"--to-database: not a database URL: {url[:80]!r}") from None
+        raise MigrationError(f"--to-database: not a database URL: {hidden(url)[:80]!r}") from None
     if u.get_backend_name() == "sqlite" and u.database:
         Path(u.database).parent.mkdir(parents=True, exist_ok=True)
     try:

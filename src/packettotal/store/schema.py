@@ -79,7 +79,7 @@ def locked(engine: sa.Engine) -> Iterator[sa.Connection]:
 def prepare(engine: sa.Engine, upgrade: bool = False) -> None:
     """An empty database: every table, stamped at the head. One from before Alembic: the old
     upkeep (tables and indexes added since, counts backfilled), stamped at the baseline, then
-    upgraded. One behind the head: SQLite upgrades itself; PostgreSQL refuses (`db upgrade`)
+    upgraded (nobody chose its revision). One behind the head: SQLite upgrades itself; PostgreSQL refuses (`db upgrade`)
     unless `upgrade`."""
     with locked(engine) as conn:
         revision = current(conn)
@@ -88,9 +88,10 @@ def prepare(engine: sa.Engine, upgrade: bool = False) -> None:
                 metadata.create_all(conn)
                 _command("stamp", conn, "head")
                 return
-            _old_upkeep(conn)
+            _old_upkeep(conn)  # from before the migrations: brought to the head at once, either dialect
             _command("stamp", conn, BASELINE)
-            revision = BASELINE
+            _command("upgrade", conn, "head")
+            return
         if revision == head():
             return
         if engine.dialect.name != "sqlite" and not upgrade:

@@ -15,7 +15,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,11 +143,13 @@ class Spool:
         """The captures with an entry, finished or being written."""
         return {m["capture"] for _, m, _ in self._listing()}
 
-    def sweep(self, older_than: float, known: Iterable[str]) -> int:
+    def sweep(self, older_than: float, known: Callable[[set[str]], Iterable[str]]) -> int:
         """Remove `.part` folders left for `older_than` seconds (their writer died) and the entries
-        of captures not `known` (deleted meanwhile); how many were removed."""
-        keep, cutoff, removed = set(known), time.time() - older_than, 0
-        for path, m, mtime in self._listing():
+        of captures not `known` (deleted meanwhile: `known` is asked of the captures of the same
+        listing, so an entry begun since is never taken for an orphan); how many were removed."""
+        listing = list(self._listing())
+        keep, cutoff, removed = set(known({m["capture"] for _, m, _ in listing})), time.time() - older_than, 0
+        for path, m, mtime in listing:
             if (m["part"] and mtime < cutoff) or m["capture"] not in keep:
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
