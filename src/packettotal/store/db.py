@@ -498,8 +498,8 @@ class Database:
             conn.execute(sa.delete(job_leases).where((job_leases.c.capture_id == capture_id)
                                                      & (job_leases.c.beat_at < dead)))
             taken = conn.execute(self.insert(job_leases).values(capture_id=capture_id, worker=worker, beat_at=now())
-                                 .on_conflict_do_nothing(index_elements=["capture_id"]))
-            return taken.rowcount == 1
+                                 .on_conflict_do_nothing(index_elements=["capture_id"]).returning(job_leases.c.worker))
+            return taken.first() is not None  # (rowcount is not the rows inserted on every driver)
 
     def beat_leases(self, worker: str) -> None:
         self._exec(sa.update(job_leases).where(job_leases.c.worker == worker).values(beat_at=now()))
