@@ -281,6 +281,12 @@ class Settings:
         return self.database_url or f"sqlite:///{self.db_path}"
 
     @property
+    def longest_analysis(self) -> float:
+        """Seconds past which an analysis is surely over (a daemon is killed at engine_timeout and
+        a capture tried twice at most): the broker redelivers, the spool sweeps, only after it."""
+        return self.engine_timeout * 2 + 600
+
+    @property
     def spool_dir(self) -> Path:
         """Where analyses wait for the process holding the event index (store/events/spool.py)."""
         return self.home / "spool"

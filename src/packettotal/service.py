@@ -339,6 +339,7 @@ class PacketTotal:
     def leased(self, seconds: float) -> set[str]:
         """Captures a live worker holds (it beat within `seconds`): not to be queued again."""
         return self._db.live_leases(seconds)
+
     def _index_events(self, capture_id: str, records: Iterator[dict]) -> int:
         """The direct path: the capture's events into the index, hidden until it is `done`."""
         self._events.hide([capture_id])  # until it is recorded done, whatever commits meanwhile
@@ -396,7 +397,7 @@ class PacketTotal:
         listing, so one begun meanwhile is kept), then fail the captures `indexing` whose entry is
         gone: those are read before the entries, since an entry is published before its capture
         is marked `indexing` and removed only once it is `done`. How many entries were removed."""
-        removed = self._spool.sweep(max(older_than, 2 * self.settings.engine_timeout + 600), self._db.captures_in)
+        removed = self._spool.sweep(max(older_than, self.settings.longest_analysis), self._db.captures_in)
         waiting = self._db.indexing()
         present = self._spool.captures()
         for cid in waiting:

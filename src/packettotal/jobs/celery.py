@@ -42,12 +42,6 @@ def queue_name(settings: Settings) -> str:
     return "packettotal-" + hashlib.sha256(instance.encode()).hexdigest()[:16]
 
 
-def visibility_timeout(settings: Settings) -> float:
-    """Redis redelivers an unacknowledged task after this: well past the longest analysis, or a
-    large capture would be started a second time while the first run still goes on."""
-    return settings.engine_timeout * 2 + 600
-
-
 def make_app(settings: Settings) -> Celery:
     """A Celery app for this instance (no module-global state: each caller makes its own)."""
     if not settings.broker_url:
@@ -56,7 +50,9 @@ def make_app(settings: Settings) -> Celery:
     app.conf.update(
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_ignore_result=True, task_default_queue=queue_name(settings),
-        broker_transport_options={"visibility_timeout": visibility_timeout(settings)},
+        # Redis redelivers an unacknowledged task only past the longest analysis: a large capture is never
+        # started a second time while its first run still goes on
+        broker_transport_options={"visibility_timeout": settings.longest_analysis},
         broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
         worker_send_task_events=False, task_send_sent_event=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
@@ -102,7 +98,7 @@ class CeleryJobs(LocalJobs):
     def recover(self) -> list[str]:  # type: ignore[override]
         """Queue again what is unfinished and no live worker holds (a dead worker's task also
         comes back from Redis after the visibility timeout: the second run does nothing)."""
-        held = self.service.leased(HEARTBEAT_SECONDS * DEAD_AFTER_BEATS)
+        held = self.service.leased(LEASE_SECONDS)
         pending = [c["id"] for status in ("running", "queued")
                    for c in self.service.list_captures(status=status, limit=100_000) if c["id"] not in held]
         for cid in pending:

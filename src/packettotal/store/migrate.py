@@ -49,8 +49,6 @@ def engine_url(url: str) -> str:
     u = sa.engine.make_url(url)
     if u.get_backend_name() not in ("sqlite", "postgresql"):
         raise MigrationError(f"--to-database: a sqlite:///PATH or postgresql://... URL, not {u.drivername!r}")
-    if u.drivername in ("postgresql", "postgres"):
-        u = u.set(drivername="postgresql+psycopg")
     if u.get_backend_name() == "postgresql" and "connect_timeout" not in u.query:
         u = u.update_query_dict({"connect_timeout": str(CONNECT_SECONDS)})
     return u.render_as_string(hide_password=False)
